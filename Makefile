@@ -1,0 +1,39 @@
+# The project's vocabulary. `make up` and `make test` are all a fresh machine needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= .lectern
+
+.PHONY: venv up test test-fast lint openapi eval browser-deps clean
+
+venv:
+	@bash scripts/bootstrap.sh $(VENV)
+
+up: venv
+	$(VENV)/bin/lectern up --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser test..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium (need root and Debian's package index)"; exit 1; }; }
+
+test: venv browser-deps
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not model and not browser"
+
+lint: venv
+	$(VENV)/bin/ruff check lambdas tests scripts
+	$(VENV)/bin/mypy lambdas/lectern
+
+openapi: venv
+	$(PY) scripts/openapi.py --write docs/openapi.json
+
+eval: venv
+	$(VENV)/bin/lectern eval retrieval --dataset ../shared/data/scifact --out docs/results/scifact-retrieval.json --data-dir .lectern-eval
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,165 @@
+"""Request and response models of the REST API (the contract the local server and API Gateway share)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lectern.domain.models import Answer, Citation, Document, ScoredChunk, SearchFilters
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Filters(_In):
+    document_ids: list[str] = Field(default_factory=list, max_length=100)
+    filenames: list[str] = Field(default_factory=list, max_length=100)
+
+    def to_domain(self) -> SearchFilters:
+        return SearchFilters(tuple(self.document_ids), tuple(self.filenames))
+
+
+class CreateDocumentRequest(_In):
+    filename: str = Field(min_length=1, max_length=1024)
+    content_type: str = Field(default="", max_length=255)
+    size_bytes: int = Field(ge=1, description="Exact size of the file to upload, in bytes.")
+
+
+class UploadOut(BaseModel):
+    url: str
+    fields: dict[str, str]
+
+
+class CreateDocumentResponse(BaseModel):
+    document_id: str
+    upload: UploadOut
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    status: Literal["UPLOADING", "PROCESSING", "INDEXED", "FAILED"]
+    error: str | None
+    pages: int | None
+    chunks: int | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, d: Document) -> DocumentOut:
+        return cls(
+            document_id=d.document_id,
+            filename=d.filename,
+            content_type=d.content_type,
+            size_bytes=d.size_bytes,
+            status=d.status.value,  # type: ignore[arg-type]
+            error=d.error,
+            pages=d.pages,
+            chunks=d.chunks,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+        )
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class QueryRequest(_In):
+    question: str = Field(min_length=1, max_length=2000)
+    top_k: int | None = Field(default=None, ge=1, le=20)
+    filters: Filters | None = None
+
+
+class CitationOut(BaseModel):
+    n: int
+    document_id: str
+    filename: str
+    page: int
+    snippet: str
+    score: float
+    chunk_id: str
+
+    @classmethod
+    def of(cls, c: Citation) -> CitationOut:
+        return cls(**c.__dict__)
+
+
+class UsageOut(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class QueryResponse(BaseModel):
+    query_id: str
+    answer: str
+    citations: list[CitationOut]
+    model: str
+    usage: UsageOut
+    latency_ms: int
+    prompt_version: str
+    abstained: bool
+
+    @classmethod
+    def of(cls, a: Answer) -> QueryResponse:
+        return cls(
+            query_id=a.query_id,
+            answer=a.answer,
+            citations=[CitationOut.of(c) for c in a.citations],
+            model=a.model,
+            usage=UsageOut(input_tokens=a.usage.input_tokens, output_tokens=a.usage.output_tokens),
+            latency_ms=a.latency_ms,
+            prompt_version=a.prompt_version,
+            abstained=a.abstained,
+        )
+
+
+class SearchRequest(_In):
+    query: str = Field(min_length=1, max_length=2000)
+    top_k: int = Field(default=10, ge=1, le=100)
+    mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
+    filters: Filters | None = None
+
+
+class SearchResult(BaseModel):
+    chunk_id: str
+    document_id: str
+    filename: str
+    page: int
+    text: str
+    score: float
+
+    @classmethod
+    def of(cls, h: ScoredChunk) -> SearchResult:
+        c = h.chunk
+        return cls(
+            chunk_id=c.chunk_id,
+            document_id=c.document_id,
+            filename=c.filename,
+            page=c.page,
+            text=c.text,
+            score=round(h.score, 6),
+        )
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    components: dict[str, str]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

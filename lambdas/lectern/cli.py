@@ -1,0 +1,279 @@
+"""`lectern` command line: up, ingest, ask, search, documents, delete, eval."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lectern.domain.documents import ACCEPTED_TYPES, blob_key, resolve_content_type
+from lectern.domain.errors import LecternError
+from lectern.domain.models import DocumentStatus
+from lectern.settings import LocalSettings, SettingsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lectern: ask your documents, get cited answers.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answers.")
+app.add_typer(eval_app, name="eval")
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where Lectern stores everything (LECTERN_DATA_DIR).")]
+_EXTENSIONS = {ext for exts in ACCEPTED_TYPES.values() for ext in exts}
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> LocalSettings:
+    try:
+        return LocalSettings.from_env(data_dir=data_dir, **overrides)
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _build(settings: LocalSettings):  # type: ignore[no-untyped-def]
+    from lectern.local.container import build_local
+
+    return build_local(settings)
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8000,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the web page and REST API."""
+    from lectern.local.server import LocalServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(data_dir, host=host, port=port)
+    lectern = _build(settings)
+    try:
+        server = LocalServer(host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024)
+    except OSError as exc:
+        err.print(f"[red]Cannot listen on {host}:{port}: {exc.strerror}[/red]")
+        raise typer.Exit(1) from None
+    if port == 0:  # the real port is known only now: upload slots must point at it
+        lectern.signer.base_url = server.url
+    resumed = lectern.worker.recover()
+    lectern.worker.run_forever()
+    warm = getattr(lectern.model, "warm", None)
+    if warm:
+        warm()
+    stop = threading.Event()
+
+    def _shutdown(signum: int, frame: object) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    print(f"Lectern is running on {server.url}  (data: {settings.data_dir.resolve()})", flush=True)
+    if resumed:
+        print(f"Resuming ingestion of {resumed} document(s) left unfinished.", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        lectern.close()
+
+
+def _frontend() -> Path | None:
+    from lectern.local.container import frontend_dir
+
+    return frontend_dir()
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _EXTENSIONS)
+        elif p.is_file():
+            files.append(p)
+        else:
+            err.print(f"[yellow]skipped {p}: no such file[/yellow]")
+    return files
+
+
+class _NoTrigger:
+    def start(self, tenant_id: str, document_id: str) -> None:
+        return None
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders.")], data_dir: DataDir = None) -> None:
+    """Add documents (PDF, DOCX, HTML, Markdown, text), with a progress bar. Unchanged files are skipped."""
+    settings = _settings(data_dir)
+    files = _expand(paths)
+    if not files:
+        err.print("[red]Nothing to ingest.[/red]")
+        raise typer.Exit(1)
+    lectern = _build(settings)
+    lectern.document_service.trigger = _NoTrigger()
+    tenant = settings.tenant_id
+    failed = 0
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        overall = progress.add_task("documents", total=len(files))
+        for f in files:
+            step = progress.add_task(f"  {f.name[:40]}", total=1)
+            status, note = _ingest_one(lectern, tenant, f, lambda s, d, t, step=step: progress.update(
+                step, description=f"  {f.name[:40]} [dim]{s}[/dim]", completed=d, total=max(t, 1)))
+            failed += status == "FAILED"
+            progress.update(step, description=f"  {f.name[:40]} [bold]{status}[/bold] {note}", completed=1, total=1)
+            progress.advance(overall)
+    lectern.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _ingest_one(lectern, tenant: str, path: Path, progress) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        ctype = resolve_content_type(path.name, None)
+    except LecternError as exc:
+        return "FAILED", exc.message
+    same_name = lectern.documents.find_by_filename(tenant, path.name)
+    if any(d.sha256 == digest and d.status is DocumentStatus.INDEXED for d in same_name):
+        return "INDEXED", "(unchanged)"
+    try:
+        doc, _ = lectern.document_service.create_upload(tenant, path.name, ctype, len(data))
+        lectern.document_service.receive_upload(tenant, doc.document_id, data)
+    except LecternError as exc:
+        return "FAILED", exc.message
+    done = lectern.pipeline.run(tenant, doc.document_id, progress)
+    for old in same_name:  # a new version replaces the old one(s) only once it is indexed
+        if done.status is DocumentStatus.INDEXED:
+            lectern.document_service.delete(tenant, old.document_id)
+    if done.status is DocumentStatus.FAILED:
+        return "FAILED", done.error or ""
+    return done.status.value, f"{done.pages} page(s), {done.chunks} chunk(s)"
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument()],
+    top_k: Annotated[int | None, typer.Option(help="Passages to use.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Ask a question; the answer streams, then its sources."""
+    lectern = _build(_settings(data_dir))
+    try:
+        for ev in lectern.answerer.stream(lectern.settings.tenant_id, question, top_k=top_k):
+            if ev.kind == "token":
+                console.print(ev.text, end="", highlight=False, markup=False)
+            elif ev.kind == "done" and ev.answer is not None:
+                a = ev.answer
+                console.print()
+                for c in a.citations:
+                    console.print(f"  [bold][{c.n}][/bold] {c.filename}, p. {c.page}: [dim]{c.snippet[:160]}[/dim]")
+                console.print(
+                    f"[dim]{a.model} · {a.usage.input_tokens}+{a.usage.output_tokens} tokens · {a.latency_ms} ms · "
+                    f"prompt {a.prompt_version}[/dim]"
+                )
+    except LecternError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        lectern.close()
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument()],
+    mode: Annotated[str, typer.Option(help="hybrid, bm25 or vector")] = "hybrid",
+    top_k: Annotated[int, typer.Option()] = 5,
+    data_dir: DataDir = None,
+) -> None:
+    """Search passages without generating an answer."""
+    if mode not in ("hybrid", "bm25", "vector"):
+        err.print("[red]--mode must be hybrid, bm25 or vector[/red]")
+        raise typer.Exit(2)
+    lectern = _build(_settings(data_dir, llm="fake"))
+    try:
+        hits = lectern.retriever.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+    except LecternError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        lectern.close()
+    for i, h in enumerate(hits, 1):
+        console.print(f"[bold]{i}. {h.chunk.filename}[/bold] p. {h.chunk.page}  [dim]score {h.score:.4f}[/dim]")
+        console.print(f"   {' '.join(h.chunk.text.split())[:300]}", highlight=False, markup=False)
+
+
+@app.command()
+def documents(data_dir: DataDir = None) -> None:
+    """List documents and their status."""
+    lectern = _build(_settings(data_dir, llm="fake"))
+    docs = lectern.document_service.list(lectern.settings.tenant_id)
+    lectern.close()
+    table = Table("id", "filename", "status", "pages", "chunks", "updated", "error")
+    for d in docs:
+        table.add_row(d.document_id[:8], d.filename, d.status.value, str(d.pages or ""), str(d.chunks or ""),
+                      d.updated_at[:19], d.error or "")
+    console.print(table)
+
+
+@app.command()
+def delete(document_id: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
+    """Delete a document, its chunks and its file."""
+    lectern = _build(_settings(data_dir, llm="fake"))
+    try:
+        matches = [d for d in lectern.document_service.list(lectern.settings.tenant_id)
+                   if d.document_id.startswith(document_id)]
+        if len(matches) != 1:
+            err.print(f"[red]{'No' if not matches else 'More than one'} document matches {document_id!r}.[/red]")
+            raise typer.Exit(1)
+        lectern.document_service.delete(lectern.settings.tenant_id, matches[0].document_id)
+        console.print(f"deleted {matches[0].filename}")
+    finally:
+        lectern.close()
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[Path, typer.Option(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")],
+    split: Annotated[str, typer.Option(help="qrels split")] = "test",
+    modes: Annotated[str, typer.Option(help="comma-separated: bm25,vector,hybrid")] = "bm25,vector,hybrid",
+    max_queries: Annotated[int | None, typer.Option(help="evaluate only the first N queries")] = None,
+    max_docs: Annotated[int | None, typer.Option(help="index only the first N corpus documents (plus judged ones)")] = None,
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("eval-retrieval.json"),
+    data_dir: DataDir = None,
+) -> None:
+    """NDCG@10, Recall@100 and MRR@10 for each search mode on a BEIR dataset."""
+    from lectern.evaluation.retrieval import run_retrieval_eval
+
+    settings = _settings(data_dir, llm="fake")
+    report = run_retrieval_eval(
+        settings, dataset, split=split, modes=[m.strip() for m in modes.split(",") if m.strip()],
+        max_queries=max_queries, max_docs=max_docs, console=console,
+    )
+    out.write_text(report.to_json())
+    console.print(report.table())
+    console.print(f"[dim]wrote {out}[/dim]")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "blob_key", "main"]

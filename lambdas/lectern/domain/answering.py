@@ -1,0 +1,185 @@
+"""Grounded answering: retrieve, decide whether the documents can answer, prompt, generate, cite.
+
+"I don't know" has two gates: a retrieval gate (no passage is similar enough to the question: the model is not
+even called) and the prompt (the model is told to answer exactly I_DONT_KNOW when the passages lack the
+answer; such replies come back with no citations and `abstained=True`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from lectern.domain.errors import ValidationFailed
+from lectern.domain.models import Answer, Citation, Generation, ScoredChunk, SearchFilters, Usage
+from lectern.domain.ports import ChatModel
+from lectern.domain.prompts import PromptTemplate
+from lectern.domain.retrieval import Retriever
+from lectern.domain.text import snippet
+
+I_DONT_KNOW = "I don't know based on the provided documents."
+MAX_QUESTION_CHARS = 2000
+_CITE_RE = re.compile(r"\[(\d{1,2})\]")
+_ABSTAIN_RE = re.compile(r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    top_k: int = 5
+    max_context_tokens: int = 900
+    min_similarity: float = 0.25  # below this best cosine similarity, and with no BM25 match, abstain
+    max_tokens: int = 256
+    temperature: float = 0.1
+
+
+@dataclass
+class AnswerEvent:
+    """What a streaming answer emits: `token` (text), then `citations`, then `done` (the whole Answer)."""
+
+    kind: str
+    text: str = ""
+    answer: Answer | None = None
+    citations: list[Citation] = field(default_factory=list)
+
+
+def build_context(hits: list[ScoredChunk], budget: int, count: Callable[[str], int]) -> list[ScoredChunk]:
+    used: list[ScoredChunk] = []
+    spent = 0
+    for hit in hits:
+        t = count(hit.chunk.text) + 12
+        if used and spent + t > budget:
+            break
+        used.append(hit)
+        spent += t
+    return used
+
+
+def format_context(passages: list[ScoredChunk]) -> str:
+    return "\n\n".join(
+        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{p.chunk.text}" for i, p in enumerate(passages, start=1)
+    )
+
+
+def cited_numbers(text: str, available: int) -> list[int]:
+    seen: dict[int, None] = {}
+    for m in _CITE_RE.finditer(text):
+        n = int(m.group(1))
+        if 1 <= n <= available:
+            seen.setdefault(n, None)
+    return list(seen)
+
+
+def is_abstention(text: str) -> bool:
+    head = text.strip()[:160]
+    return not head or bool(_ABSTAIN_RE.search(head))
+
+
+def make_citations(text: str, passages: list[ScoredChunk]) -> list[Citation]:
+    numbers = cited_numbers(text, len(passages)) or list(range(1, len(passages) + 1))
+    return [
+        Citation(
+            n=n,
+            document_id=passages[n - 1].chunk.document_id,
+            filename=passages[n - 1].chunk.filename,
+            page=passages[n - 1].chunk.page,
+            snippet=snippet(passages[n - 1].chunk.text),
+            score=round(passages[n - 1].score, 6),
+            chunk_id=passages[n - 1].chunk.chunk_id,
+        )
+        for n in sorted(numbers)
+    ]
+
+
+class Answerer:
+    def __init__(
+        self,
+        *,
+        retriever: Retriever,
+        model: ChatModel,
+        template: PromptTemplate,
+        token_counter: Callable[[str], int],
+        config: AnswerConfig | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.model = model
+        self.template = template
+        self.count = token_counter
+        self.config = config or AnswerConfig()
+
+    def _check(self, question: str) -> str:
+        q = question.strip()
+        if not q:
+            raise ValidationFailed("The question is empty.")
+        if len(q) > MAX_QUESTION_CHARS:
+            raise ValidationFailed(f"The question is {len(q)} characters; the limit is {MAX_QUESTION_CHARS}.")
+        return q
+
+    def stream(
+        self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None
+    ) -> Iterator[AnswerEvent]:
+        started = time.perf_counter()
+        q = self._check(question)
+        k = top_k or self.config.top_k
+        result = self.retriever.retrieve(tenant_id, q, top_k=k, filters=filters)
+        passages = build_context(result.hits, self.config.max_context_tokens, self.count)
+        query_id = uuid.uuid4().hex
+        if not passages or (result.best_similarity < self.config.min_similarity and not result.bm25_matched):
+            yield AnswerEvent("token", text=I_DONT_KNOW)
+            yield AnswerEvent("citations")
+            yield AnswerEvent("done", answer=self._answer(query_id, I_DONT_KNOW, [], "retrieval-gate", Usage(), started, True))
+            return
+        messages = self.template.render(context=format_context(passages), question=q)
+        final: Generation | None = None
+        parts: list[str] = []
+        for item in self.model.stream(messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature):
+            if isinstance(item, Generation):
+                final = item
+            else:
+                parts.append(item)
+                yield AnswerEvent("token", text=item)
+        text = (final.text if final and final.text else "".join(parts)).strip()
+        usage = final.usage if final else Usage()
+        model_id = final.model if final else self.model.model_id
+        if is_abstention(text) and not cited_numbers(text, len(passages)):
+            yield AnswerEvent("citations")
+            yield AnswerEvent("done", answer=self._answer(query_id, I_DONT_KNOW, [], model_id, usage, started, True, passages))
+            return
+        citations = make_citations(text, passages)
+        yield AnswerEvent("citations", citations=citations)
+        yield AnswerEvent("done", answer=self._answer(query_id, text, citations, model_id, usage, started, False, passages))
+
+    def answer(
+        self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None
+    ) -> Answer:
+        final = None
+        for event in self.stream(tenant_id, question, top_k=top_k, filters=filters):
+            if event.kind == "done":
+                final = event.answer
+        assert final is not None
+        return final
+
+    def _answer(
+        self,
+        query_id: str,
+        text: str,
+        citations: list[Citation],
+        model: str,
+        usage: Usage,
+        started: float,
+        abstained: bool,
+        retrieved: list[ScoredChunk] | None = None,
+    ) -> Answer:
+        return Answer(
+            answer=text,
+            citations=citations,
+            model=model,
+            usage=usage,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            prompt_version=self.template.version,
+            abstained=abstained,
+            retrieved=retrieved or [],
+            query_id=query_id,
+        )

@@ -1,0 +1,178 @@
+"""Ingestion: validate -> extract -> chunk -> embed -> index -> mark_indexed.
+
+The same steps, in the same order, are the states of the Step Functions definition on AWS
+(state_machines/ingest.asl.json); locally `IngestionPipeline.run` calls them in sequence. Each step is
+idempotent: a run that is interrupted (kill -9) and started again replaces the document's chunks with the same
+deterministic chunk ids, so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lectern.domain.chunking import ChunkingConfig, chunk_document
+from lectern.domain.documents import blob_key
+from lectern.domain.errors import Conflict, ExtractionError, NotFound
+from lectern.domain.extraction import ExtractionLimits, extract
+from lectern.domain.models import Chunk, Document, DocumentStatus, ExtractedDocument
+from lectern.domain.ports import BlobStore, DocumentRepository, Embedder, SearchIndex
+
+log = logging.getLogger(__name__)
+
+INGESTION_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "index", "mark_indexed")
+EMBED_BATCH = 32
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class IngestionState:
+    """What flows from step to step (on AWS: the state machine's state, with large parts in S3)."""
+
+    document: Document
+    data: bytes = b""
+    extracted: ExtractedDocument | None = None
+    chunks: list[Chunk] | None = None
+    vectors: np.ndarray | None = None
+
+
+class IngestionPipeline:
+    def __init__(
+        self,
+        *,
+        documents: DocumentRepository,
+        blobs: BlobStore,
+        index: SearchIndex,
+        embedder: Embedder,
+        token_counter: Callable[[str], int],
+        chunking: ChunkingConfig,
+        limits: ExtractionLimits,
+    ) -> None:
+        self.documents = documents
+        self.blobs = blobs
+        self.index = index
+        self.embedder = embedder
+        self.count = token_counter
+        self.chunking = chunking
+        self.limits = limits
+
+    # -- steps ---------------------------------------------------------------------------------------------
+    def validate(self, state: IngestionState) -> IngestionState:
+        doc = state.document
+        try:
+            state.data = self.blobs.get(blob_key(doc.tenant_id, doc.document_id))
+        except KeyError as exc:
+            raise ExtractionError("The uploaded file is missing; upload it again.") from exc
+        if len(state.data) > self.limits.max_bytes:
+            raise ExtractionError(
+                f"The file is {len(state.data):,} bytes; the limit is {self.limits.max_bytes:,} bytes."
+            )
+        return state
+
+    def extract(self, state: IngestionState) -> IngestionState:
+        doc = state.document
+        state.extracted = extract(state.data, doc.filename, doc.content_type, self.limits)
+        return state
+
+    def chunk(self, state: IngestionState) -> IngestionState:
+        assert state.extracted is not None
+        doc = state.document
+        state.chunks = chunk_document(
+            state.extracted,
+            tenant_id=doc.tenant_id,
+            document_id=doc.document_id,
+            filename=doc.filename,
+            config=self.chunking,
+            count=self.count,
+        )
+        if not state.chunks:
+            raise ExtractionError("The document contains no text to index.")
+        return state
+
+    def embed(self, state: IngestionState, progress: Progress = _no_progress) -> IngestionState:
+        assert state.chunks is not None
+        texts = [c.search_text for c in state.chunks]
+        parts = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            parts.append(self.embedder.embed_documents(texts[start : start + EMBED_BATCH]))
+            progress("embed", min(start + EMBED_BATCH, len(texts)), len(texts))
+        state.vectors = np.vstack(parts)
+        return state
+
+    def index_chunks(self, state: IngestionState) -> IngestionState:
+        assert state.chunks is not None and state.vectors is not None
+        doc = state.document
+        self.index.replace_document(doc.tenant_id, doc.document_id, state.chunks, state.vectors)
+        return state
+
+    def mark_indexed(self, state: IngestionState) -> IngestionState:
+        assert state.extracted is not None and state.chunks is not None
+        doc = state.document
+        try:
+            state.document = self.documents.update(
+                doc.tenant_id,
+                doc.document_id,
+                status=DocumentStatus.INDEXED,
+                allowed_from=[DocumentStatus.PROCESSING],
+                pages=state.extracted.page_count,
+                chunks=len(state.chunks),
+                error=None,
+            )
+        except (NotFound, Conflict):
+            # Deleted (or otherwise moved on) while we worked: take our chunks back out of the index.
+            self.index.delete_document(doc.tenant_id, doc.document_id)
+            raise
+        return state
+
+    # -- driver --------------------------------------------------------------------------------------------
+    def run(self, tenant_id: str, document_id: str, progress: Progress = _no_progress) -> Document:
+        """Run every step. Expected failures end the document FAILED with a user-facing reason."""
+        doc = self.documents.get(tenant_id, document_id)
+        if doc is None:
+            raise NotFound(f"Document {document_id} was not found.")
+        if doc.status is not DocumentStatus.PROCESSING:
+            return doc  # a repeated trigger for a document already finished: nothing to do
+        state = IngestionState(document=doc)
+        steps: dict[str, Callable[[IngestionState], IngestionState]] = {
+            "validate": self.validate,
+            "extract": self.extract,
+            "chunk": self.chunk,
+            "embed": lambda s: self.embed(s, progress),
+            "index": self.index_chunks,
+            "mark_indexed": self.mark_indexed,
+        }
+        try:
+            for i, name in enumerate(INGESTION_STEPS):
+                progress(name, i, len(INGESTION_STEPS))
+                state = steps[name](state)
+        except ExtractionError as exc:
+            return self.fail(tenant_id, document_id, exc.message)
+        except (NotFound, Conflict):
+            log.info("document %s changed during ingestion; its chunks were withdrawn", document_id)
+            current = self.documents.get(tenant_id, document_id)
+            if current is None:
+                raise
+            return current
+        except Exception:
+            log.exception("ingestion of %s failed", document_id)
+            return self.fail(tenant_id, document_id, "Lectern could not process this document (internal error).")
+        progress("done", len(INGESTION_STEPS), len(INGESTION_STEPS))
+        return state.document
+
+    def fail(self, tenant_id: str, document_id: str, reason: str) -> Document:
+        self.index.delete_document(tenant_id, document_id)
+        return self.documents.update(
+            tenant_id,
+            document_id,
+            status=DocumentStatus.FAILED,
+            allowed_from=[DocumentStatus.PROCESSING],
+            error=reason,
+        )

@@ -1,0 +1,137 @@
+"""Plain data of the domain. No I/O, no cloud SDKs."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal
+
+BlockKind = Literal["heading", "paragraph", "list", "table", "code"]
+
+
+class DocumentStatus(enum.StrEnum):
+    UPLOADING = "UPLOADING"
+    PROCESSING = "PROCESSING"
+    INDEXED = "INDEXED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One structural unit of extracted text. Headings carry their level (1 = top)."""
+
+    text: str
+    kind: BlockKind = "paragraph"
+    level: int = 0
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a paginated source (PDF), or the whole document as page 1 for flowing formats."""
+
+    number: int
+    blocks: list[Block]
+
+
+@dataclass(frozen=True)
+class ExtractedDocument:
+    pages: list[Page]
+    title: str | None = None
+
+    @property
+    def page_count(self) -> int:
+        return len(self.pages)
+
+    @property
+    def char_count(self) -> int:
+        return sum(len(b.text) for p in self.pages for b in p.blocks)
+
+
+@dataclass(frozen=True)
+class Document:
+    tenant_id: str
+    document_id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    status: DocumentStatus
+    created_at: str
+    updated_at: str
+    error: str | None = None
+    pages: int | None = None
+    chunks: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    tenant_id: str
+    document_id: str
+    filename: str
+    page: int
+    ordinal: int
+    text: str
+    heading: str = ""
+    token_count: int = 0
+
+    @property
+    def search_text(self) -> str:
+        """What is indexed and embedded: the heading trail gives the passage its context."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    document_ids: tuple[str, ...] = ()
+    filenames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    model: str
+    usage: Usage
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    document_id: str
+    filename: str
+    page: int
+    snippet: str
+    score: float
+    chunk_id: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    answer: str
+    citations: list[Citation]
+    model: str
+    usage: Usage
+    latency_ms: int
+    prompt_version: str
+    abstained: bool = False
+    retrieved: list[ScoredChunk] = field(default_factory=list)
+    query_id: str = ""

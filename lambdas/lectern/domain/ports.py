@@ -1,0 +1,107 @@
+"""The small interfaces the domain needs. Local and AWS adapters implement the same ones.
+
+Every method takes the tenant explicitly: there is no call that reads or writes across tenants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from lectern.domain.models import (
+    ChatMessage,
+    Chunk,
+    Document,
+    DocumentStatus,
+    Generation,
+    ScoredChunk,
+    SearchFilters,
+)
+
+
+class BlobStore(Protocol):
+    """Original uploaded files. Writes are atomic: a reader sees the whole file or none."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> None: ...
+    def exists(self, key: str) -> bool: ...
+
+
+class DocumentRepository(Protocol):
+    """Document metadata and status."""
+
+    def create(self, doc: Document) -> None: ...
+    def get(self, tenant_id: str, document_id: str) -> Document | None: ...
+    def list(self, tenant_id: str) -> list[Document]: ...
+    def update(
+        self,
+        tenant_id: str,
+        document_id: str,
+        *,
+        status: DocumentStatus,
+        allowed_from: Sequence[DocumentStatus],
+        **fields: object,
+    ) -> Document:
+        """Move a document to `status` only if it is currently in one of `allowed_from`.
+
+        Raises Conflict otherwise (a late or repeated event cannot move a document backwards), NotFound
+        if it does not exist.
+        """
+        ...
+
+    def delete(self, tenant_id: str, document_id: str) -> None: ...
+
+
+class SearchIndex(Protocol):
+    """Chunks with their BM25 text and vectors."""
+
+    def replace_document(
+        self, tenant_id: str, document_id: str, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Atomically replace every chunk of the document by `chunks` (idempotent for the same input)."""
+        ...
+
+    def delete_document(self, tenant_id: str, document_id: str) -> int: ...
+    def bm25(self, tenant_id: str, query: str, k: int, filters: SearchFilters | None = None) -> list[ScoredChunk]: ...
+    def knn(
+        self, tenant_id: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[ScoredChunk]: ...
+    def count(self, tenant_id: str, document_id: str | None = None) -> int: ...
+
+
+class Embedder(Protocol):
+    model_id: str
+    dimension: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 matrix, one row per text."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class Tokenizer(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+class ChatModel(Protocol):
+    """A chat model speaking the OpenAI/TGI Messages API (or Bedrock Converse behind an adapter)."""
+
+    model_id: str
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Generation: ...
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
+    ) -> Iterator[str | Generation]:
+        """Yield text deltas (str) as they come, then exactly one final Generation."""
+        ...
+
+
+class IngestionTrigger(Protocol):
+    """Starts ingestion of an uploaded document (a local durable queue, or S3 -> EventBridge -> Step Functions)."""
+
+    def start(self, tenant_id: str, document_id: str) -> None: ...

@@ -1,0 +1,83 @@
+"""Retrieval: BM25, vector and hybrid search over the `SearchIndex` port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lectern.domain.errors import ValidationFailed
+from lectern.domain.fusion import FusionConfig, fuse
+from lectern.domain.models import ScoredChunk, SearchFilters
+from lectern.domain.ports import Embedder, SearchIndex
+
+SearchMode = Literal["hybrid", "bm25", "vector"]
+MAX_QUERY_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    candidates: int = 100  # per sub-query, as OpenSearch recommends (100-200) for the normalization processor
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    hits: list[ScoredChunk]
+    best_similarity: float  # highest cosine similarity among vector candidates (-1 when none ran)
+    bm25_matched: bool
+
+
+class Retriever:
+    def __init__(self, index: SearchIndex, embedder: Embedder, config: RetrievalConfig | None = None) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+
+    def retrieve(
+        self,
+        tenant_id: str,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: SearchMode = "hybrid",
+        filters: SearchFilters | None = None,
+    ) -> RetrievalResult:
+        query = query.strip()
+        if not query:
+            raise ValidationFailed("The query is empty.")
+        if len(query) > MAX_QUERY_CHARS:
+            raise ValidationFailed(f"The query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}.")
+        n = max(self.config.candidates, top_k)
+        lexical: list[ScoredChunk] = []
+        semantic: list[ScoredChunk] = []
+        if mode in ("hybrid", "bm25"):
+            lexical = self.index.bm25(tenant_id, query, n, filters)
+        if mode in ("hybrid", "vector"):
+            semantic = self.index.knn(tenant_id, self.embedder.embed_query(query), n, filters)
+        best = max((h.score for h in semantic), default=-1.0)
+        if mode == "bm25":
+            hits = lexical[:top_k]
+        elif mode == "vector":
+            hits = semantic[:top_k]
+        else:
+            hits = self._fuse(lexical, semantic, top_k)
+        return RetrievalResult(hits=hits, best_similarity=best, bm25_matched=bool(lexical))
+
+    def _fuse(self, lexical: list[ScoredChunk], semantic: list[ScoredChunk], top_k: int) -> list[ScoredChunk]:
+        chunks = {h.chunk.chunk_id: h.chunk for h in (*lexical, *semantic)}
+        fused = fuse(
+            [{h.chunk.chunk_id: h.score for h in lexical}, {h.chunk.chunk_id: h.score for h in semantic}],
+            self.config.fusion,
+        )
+        return [ScoredChunk(chunks[str(cid)], score) for cid, score in fused[:top_k]]
+
+    def search(
+        self,
+        tenant_id: str,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: SearchMode = "hybrid",
+        filters: SearchFilters | None = None,
+    ) -> list[ScoredChunk]:
+        return self.retrieve(tenant_id, query, top_k=top_k, mode=mode, filters=filters).hits

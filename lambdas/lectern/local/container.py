@@ -1,0 +1,246 @@
+"""Wires the local adapters to the domain from `LocalSettings`. The one place that knows every concrete class."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from lectern.adapters.local.file_blobs import FileBlobStore
+from lectern.adapters.local.sqlite_db import SqliteDatabase
+from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
+from lectern.adapters.local.sqlite_index import SqliteSearchIndex
+from lectern.adapters.local.upload_signer import HmacUploadSigner, load_or_create_secret
+from lectern.api.app import ApiServices, build_app
+from lectern.domain.answering import AnswerConfig, Answerer
+from lectern.domain.chunking import ChunkingConfig
+from lectern.domain.documents import DocumentService
+from lectern.domain.errors import ModelUnavailable
+from lectern.domain.extraction import ExtractionLimits
+from lectern.domain.fusion import FusionConfig
+from lectern.domain.ingest import IngestionPipeline
+from lectern.domain.models import ChatMessage, Generation
+from lectern.domain.ports import ChatModel, Embedder
+from lectern.domain.prompts import load_template
+from lectern.domain.retrieval import RetrievalConfig, Retriever
+from lectern.local.uploads import register_upload_route
+from lectern.local.worker import LocalIngestionWorker
+from lectern.settings import LocalSettings
+
+log = logging.getLogger(__name__)
+
+
+class LocalLlamaModel:
+    """The packaged GGUF behind llama.cpp's OpenAI-compatible server, started in the background on demand."""
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.model_id = settings.llm_model_name
+        self._ready = threading.Event()
+        self._error: str | None = None
+        self._server: object | None = None
+        self._client: ChatModel | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    @property
+    def status(self) -> str:
+        if self._error:
+            return "error"
+        return "ok" if self._ready.is_set() else ("starting" if self._started else "idle")
+
+    def warm(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._start, name="lectern-llm-start", daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            from lectern.adapters.local.llama_server import LlamaServer
+            from lectern.adapters.local.model_files import ensure_gguf
+            from lectern.adapters.messages_api import MessagesApiChatModel
+
+            path = ensure_gguf(self.settings.data_dir / "models", override=self.settings.llm_model_path)
+            server = LlamaServer(
+                model_path=path,
+                log_dir=self.settings.data_dir / "logs",
+                n_ctx=self.settings.llm_ctx,
+                n_threads=self.settings.llm_threads or (os.cpu_count() or 2),
+            )
+            server.start()
+            self._server = server
+            self._client = MessagesApiChatModel(
+                base_url=server.base_url, model=self.model_id, timeout_s=self.settings.llm_timeout_s
+            )
+            self._ready.set()
+        except Exception as exc:  # reported through health and every answer
+            log.exception("the local model could not start")
+            self._error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+    def _wait(self) -> ChatModel:
+        self.warm()
+        if not self._ready.wait(timeout=180):
+            raise ModelUnavailable("The local model is still loading; try again in a moment.")
+        if self._error or self._client is None:
+            raise ModelUnavailable(f"The local model could not start: {self._error}")
+        return self._client
+
+    def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Generation:
+        return self._wait().generate(messages, max_tokens=max_tokens, temperature=temperature)
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
+    ) -> Iterator[str | Generation]:
+        return self._wait().stream(messages, max_tokens=max_tokens, temperature=temperature)
+
+    def close(self) -> None:
+        server = self._server
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+
+
+def make_chat_model(settings: LocalSettings) -> ChatModel:
+    if settings.llm == "fake":
+        from lectern.adapters.local.extractive_model import ExtractiveChatModel
+
+        return ExtractiveChatModel()
+    if settings.llm == "openai":
+        from lectern.adapters.messages_api import MessagesApiChatModel
+
+        if not settings.llm_base_url:
+            raise ValueError("LECTERN_LLM=openai needs LECTERN_LLM_BASE_URL")
+        return MessagesApiChatModel(
+            base_url=settings.llm_base_url, model=settings.llm_model_name, timeout_s=settings.llm_timeout_s
+        )
+    return LocalLlamaModel(settings)
+
+
+def make_embedder() -> Embedder:
+    from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder()
+
+
+def frontend_dir() -> Path | None:
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[3] / "frontend", here.parents[1] / "_frontend"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
+@dataclass
+class LocalLectern:
+    settings: LocalSettings
+    db: SqliteDatabase
+    documents: SqliteDocumentRepository
+    blobs: FileBlobStore
+    index: SqliteSearchIndex
+    embedder: Embedder
+    model: ChatModel
+    signer: HmacUploadSigner
+    pipeline: IngestionPipeline
+    worker: LocalIngestionWorker
+    document_service: DocumentService
+    retriever: Retriever
+    answerer: Answerer
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def health(self) -> dict[str, str]:
+        status = getattr(self.model, "status", "ok")
+        return {"index": "ok", "embedder": "ok", "model": status}
+
+    def api_services(self) -> ApiServices:
+        tenant = self.settings.tenant_id
+        return ApiServices(
+            documents=self.document_service,
+            retriever=self.retriever,
+            answerer=self.answerer,
+            tenant_of=lambda event: tenant,
+            health=self.health,
+        )
+
+    def make_app(self) -> APIGatewayRestResolver:
+        app = build_app(self.api_services())
+        register_upload_route(app, self.document_service, self.signer)
+        return app
+
+    def close(self) -> None:
+        self.worker.stop()
+        close = getattr(self.model, "close", None)
+        if close:
+            close()
+        self.db.close()
+
+
+def build_local(settings: LocalSettings, *, embedder: Embedder | None = None, model: ChatModel | None = None) -> LocalLectern:
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    db = SqliteDatabase(data / "lectern.db")
+    documents = SqliteDocumentRepository(db)
+    blobs = FileBlobStore(data / "files")
+    embedder = embedder or make_embedder()
+    index = SqliteSearchIndex(db, embedder.dimension, embedder.model_id)
+    count = getattr(embedder, "count_tokens", None)
+    if count is None:
+        from lectern.domain.chunking import whitespace_tokens
+
+        count = whitespace_tokens
+    limits = ExtractionLimits(max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages)
+    pipeline = IngestionPipeline(
+        documents=documents,
+        blobs=blobs,
+        index=index,
+        embedder=embedder,
+        token_counter=count,
+        chunking=ChunkingConfig(size=settings.chunk_size, overlap=settings.chunk_overlap),
+        limits=limits,
+    )
+    worker = LocalIngestionWorker(
+        pipeline, documents, blobs, workers=settings.ingest_workers, max_attempts=settings.max_attempts
+    )
+    signer = HmacUploadSigner(load_or_create_secret(data / "secret.key"), settings.base_url)
+    document_service = DocumentService(
+        documents=documents,
+        blobs=blobs,
+        index=index,
+        trigger=worker,
+        signer=signer,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    fusion = FusionConfig(
+        method=settings.fusion, weights=(settings.bm25_weight, round(1.0 - settings.bm25_weight, 6))
+    )
+    retriever = Retriever(index, embedder, RetrievalConfig(candidates=settings.candidates, fusion=fusion))
+    model = model or make_chat_model(settings)
+    answerer = Answerer(
+        retriever=retriever,
+        model=model,
+        template=load_template(settings.prompt_version),
+        token_counter=count,
+        config=AnswerConfig(
+            top_k=settings.top_k, max_context_tokens=settings.max_context_tokens, min_similarity=settings.min_similarity
+        ),
+    )
+    return LocalLectern(
+        settings=settings,
+        db=db,
+        documents=documents,
+        blobs=blobs,
+        index=index,
+        embedder=embedder,
+        model=model,
+        signer=signer,
+        pipeline=pipeline,
+        worker=worker,
+        document_service=document_service,
+        retriever=retriever,
+        answerer=answerer,
+    )

@@ -1,0 +1,245 @@
+"""The local HTTP server: every API request becomes an API Gateway (REST, v1 proxy) event for the same
+Powertools resolver that runs in Lambda. It also serves the web page (on AWS CloudFront does that).
+
+Streaming: for `POST /v1/query` with `Accept: text/event-stream` the server puts a live event sink into the
+resolver's context, so tokens reach the browser as they are generated; in Lambda the same route buffers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import mimetypes
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from lectern.api.app import sse_frame
+
+log = logging.getLogger("lectern.server")
+
+_TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+_STATIC_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class LambdaContext:
+    """The few attributes Powertools reads from a Lambda context."""
+
+    function_name = "lectern-local"
+    memory_limit_in_mb = 0
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:lectern-local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = uuid.uuid4().hex
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def to_api_gateway_event(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+) -> dict[str, Any]:
+    parts = urlsplit(raw_path)
+    qs = parse_qs(parts.query, keep_blank_values=True)
+    ctype = headers.get("content-type", "")
+    is_text = not body or any(ctype.startswith(t) for t in _TEXT_TYPES)
+    if is_text:
+        try:
+            body_str: str | None = body.decode("utf-8")
+            b64 = False
+        except UnicodeDecodeError:
+            body_str, b64 = base64.b64encode(body).decode(), True
+    else:
+        body_str, b64 = base64.b64encode(body).decode(), True
+    request_id = uuid.uuid4().hex
+    return {
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in qs.items()} or None,
+        "multiValueQueryStringParameters": qs or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": request_id,
+            "stage": "local",
+            "httpMethod": method,
+            "path": parts.path,
+            "resourcePath": parts.path,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip},
+        },
+        "body": body_str if body else None,
+        "isBase64Encoded": b64,
+    }
+
+
+class _LiveSink:
+    def __init__(self, handler: BaseHTTPRequestHandler) -> None:
+        self.handler = handler
+        self.started = False
+        self.broken = False
+
+    def send(self, event: str, data: dict) -> None:
+        if self.broken:
+            return
+        try:
+            if not self.started:
+                self.started = True
+                self.handler.send_response(200)
+                self.handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                self.handler.send_header("Cache-Control", "no-cache")
+                self.handler.send_header("X-Accel-Buffering", "no")
+                self.handler.end_headers()
+            self.handler.wfile.write(sse_frame(event, data).encode("utf-8"))
+            self.handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.broken = True  # the client went away; generation finishes quietly
+
+
+class ResolverPool:
+    """Powertools resolvers keep the current event on the instance, so each request borrows its own."""
+
+    def __init__(self, factory: Callable[[], APIGatewayRestResolver], size: int = 16) -> None:
+        self.factory = factory
+        self._pool: queue.LifoQueue[APIGatewayRestResolver] = queue.LifoQueue()
+        self._created = 0
+        self._size = size
+        self._lock = threading.Lock()
+
+    def acquire(self) -> APIGatewayRestResolver:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                if self._created < self._size:
+                    self._created += 1
+                    return self.factory()
+            return self._pool.get()
+
+    def release(self, app: APIGatewayRestResolver) -> None:
+        self._pool.put(app)
+
+
+def make_handler(pool: ResolverPool, frontend_dir: Path | None, max_body: int) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "Lectern"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.info("%s %s", self.address_string(), format % args)
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json_error(self, status: int, code: str, message: str) -> None:
+            body = json.dumps({"error": {"code": code, "message": message}}).encode()
+            self._send(status, {"Content-Type": "application/json"}, body)
+
+        def _static(self, path: str) -> bool:
+            if frontend_dir is None or self.command not in ("GET", "HEAD"):
+                return False
+            if path in ("/", "/index.html"):
+                target = frontend_dir / "index.html"
+            elif path.startswith("/static/"):
+                name = path[len("/static/") :]
+                if not name or "/" in name or "\\" in name or name.startswith("."):
+                    return False
+                target = frontend_dir / name
+            else:
+                return False
+            if not target.is_file():
+                return False
+            ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+            if ctype.startswith("text/") or ctype.endswith("javascript"):
+                ctype += "; charset=utf-8"
+            self._send(200, {"Content-Type": ctype, "Cache-Control": "no-cache", **_STATIC_HEADERS}, target.read_bytes())
+            return True
+
+        def _read_body(self) -> bytes | None:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                return b""
+            try:
+                n = int(length)
+            except ValueError:
+                self._json_error(400, "invalid_request", "Invalid Content-Length.")
+                return None
+            if n < 0 or n > max_body:
+                self.close_connection = True
+                self._json_error(413, "payload_too_large", f"The request body is over the {max_body:,}-byte limit.")
+                return None
+            return self.rfile.read(n)
+
+        def _handle(self) -> None:
+            path = urlsplit(self.path).path
+            if self._static(path):
+                return
+            body = self._read_body()
+            if body is None:
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
+            sink = None
+            app = pool.acquire()
+            try:
+                if "text/event-stream" in headers.get("accept", ""):
+                    sink = _LiveSink(self)
+                    app.append_context(sse_sink=sink)
+                result = app.resolve(event, LambdaContext())
+            finally:
+                pool.release(app)
+            if sink is not None and sink.started:
+                return
+            raw = result.get("body") or ""
+            data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+            out_headers = dict(result.get("headers") or {})
+            for k, values in (result.get("multiValueHeaders") or {}).items():
+                out_headers[k] = ", ".join(values)
+            self._send(int(result["statusCode"]), out_headers, data)
+
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+    return Handler
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app_factory: Callable[[], APIGatewayRestResolver],
+        frontend_dir: Path | None,
+        max_body: int,
+    ) -> None:
+        self.pool = ResolverPool(app_factory)
+        super().__init__((host, port), make_handler(self.pool, frontend_dir, max_body))
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"

@@ -1,0 +1,73 @@
+"""Local settings, parsed from `LECTERN_*` environment variables into a pydantic model at start-up.
+
+A misconfigured process fails at once with a readable message instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+class LocalSettings(BaseModel):
+    data_dir: Path = Field(default=Path(".lectern"), description="Everything Lectern stores lives here.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(default=None, description="Base URL for upload slots (default http://host:port).")
+    tenant_id: str = "default"
+    # generation: 'llama' = the packaged GGUF through llama.cpp's server; 'openai' = any OpenAI/TGI Messages API
+    # server at llm_base_url; 'fake' = a deterministic extractive stand-in for tests of everything but the model.
+    llm: Literal["llama", "openai", "fake"] = "llama"
+    llm_base_url: str | None = None
+    llm_model_path: Path | None = None
+    llm_model_name: str = "qwen2.5-0.5b-instruct-q4_k_m"
+    llm_threads: int = Field(default=0, ge=0, description="0 = all cores")
+    llm_ctx: int = Field(default=4096, ge=512)
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    prompt_version: str = "answer-v1"
+    chunk_size: int = Field(default=200, ge=16, le=512)
+    chunk_overlap: int = Field(default=32, ge=0)
+    fusion: Literal["min_max", "rrf"] = "min_max"
+    bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=1, le=1000)
+    top_k: int = Field(default=5, ge=1, le=20)
+    max_context_tokens: int = Field(default=900, ge=100)
+    min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_pages: int = Field(default=2000, ge=1)
+    ingest_workers: int = Field(default=1, ge=1, le=8)
+    max_attempts: int = Field(default=3, ge=1)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap(cls, v: int, info: object) -> int:
+        size = getattr(info, "data", {}).get("chunk_size", 200)
+        if v >= size // 2:
+            raise ValueError("chunk_overlap must be less than half of chunk_size")
+        return v
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> LocalSettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            key = f"LECTERN_{name.upper()}"
+            if key in env and env[key] != "":
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            lines = [f"  LECTERN_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+            raise SettingsError("Invalid Lectern settings:\n" + "\n".join(lines)) from None
