@@ -114,10 +114,10 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
             **_ERRORS,
         },
     )
-    def create_document(body: Annotated[CreateDocumentRequest, Body()]) -> Response:
+    def create_document(body: Annotated[CreateDocumentRequest, Body()]) -> Response[CreateDocumentResponse]:
         doc, slot = services.documents.create_upload(tenant(), body.filename, body.content_type, body.size_bytes)
         out = CreateDocumentResponse(document_id=doc.document_id, upload=UploadOut(url=slot.url, fields=slot.fields))
-        return Response(201, content_types.APPLICATION_JSON, out.model_dump_json())
+        return Response(201, content_types.APPLICATION_JSON, out)
 
     @app.get("/v1/documents", summary="List documents")
     def list_documents() -> DocumentList:
@@ -132,7 +132,7 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         summary="Delete a document, its chunks and index entries",
         responses={204: {"description": "Deleted"}, **_ERRORS},
     )
-    def delete_document(document_id: Annotated[str, Path(max_length=64)]) -> Response:
+    def delete_document(document_id: Annotated[str, Path(max_length=64)]) -> Response[None]:
         services.documents.delete(tenant(), document_id)
         return Response(204, content_types.APPLICATION_JSON, "")
 
@@ -141,7 +141,7 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         summary="Ask a question; with Accept: text/event-stream the answer streams (token*, citations, done)",
         responses={503: {"description": "No model", "content": {"application/json": {"model": ErrorResponse}}}, **_ERRORS},
     )
-    def query(body: Annotated[QueryRequest, Body()]) -> Response:
+    def query(body: Annotated[QueryRequest, Body()]) -> Response[QueryResponse | str]:
         filters = body.filters.to_domain() if body.filters else None
         if SSE in (app.current_event.headers.get("accept") or app.current_event.headers.get("Accept") or ""):
             live: EventSink | None = app.context.get("sse_sink")
@@ -152,7 +152,7 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
             body_text = "".join(sink.parts) if isinstance(sink, BufferSink) else ""
             return Response(200, SSE, body_text, headers={"Cache-Control": "no-cache"})
         answer = services.answerer.answer(tenant(), body.question, top_k=body.top_k, filters=filters)
-        return Response(200, content_types.APPLICATION_JSON, QueryResponse.of(answer).model_dump_json())
+        return Response(200, content_types.APPLICATION_JSON, QueryResponse.of(answer))
 
     @app.post("/v1/search", summary="Search passages (hybrid, bm25 or vector)", responses=_ERRORS)
     def search(body: Annotated[SearchRequest, Body()]) -> SearchResponse:

@@ -78,7 +78,7 @@ def register_upload_route(app: APIGatewayRestResolver, documents: DocumentServic
         summary="Local upload target (the S3 presigned POST stand-in); multipart fields + file",
         include_in_schema=False,
     )
-    def upload(document_id: Annotated[str, Path(max_length=64)]) -> Response:
+    def upload(document_id: Annotated[str, Path(max_length=64)]) -> Response[None]:
         check_document_id(document_id)
         event = app.current_event
         raw = event.body or ""

@@ -1,0 +1,1004 @@
+// Lectern web page. Plain ES module, no build step, no dependencies.
+//
+// Safety rule for this file: text that comes from the server or from files (filenames, answers, snippets,
+// error messages) is only ever put into the page with textContent / text nodes, never with innerHTML.
+
+// ---------------------------------------------------------------------------------------------------------
+// Configuration and the auth seam
+// ---------------------------------------------------------------------------------------------------------
+
+/** Base URL of the API; empty = same origin as the page (what `lectern up` serves). */
+const API_BASE = (document.querySelector('meta[name="lectern-api-base"]')?.content || "").trim().replace(/\/+$/, "");
+
+/**
+ * The one place that decides which extra headers every API call carries (API key, bearer token, …).
+ * A sign-in flow replaces `auth.headers` (it may be async, e.g. to refresh a token).
+ */
+export const auth = {
+  /** @returns {Record<string, string> | Promise<Record<string, string>>} */
+  headers: () => ({}),
+};
+
+const SUPPORTED = {
+  pdf: "application/pdf",
+  docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  html: "text/html",
+  htm: "text/html",
+  md: "text/markdown",
+  markdown: "text/markdown",
+  txt: "text/plain",
+};
+const TOP_K = 5;
+const POLL_BUSY_MS = 1000;
+const POLL_IDLE_MS = 10000;
+const POLL_HIDDEN_MS = 30000;
+const HEALTH_MS = 15000;
+const MAX_PARALLEL_UPLOADS = 3;
+
+// ---------------------------------------------------------------------------------------------------------
+// API helper
+// ---------------------------------------------------------------------------------------------------------
+
+export class ApiError extends Error {
+  constructor(message, { code = "error", status = 0 } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function apiUrl(path) {
+  if (/^https?:\/\//i.test(path)) return path;
+  return API_BASE + path;
+}
+
+/**
+ * Every call to the Lectern API goes through here.
+ * options: method, json (body to send as JSON), headers, signal, stream (return the Response unread).
+ * Returns the parsed JSON body (null for 204), or the Response when `stream` is set.
+ * Throws ApiError with the server's {"error":{"code","message"}} when the status is not 2xx.
+ */
+export async function api(path, { method = "GET", json, headers = {}, signal, stream = false } = {}) {
+  const h = new Headers({ Accept: "application/json" });
+  for (const [k, v] of Object.entries(await auth.headers())) h.set(k, v);
+  for (const [k, v] of Object.entries(headers)) h.set(k, v);
+  let body;
+  if (json !== undefined) {
+    h.set("Content-Type", "application/json");
+    body = JSON.stringify(json);
+  }
+  let res;
+  try {
+    res = await fetch(apiUrl(path), { method, headers: h, body, signal });
+  } catch (err) {
+    if (err?.name === "AbortError") throw err;
+    throw new ApiError("Cannot reach the Lectern API. Check that it is running and try again.", {
+      code: "network_error",
+    });
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  if (stream) return res;
+  if (res.status === 204) return null;
+  const text = await res.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError("The API sent a response that is not JSON.", { code: "bad_response", status: res.status });
+  }
+}
+
+async function errorFromResponse(res) {
+  let text = "";
+  try {
+    text = await res.text();
+  } catch {
+    /* body unreadable: fall through to the generic message */
+  }
+  return errorFromBody(text, res.status, res.statusText);
+}
+
+function errorFromBody(text, status, statusText = "") {
+  try {
+    const data = JSON.parse(text);
+    const e = data?.error;
+    if (e && typeof e === "object" && e.message) return new ApiError(String(e.message), { code: e.code, status });
+    if (typeof e === "string") return new ApiError(e, { status });
+    if (typeof data?.message === "string") return new ApiError(data.message, { status });
+  } catch {
+    /* not JSON: S3 answers XML, a proxy may answer HTML */
+  }
+  if (text && text.trimStart().startsWith("<")) {
+    const xml = new DOMParser().parseFromString(text, "application/xml");
+    const msg = xml.querySelector("Message")?.textContent;
+    if (msg) return new ApiError(msg, { code: xml.querySelector("Code")?.textContent || "error", status });
+  }
+  const reason = statusText ? ` ${statusText}` : "";
+  return new ApiError(`The request failed (HTTP ${status}${reason}).`, { status });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Server-sent events over fetch
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Incremental parser for the text/event-stream format. Feed it decoded text in any chunking; it calls
+ * onEvent(name, data) for every complete event (data lines joined with "\n"; name defaults to "message").
+ */
+export class SSEParser {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = "";
+    this.event = "";
+    this.data = [];
+  }
+
+  push(text) {
+    const buf = this.buffer + text;
+    let start = 0;
+    for (let i = 0; i < buf.length; i++) {
+      const c = buf[i];
+      if (c !== "\n" && c !== "\r") continue;
+      if (c === "\r" && i + 1 === buf.length) break; // could be the first half of \r\n: wait for more
+      const line = buf.slice(start, i);
+      if (c === "\r" && buf[i + 1] === "\n") i++;
+      start = i + 1;
+      this.line(line);
+    }
+    this.buffer = buf.slice(start);
+  }
+
+  /** End of stream: be lenient and deliver a last event that lacks its blank line. */
+  end() {
+    if (this.buffer) this.line(this.buffer.replace(/\r$/, ""));
+    this.buffer = "";
+    this.line("");
+  }
+
+  line(line) {
+    if (line === "") {
+      if (this.data.length) this.onEvent(this.event || "message", this.data.join("\n"));
+      this.event = "";
+      this.data = [];
+      return;
+    }
+    if (line.startsWith(":")) return; // comment / keep-alive
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") this.event = value;
+    else if (field === "data") this.data.push(value);
+    // "id" and "retry" do not matter for a one-shot stream.
+  }
+}
+
+/** Reads a fetch Response body as SSE, calling onEvent(name, data) as events arrive. */
+export async function readEventStream(response, onEvent) {
+  const parser = new SSEParser(onEvent);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parser.push(decoder.decode(value, { stream: true }));
+  }
+  parser.push(decoder.decode());
+  parser.end();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Small DOM helpers
+// ---------------------------------------------------------------------------------------------------------
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of [].concat(children)) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function icon(d, cls = "icon") {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.setAttribute("class", cls);
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("d", d);
+  svg.append(path);
+  return svg;
+}
+const ICON_TRASH = "M4 7h16M10 11v6M14 11v6M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12M9 7V4h6v3";
+const ICON_CLOSE = "M6 6l12 12M18 6 6 18";
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function extensionOf(name) {
+  const i = name.lastIndexOf(".");
+  return i === -1 ? "" : name.slice(i + 1).toLowerCase();
+}
+
+function timeAgo(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return "";
+  const s = Math.round((Date.now() - t) / 1000);
+  if (s < 45) return "just now";
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.round(m / 60);
+  if (h < 24) return `${h} h ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Alerts
+// ---------------------------------------------------------------------------------------------------------
+
+const alertsEl = $("alerts");
+
+/** Shows a dismissible message. The same message again does not pile up: the existing one flashes. */
+export function showAlert(message, { title = "Something went wrong", kind = "error" } = {}) {
+  const existing = [...alertsEl.children].find((a) => a.dataset.message === message);
+  if (existing) {
+    existing.classList.remove("alert--flash");
+    void existing.offsetWidth; // restart the animation
+    existing.classList.add("alert--flash");
+    return existing;
+  }
+  const node = el("div", { class: `alert alert--${kind}`, "data-testid": "alert", dataset: { message } }, [
+    el("div", { class: "alert__text" }, [el("strong", { text: title }), el("span", { text: message })]),
+    el("button", { class: "icon-button alert__close", type: "button", "aria-label": "Dismiss", onclick: () => node.remove() }, [
+      icon(ICON_CLOSE),
+    ]),
+  ]);
+  alertsEl.append(node);
+  while (alertsEl.children.length > 4) alertsEl.firstElementChild.remove();
+  return node;
+}
+
+function alertFor(err, title) {
+  if (err?.name === "AbortError") return null;
+  console.error(err);
+  return showAlert(err instanceof ApiError ? err.message : "An unexpected error happened in the page.", { title });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// API health
+// ---------------------------------------------------------------------------------------------------------
+
+const health = { el: $("health"), label: $("health-label"), state: "unknown" };
+
+async function checkHealth() {
+  let state = "down";
+  let text = "API unreachable";
+  try {
+    const data = await api("/v1/health");
+    if (data?.status === "ok") {
+      state = "ok";
+      text = "API online";
+    } else {
+      state = "degraded";
+      text = `API ${data?.status || "degraded"}`;
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.message) text = `API unreachable: ${err.message}`;
+  }
+  const wasDown = health.state === "down";
+  health.state = state;
+  health.el.dataset.state = state;
+  health.el.title = text;
+  health.label.textContent = state === "down" ? "API unreachable" : text;
+  if (wasDown && state === "ok") refreshDocs();
+  setTimeout(checkHealth, HEALTH_MS);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Documents: state, list rendering, polling
+// ---------------------------------------------------------------------------------------------------------
+
+/** Server view: document_id -> document from GET /v1/documents. */
+const docs = new Map();
+/** Local uploads: key (document_id once created, a temporary id before) -> upload state. */
+const uploads = new Map();
+const rows = new Map(); // key -> <li>
+
+const listEl = $("doc-list");
+const emptyEl = $("doc-empty");
+const countEl = $("doc-count");
+
+const STATUS_LABEL = { UPLOADING: "Uploading", PROCESSING: "Processing", INDEXED: "Indexed", FAILED: "Failed" };
+
+function entries() {
+  const out = [];
+  for (const d of docs.values()) out.push({ key: d.document_id, doc: d, upload: uploads.get(d.document_id) });
+  for (const [key, u] of uploads) {
+    if (docs.has(key)) continue;
+    out.push({
+      key,
+      upload: u,
+      doc: { document_id: key, filename: u.filename, status: "UPLOADING", created_at: u.createdAt, local: true },
+    });
+  }
+  out.sort((a, b) => String(b.doc.created_at || "").localeCompare(String(a.doc.created_at || "")));
+  return out;
+}
+
+function renderDocs() {
+  const list = entries();
+  const seen = new Set();
+  list.forEach(({ key, doc, upload }, i) => {
+    seen.add(key);
+    let row = rows.get(key);
+    if (!row) {
+      row = createRow(key);
+      rows.set(key, row);
+    }
+    updateRow(row, doc, upload);
+    if (listEl.children[i] !== row) listEl.insertBefore(row, listEl.children[i] || null);
+  });
+  for (const [key, row] of rows) {
+    if (!seen.has(key)) {
+      row.remove();
+      rows.delete(key);
+    }
+  }
+  emptyEl.hidden = list.length > 0;
+  const indexed = list.filter((e) => e.doc.status === "INDEXED").length;
+  countEl.textContent = list.length ? `${indexed} of ${list.length} ready` : "";
+}
+
+function createRow(key) {
+  const parts = {
+    type: el("span", { class: "doc__type", "aria-hidden": "true" }),
+    name: el("p", { class: "doc__name", "data-testid": "doc-name" }),
+    meta: el("p", { class: "doc__meta", "data-testid": "doc-meta" }),
+    bar: el("span", { class: "progress__bar" }),
+    error: el("p", { class: "doc__error", "data-testid": "doc-error", hidden: true }),
+    badge: el("span", { class: "badge", "data-testid": "doc-status" }),
+    del: el("button", { class: "icon-button doc__delete", type: "button", "data-testid": "doc-delete" }, [
+      icon(ICON_TRASH),
+    ]),
+  };
+  parts.progress = el(
+    "div",
+    { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", hidden: true },
+    [parts.bar],
+  );
+  const row = el("li", { class: "doc", "data-testid": "doc-row" }, [
+    parts.type,
+    el("div", { class: "doc__main" }, [parts.name, parts.meta, parts.progress, parts.error]),
+    parts.badge,
+    parts.del,
+  ]);
+  parts.del.addEventListener("click", () => deleteDocument(key, row));
+  row._parts = parts;
+  return row;
+}
+
+function updateRow(row, doc, upload) {
+  const p = row._parts;
+  const status = doc.status || "UPLOADING";
+  row.dataset.status = status;
+  row.dataset.documentId = doc.document_id;
+  row.dataset.filename = doc.filename;
+  row.classList.toggle("doc--local", Boolean(doc.local));
+
+  const ext = extensionOf(doc.filename || "");
+  p.type.textContent = (ext === "markdown" ? "md" : ext === "htm" ? "html" : ext || "file").slice(0, 4);
+  p.type.dataset.ext = ext;
+  p.name.textContent = doc.filename;
+  p.name.title = doc.filename;
+
+  const uploading = upload && !upload.done && !upload.error;
+  const pct = upload ? Math.round(upload.progress * 100) : 0;
+  p.badge.className = `badge badge--${status.toLowerCase()}`;
+  p.badge.textContent = uploading && status === "UPLOADING" ? `Uploading ${pct}%` : STATUS_LABEL[status] || status;
+
+  const meta = [];
+  if (doc.pages != null) meta.push(plural(doc.pages, "page"));
+  if (doc.chunks != null) meta.push(plural(doc.chunks, "chunk"));
+  if (status === "PROCESSING") meta.push("Reading and indexing…");
+  if (status === "UPLOADING" && !uploading && !upload?.error) {
+    meta.push(upload?.done ? "Uploaded, waiting to be processed…" : "Waiting for the upload…");
+  }
+  p.meta.textContent = meta.join(" · ");
+  p.meta.hidden = meta.length === 0;
+  row.title = doc.created_at && !doc.local ? `Added ${timeAgo(doc.created_at)}` : "";
+
+  p.progress.hidden = !uploading;
+  p.progress.setAttribute("aria-valuenow", String(pct));
+  p.progress.setAttribute("aria-label", `Uploading ${doc.filename}`);
+  p.bar.style.width = `${pct}%`;
+
+  const reason = status === "FAILED" ? doc.error || "The document could not be processed." : upload?.error;
+  p.error.hidden = !reason;
+  p.error.textContent = reason ? (status === "FAILED" ? reason : `Upload failed: ${reason}`) : "";
+
+  p.del.setAttribute("aria-label", `Delete ${doc.filename}`);
+  p.del.title = "Delete";
+  p.del.disabled = Boolean(doc.local) || row.dataset.deleting === "1";
+}
+
+let pollTimer = 0;
+let refreshing = null;
+let refreshAgain = false;
+let pollAlert = null; // the alert shown while the list cannot be loaded; removed once it loads again
+
+function busy() {
+  for (const d of docs.values()) if (d.status === "UPLOADING" || d.status === "PROCESSING") return true;
+  for (const u of uploads.values()) if (!u.error) return true;
+  return false;
+}
+
+function schedulePoll() {
+  clearTimeout(pollTimer);
+  const ms = busy() ? POLL_BUSY_MS : document.hidden ? POLL_HIDDEN_MS : POLL_IDLE_MS;
+  pollTimer = setTimeout(refreshDocs, ms);
+}
+
+/** Fetches the list now (coalescing concurrent calls), then schedules the next poll. */
+function refreshDocs() {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  clearTimeout(pollTimer);
+  refreshing = (async () => {
+    try {
+      const data = await api("/v1/documents");
+      docs.clear();
+      for (const d of data?.documents || []) docs.set(d.document_id, d);
+      // A finished upload stops being "ours" once the server has moved the document on.
+      for (const [key, u] of uploads) {
+        const d = docs.get(key);
+        if (u.done && (!d || d.status !== "UPLOADING" || Date.now() - u.doneAt > 30000)) uploads.delete(key);
+      }
+      pollAlert?.remove();
+      pollAlert = null;
+      renderDocs();
+    } catch (err) {
+      if (!pollAlert?.isConnected) pollAlert = alertFor(err, "Could not load your documents");
+    } finally {
+      refreshing = null;
+      if (refreshAgain) {
+        refreshAgain = false;
+        refreshDocs();
+      } else {
+        schedulePoll();
+      }
+    }
+  })();
+  return refreshing;
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refreshDocs();
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Uploads
+// ---------------------------------------------------------------------------------------------------------
+
+let tempSeq = 0;
+const queue = [];
+let active = 0;
+
+function addFiles(fileList) {
+  const files = [...fileList];
+  for (const file of files) {
+    const ext = extensionOf(file.name);
+    if (!(ext in SUPPORTED)) {
+      showAlert(`“${file.name}” is not a supported file type. Lectern reads PDF, DOCX, HTML, Markdown and text files.`, {
+        title: "File skipped",
+        kind: "warning",
+      });
+      continue;
+    }
+    if (file.size === 0) {
+      showAlert(`“${file.name}” is empty.`, { title: "File skipped", kind: "warning" });
+      continue;
+    }
+    const key = `local-${++tempSeq}`;
+    uploads.set(key, { filename: file.name, progress: 0, createdAt: new Date().toISOString(), file });
+    queue.push(key);
+  }
+  renderDocs();
+  pump();
+}
+
+function pump() {
+  while (active < MAX_PARALLEL_UPLOADS && queue.length) {
+    const key = queue.shift();
+    active++;
+    uploadOne(key).finally(() => {
+      active--;
+      pump();
+    });
+  }
+}
+
+async function uploadOne(tempKey) {
+  const u = uploads.get(tempKey);
+  if (!u) return;
+  const { file } = u;
+  let created;
+  try {
+    created = await api("/v1/documents", {
+      method: "POST",
+      json: {
+        filename: file.name,
+        content_type: SUPPORTED[extensionOf(file.name)] || file.type || "application/octet-stream",
+        size_bytes: file.size,
+      },
+    });
+  } catch (err) {
+    uploads.delete(tempKey);
+    renderDocs();
+    alertFor(err, `Could not add “${file.name}”`);
+    return;
+  }
+  // From now on the upload is keyed by the server's id, so it merges with the server's row.
+  const id = created.document_id;
+  uploads.delete(tempKey);
+  uploads.set(id, u);
+  const known = docs.get(id);
+  if (!known) {
+    docs.set(id, {
+      document_id: id,
+      filename: file.name,
+      status: "UPLOADING",
+      created_at: u.createdAt,
+      error: null,
+      pages: null,
+      chunks: null,
+    });
+  }
+  const tempRow = rows.get(tempKey);
+  rows.delete(tempKey);
+  if (tempRow && !rows.has(id)) rows.set(id, tempRow); // keep the same <li> (and focus) across the key change
+  else tempRow?.remove();
+  renderDocs();
+
+  try {
+    await postForm(created.upload, file, (fraction) => {
+      u.progress = fraction;
+      renderDocs();
+    }, u);
+    u.progress = 1;
+    u.done = true;
+    u.doneAt = Date.now();
+  } catch (err) {
+    if (err?.name === "AbortError") return;
+    u.error = err instanceof ApiError ? err.message : "network error";
+    alertFor(err, `Could not upload “${file.name}”`);
+  } finally {
+    delete u.xhr;
+    renderDocs();
+    refreshDocs();
+  }
+}
+
+/**
+ * POSTs the file like a browser form to an S3 presigned POST: every field first, the file last as "file".
+ * Uses XMLHttpRequest because fetch cannot report upload progress.
+ */
+function postForm(upload, file, onProgress, holder) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    const fields = upload?.fields || {};
+    for (const [k, v] of Array.isArray(fields) ? fields : Object.entries(fields)) form.append(k, v);
+    form.append("file", file, file.name);
+
+    const xhr = new XMLHttpRequest();
+    holder.xhr = xhr;
+    xhr.open("POST", apiUrl(upload.url));
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) resolve();
+      else reject(errorFromBody(xhr.responseText, xhr.status, xhr.statusText));
+    });
+    xhr.addEventListener("error", () =>
+      reject(new ApiError("The upload could not reach the storage server.", { code: "network_error" })),
+    );
+    xhr.addEventListener("abort", () => reject(new DOMException("Upload cancelled", "AbortError")));
+    xhr.send(form);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Delete (with a confirmation dialog)
+// ---------------------------------------------------------------------------------------------------------
+
+const confirmEl = $("confirm");
+
+function confirmDialog(text) {
+  return new Promise((resolve) => {
+    $("confirm-text").textContent = text;
+    confirmEl.returnValue = "";
+    confirmEl.addEventListener("close", () => resolve(confirmEl.returnValue === "ok"), { once: true });
+    confirmEl.showModal();
+  });
+}
+
+async function deleteDocument(key, row) {
+  const id = row.dataset.documentId || key;
+  const doc = docs.get(id);
+  const name = doc?.filename || row.dataset.filename || "this document";
+  const ok = await confirmDialog(`“${name}” and everything indexed from it will be removed. This cannot be undone.`);
+  if (!ok) return;
+  row.dataset.deleting = "1";
+  row.classList.add("doc--deleting");
+  renderDocs();
+  try {
+    await api(`/v1/documents/${encodeURIComponent(id)}`, { method: "DELETE" });
+    uploads.get(id)?.xhr?.abort();
+    uploads.delete(id);
+    docs.delete(id);
+    renderDocs();
+  } catch (err) {
+    alertFor(err, `Could not delete “${name}”`);
+  } finally {
+    delete row.dataset.deleting;
+    row.classList.remove("doc--deleting");
+    renderDocs();
+    refreshDocs();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Drag and drop, file picker
+// ---------------------------------------------------------------------------------------------------------
+
+const dropzone = $("dropzone");
+const fileInput = $("file-input");
+
+fileInput.addEventListener("change", () => {
+  if (fileInput.files?.length) addFiles(fileInput.files);
+  fileInput.value = ""; // choosing the same file again fires "change" again
+});
+dropzone.addEventListener("click", (e) => {
+  if (e.target === dropzone || e.target.closest(".dropzone__icon, .dropzone__title, .dropzone__or, .dropzone__hint")) {
+    fileInput.click();
+  }
+});
+
+let dragDepth = 0;
+const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+dropzone.addEventListener("dragenter", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth++;
+  dropzone.classList.add("dropzone--over");
+});
+dropzone.addEventListener("dragover", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = "copy";
+});
+dropzone.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) dropzone.classList.remove("dropzone--over");
+});
+dropzone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  dropzone.classList.remove("dropzone--over");
+  if (e.dataTransfer?.files?.length) addFiles(e.dataTransfer.files);
+});
+// A file dropped next to the zone must not make the browser navigate away from the page.
+window.addEventListener("dragover", (e) => hasFiles(e) && e.preventDefault());
+window.addEventListener("drop", (e) => hasFiles(e) && e.preventDefault());
+
+// ---------------------------------------------------------------------------------------------------------
+// Ask: streaming answer, citations, sources, passage dialog
+// ---------------------------------------------------------------------------------------------------------
+
+const form = $("ask-form");
+const questionEl = $("question");
+const askBtn = $("ask");
+const stopBtn = $("stop");
+const resultEl = $("result");
+const answerEl = $("answer");
+const sourcesWrap = $("sources-wrap");
+const sourcesEl = $("sources");
+const metaEl = $("answer-meta");
+const placeholderEl = $("ask-placeholder");
+
+const q = {
+  question: "",
+  text: "",
+  citations: new Map(), // n -> citation
+  state: "idle", // idle | streaming | done | error | stopped
+  final: null,
+  controller: null,
+};
+
+const MARKER = /\[(\d+(?:\s*[,;]\s*\d+)*)\]/g;
+
+function renderAnswer() {
+  const nodes = [];
+  let last = 0;
+  for (const m of q.text.matchAll(MARKER)) {
+    if (m.index > last) nodes.push(document.createTextNode(q.text.slice(last, m.index)));
+    for (const part of m[1].split(/[,;]/)) nodes.push(markerButton(Number(part.trim())));
+    last = m.index + m[0].length;
+  }
+  if (last < q.text.length) nodes.push(document.createTextNode(q.text.slice(last)));
+  if (q.state === "streaming") {
+    nodes.push(q.text ? el("span", { class: "caret", "aria-hidden": "true" }) : el("span", { class: "thinking", text: "Searching your documents…" }));
+  }
+  if (q.state === "stopped") nodes.push(el("span", { class: "stopped", text: " (stopped)" }));
+  answerEl.replaceChildren(...nodes);
+}
+
+function markerButton(n) {
+  const c = q.citations.get(n);
+  const label = c ? `Source ${n}: ${c.filename}, page ${c.page}` : `Source ${n}`;
+  return el("button", {
+    type: "button",
+    class: "citation",
+    "data-testid": "citation",
+    "data-n": String(n),
+    "aria-label": label,
+    title: c ? `${c.filename}, p. ${c.page}` : undefined,
+    disabled: !c && q.state !== "streaming" ? true : undefined,
+    text: String(n),
+    onclick: () => openPassage(n),
+  });
+}
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderAnswer();
+  });
+}
+
+function renderSources() {
+  const list = [...q.citations.values()].sort((a, b) => a.n - b.n);
+  sourcesWrap.hidden = list.length === 0;
+  sourcesEl.replaceChildren(
+    ...list.map((c) =>
+      el("li", { class: "source", "data-testid": "source", "data-n": String(c.n) }, [
+        el("button", { type: "button", class: "source__button", onclick: () => openPassage(c.n) }, [
+          el("span", { class: "source__n", "aria-hidden": "true", text: String(c.n) }),
+          el("span", { class: "source__body" }, [
+            el("span", { class: "source__title", text: `${c.filename}, p. ${c.page}` }),
+            el("span", { class: "source__snippet", text: c.snippet || "" }),
+          ]),
+        ]),
+      ]),
+    ),
+  );
+}
+
+function formatLatency(ms) {
+  if (typeof ms !== "number") return "";
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+function renderMeta() {
+  const f = q.final;
+  if (!f) {
+    metaEl.textContent = "";
+    return;
+  }
+  const parts = [];
+  if (f.model) parts.push(f.model);
+  if (f.usage) parts.push(`${f.usage.input_tokens ?? "?"} in / ${f.usage.output_tokens ?? "?"} out tokens`);
+  if (f.latency_ms != null) parts.push(formatLatency(f.latency_ms));
+  metaEl.textContent = parts.join(" · ");
+  metaEl.title = f.prompt_version ? `Prompt ${f.prompt_version}${f.query_id ? ` · query ${f.query_id}` : ""}` : "";
+}
+
+function setCitations(list) {
+  q.citations = new Map((Array.isArray(list) ? list : []).map((c) => [Number(c.n), c]));
+  renderSources();
+}
+
+function setState(state) {
+  q.state = state;
+  answerEl.dataset.state = state;
+  answerEl.setAttribute("aria-busy", String(state === "streaming"));
+  const streaming = state === "streaming";
+  askBtn.disabled = streaming;
+  askBtn.classList.toggle("is-loading", streaming);
+  askBtn.querySelector(".button__label").textContent = streaming ? "Answering…" : "Ask";
+  stopBtn.hidden = !streaming;
+  resultEl.classList.toggle("result--error", state === "error");
+}
+
+function onDone(data) {
+  q.final = data || {};
+  if (typeof q.final.answer === "string" && q.final.answer) q.text = q.final.answer;
+  if (Array.isArray(q.final.citations)) setCitations(q.final.citations);
+  const abstained = Boolean(q.final.abstained);
+  resultEl.classList.toggle("result--abstained", abstained);
+  $("abstained-notice").hidden = !abstained;
+  answerEl.dataset.abstained = String(abstained);
+  setState("done");
+  renderAnswer();
+  renderMeta();
+}
+
+function parseData(name, data) {
+  try {
+    return JSON.parse(data);
+  } catch {
+    console.warn(`Ignoring an SSE "${name}" event whose data is not JSON`, data);
+    return null;
+  }
+}
+
+async function ask(question) {
+  q.controller?.abort();
+  const controller = new AbortController();
+  q.controller = controller;
+  Object.assign(q, { question, text: "", final: null });
+  setCitations([]);
+  $("result-question").textContent = question;
+  $("abstained-notice").hidden = true;
+  resultEl.classList.remove("result--abstained");
+  delete answerEl.dataset.abstained;
+  resultEl.hidden = false;
+  placeholderEl.hidden = true;
+  renderMeta();
+  setState("streaming");
+  renderAnswer();
+
+  let streamError = null;
+  try {
+    const res = await api("/v1/query", {
+      method: "POST",
+      json: { question, top_k: TOP_K },
+      headers: { Accept: "text/event-stream" },
+      signal: controller.signal,
+      stream: true,
+    });
+    const type = res.headers.get("Content-Type") || "";
+    if (!type.includes("text/event-stream")) {
+      onDone(await res.json()); // a server that does not stream answers with the full JSON response
+      return;
+    }
+    await readEventStream(res, (name, raw) => {
+      if (q.controller !== controller) return;
+      const data = parseData(name, raw);
+      if (data === null) return;
+      if (name === "token") {
+        q.text += data.text ?? "";
+        scheduleRender();
+      } else if (name === "citations") {
+        setCitations(data.citations);
+        scheduleRender();
+      } else if (name === "done") {
+        onDone(data);
+      } else if (name === "error") {
+        const e = data.error || {};
+        streamError = new ApiError(e.message || "The answer could not be completed.", { code: e.code });
+      }
+    });
+    if (q.controller !== controller) return;
+    if (streamError) throw streamError;
+    if (q.state === "streaming") throw new ApiError("The answer stream ended before it was complete.");
+  } catch (err) {
+    if (q.controller !== controller) return;
+    if (err?.name === "AbortError") {
+      setState("stopped");
+    } else {
+      setState("error");
+      alertFor(err, "Could not answer the question");
+      if (!q.text) resultEl.hidden = true;
+      placeholderEl.hidden = !resultEl.hidden;
+    }
+    renderAnswer();
+  } finally {
+    if (q.controller === controller) q.controller = null;
+  }
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const question = questionEl.value.trim();
+  if (!question) {
+    questionEl.focus();
+    return;
+  }
+  if (q.state === "streaming") return;
+  ask(question);
+});
+
+questionEl.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    if (!askBtn.disabled) form.requestSubmit();
+  }
+});
+
+stopBtn.addEventListener("click", () => q.controller?.abort());
+
+// ----- passage dialog
+
+const passageEl = $("passage");
+
+const STOPWORDS = new Set(
+  ("the a an and or of to in on at for by with from as is are was were be been being it its this that these those " +
+    "what which who whom whose when where why how does did do can could would should will shall may might " +
+    "about into over under than then there their they them you your we our i me my not no yes").split(" "),
+);
+
+function highlightTerms(question) {
+  const words = question.toLowerCase().match(/[\p{L}\p{N}]+/gu) || [];
+  return [...new Set(words.filter((w) => (w.length >= 3 || /\d/.test(w)) && !STOPWORDS.has(w)))];
+}
+
+/** Puts text into node, wrapping the question's key words in <mark> (built with text nodes only). */
+function fillHighlighted(node, text, terms) {
+  if (!terms.length) {
+    node.textContent = text;
+    return;
+  }
+  const escaped = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])(${escaped.join("|")})`, "giu");
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    // extend to the end of the word so "reactor" also marks "reactors"
+    let end = m.index + m[0].length;
+    while (end < text.length && /[\p{L}\p{N}]/u.test(text[end])) end++;
+    if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
+    out.push(el("mark", { text: text.slice(m.index, end) }));
+    last = end;
+    re.lastIndex = end;
+  }
+  if (last < text.length) out.push(document.createTextNode(text.slice(last)));
+  node.replaceChildren(...out);
+}
+
+function openPassage(n) {
+  const c = q.citations.get(n);
+  if (!c) return;
+  $("passage-n").textContent = String(n);
+  $("passage-title").textContent = c.filename;
+  const meta = [`Page ${c.page}`];
+  if (typeof c.score === "number") meta.push(`relevance ${c.score <= 1 && c.score >= 0 ? `${Math.round(c.score * 100)}%` : c.score.toFixed(2)}`);
+  $("passage-meta").textContent = meta.join(" · ");
+  fillHighlighted($("passage-snippet"), c.snippet || "(no text)", highlightTerms(q.question));
+  passageEl.dataset.n = String(n);
+  if (!passageEl.open) passageEl.showModal();
+}
+
+$("passage-close").addEventListener("click", () => passageEl.close());
+for (const dialog of [passageEl, confirmEl]) {
+  // A click on the backdrop (the dialog element itself, outside its padded body) closes it.
+  dialog.addEventListener("click", (e) => {
+    if (e.target === dialog) dialog.close(dialog === confirmEl ? "cancel" : undefined);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------------------------------------
+
+setInterval(() => rows.size && renderDocs(), 60000); // keep "Added N min ago" fresh
+renderDocs();
+checkHealth();
+refreshDocs();

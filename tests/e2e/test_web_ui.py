@@ -1,0 +1,129 @@
+"""The web page end to end: a real `lectern up` server driven through headless Chromium.
+
+Upload a Markdown file with a distinctive fact, wait for INDEXED, ask about the fact, open the cited
+passage; then upload a broken PDF and see it FAILED with a reason while the first document stays INDEXED.
+The server runs with LECTERN_LLM=fake (deterministic, fast); LECTERN_E2E_LLM=<name> uses another generator.
+See conftest.py for the fixtures and the environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+pytestmark = pytest.mark.browser
+
+FACT = "The Zorblax reactor was commissioned in 1987 in Tromsø."
+DOC_TEXT = f"""# Zorblax reactor
+
+{FACT}
+
+It was built by the Nordic Fusion Cooperative and supplies heat to the harbour district.
+"""
+QUESTION = "When was the Zorblax reactor commissioned?"
+
+E2E_LLM = os.environ.get("LECTERN_E2E_LLM", "fake")  # conftest passes it to the server as LECTERN_LLM
+INDEX_TIMEOUT_MS = 90_000
+ANSWER_TIMEOUT_MS = 60_000 if E2E_LLM == "fake" else 300_000
+
+
+def doc_row(page: Page, filename: str) -> Locator:
+    return page.locator(f'[data-testid="doc-row"][data-filename="{filename}"]')
+
+
+def upload(page: Page, path: Path) -> Locator:
+    page.get_by_test_id("file-input").set_input_files(str(path))
+    row = doc_row(page, path.name)
+    expect(row).to_have_count(1)
+    return row
+
+
+def test_upload_ask_cite_and_failed_document(page: Page, lectern_server: Any, tmp_path: Path) -> None:
+    page_errors: list[str] = []
+    page.on("pageerror", lambda e: page_errors.append(str(e)))
+
+    page.goto(f"{lectern_server.url}/")
+    expect(page).to_have_title(re.compile("Lectern"))
+    expect(page.get_by_test_id("health")).to_have_attribute("data-state", "ok")
+
+    # --- a good document: UPLOADING -> PROCESSING -> INDEXED
+    run = uuid.uuid4().hex[:6]  # unique names: the test may run again against a long-lived server
+    md = tmp_path / f"zorblax-facts-{run}.md"
+    md.write_text(DOC_TEXT, encoding="utf-8")
+    good = upload(page, md)
+    expect(good).to_have_attribute("data-status", "INDEXED", timeout=INDEX_TIMEOUT_MS)
+    expect(good.get_by_test_id("doc-status")).to_have_text("Indexed")
+    expect(good.get_by_test_id("doc-error")).to_be_hidden()
+
+    # --- ask: the answer streams in, then carries a citation marker
+    page.get_by_test_id("question").fill(QUESTION)
+    page.get_by_test_id("ask").click()
+    answer = page.get_by_test_id("answer")
+    expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.get_by_test_id("ask")).to_be_enabled()
+    expect(answer).not_to_have_attribute("data-abstained", "true")
+    expect(answer).not_to_be_empty()
+
+    marker = answer.locator('[data-testid="citation"]:not([disabled])').first
+    expect(marker).to_be_visible()
+    n = marker.get_attribute("data-n")
+    assert n and n.isdigit(), f"citation marker without a number: {n!r}"
+
+    # On a fresh server (the default) our file is the only one; a reused server (LECTERN_E2E_URL) may hold
+    # copies from earlier runs with the same text, and a citation may point at one of those.
+    cited_name = md.name if not os.environ.get("LECTERN_E2E_URL") else re.compile(r"zorblax-facts-\w+\.md")
+
+    # --- the marker opens the passage: filename and the fact
+    marker.click()
+    passage = page.get_by_test_id("passage")
+    expect(passage).to_be_visible()
+    expect(passage).to_contain_text(cited_name)
+    expect(passage).to_contain_text(FACT)
+    expect(passage).to_have_attribute("data-n", n)
+    page.keyboard.press("Escape")
+    expect(passage).to_be_hidden()
+
+    # --- the numbered source list names the file with its page; a source opens the passage too
+    source = page.locator(f'[data-testid="source"][data-n="{n}"]')
+    expect(source).to_contain_text(re.compile(r"zorblax-facts-\w+\.md, p\. \d+"))
+    expect(source).to_contain_text(cited_name)
+    source.click()
+    expect(passage).to_be_visible()
+    expect(passage).to_contain_text(cited_name)
+    page.get_by_role("button", name="Close passage").click()
+    expect(passage).to_be_hidden()
+
+    # --- a broken file: FAILED with a visible reason; the good document is untouched
+    broken = tmp_path / f"broken-{run}.pdf"
+    broken.write_bytes(random.Random(1987).randbytes(4096))
+    bad = upload(page, broken)
+    expect(bad).to_have_attribute("data-status", "FAILED", timeout=INDEX_TIMEOUT_MS)
+    expect(bad.get_by_test_id("doc-status")).to_have_text("Failed")
+    reason = bad.get_by_test_id("doc-error")
+    expect(reason).to_be_visible()
+    expect(reason).to_have_text(re.compile(r"\w{3,}"))
+    expect(good).to_have_attribute("data-status", "INDEXED")
+
+    assert page_errors == [], f"uncaught errors in the page: {page_errors}"
+
+
+def test_page_fits_a_narrow_screen(browser, lectern_server: Any) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 760}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{lectern_server.url}/")
+        expect(page.get_by_test_id("health")).to_have_attribute("data-state", "ok")
+        for hook in ("question", "ask"):
+            expect(page.get_by_test_id(hook)).to_be_visible()
+        expect(page.get_by_text("Choose files")).to_be_visible()
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 375px wide"
+    finally:
+        context.close()
