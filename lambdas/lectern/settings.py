@@ -27,18 +27,20 @@ class LocalSettings(BaseModel):
     llm: Literal["llama", "openai", "fake"] = "llama"
     llm_base_url: str | None = None
     llm_model_path: Path | None = None
-    llm_model_name: str = "qwen2.5-0.5b-instruct-q4_k_m"
+    llm_model_name: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    model_cache_dir: Path | None = Field(default=None, description="Where the assembled GGUF goes (default DATA_DIR/models).")
     llm_threads: int = Field(default=0, ge=0, description="0 = all cores")
     llm_ctx: int = Field(default=4096, ge=512)
     llm_timeout_s: float = Field(default=120.0, gt=0)
-    prompt_version: str = "answer-v1"
+    prompt_version: str = "answer-v2"
     chunk_size: int = Field(default=200, ge=16, le=512)
     chunk_overlap: int = Field(default=32, ge=0)
     fusion: Literal["min_max", "rrf"] = "min_max"
     bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     candidates: int = Field(default=100, ge=1, le=1000)
     top_k: int = Field(default=5, ge=1, le=20)
-    max_context_tokens: int = Field(default=900, ge=100)
+    max_context_tokens: int = Field(default=600, ge=100)
+    min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
     min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_pages: int = Field(default=2000, ge=1)

@@ -23,14 +23,17 @@ from lectern.domain.text import snippet
 I_DONT_KNOW = "I don't know based on the provided documents."
 MAX_QUESTION_CHARS = 2000
 _CITE_RE = re.compile(r"\[(\d{1,2})\]")
+# Small models sometimes echo a passage header ("[1] (memo.pdf, page 1)"): keep the marker, drop the header.
+_ECHO_RE = re.compile(r"\[(\d{1,2})\] \([^()\n]{1,300}, page \d+\)\s*")
 _ABSTAIN_RE = re.compile(r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I)
 
 
 @dataclass(frozen=True)
 class AnswerConfig:
     top_k: int = 5
-    max_context_tokens: int = 900
+    max_context_tokens: int = 600  # prompt length bounds time to first token on a CPU model
     min_similarity: float = 0.25  # below this best cosine similarity, and with no BM25 match, abstain
+    min_relative_score: float = 0.3  # passages scoring under this fraction of the best one stay out of the prompt
     max_tokens: int = 256
     temperature: float = 0.1
 
@@ -45,10 +48,15 @@ class AnswerEvent:
     citations: list[Citation] = field(default_factory=list)
 
 
-def build_context(hits: list[ScoredChunk], budget: int, count: Callable[[str], int]) -> list[ScoredChunk]:
+def build_context(
+    hits: list[ScoredChunk], budget: int, count: Callable[[str], int], min_relative: float = 0.0
+) -> list[ScoredChunk]:
     used: list[ScoredChunk] = []
     spent = 0
+    best = hits[0].score if hits else 0.0
     for hit in hits:
+        if used and best > 0 and hit.score < min_relative * best:
+            break
         t = count(hit.chunk.text) + 12
         if used and spent + t > budget:
             break
@@ -61,6 +69,10 @@ def format_context(passages: list[ScoredChunk]) -> str:
     return "\n\n".join(
         f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{p.chunk.text}" for i, p in enumerate(passages, start=1)
     )
+
+
+def clean_answer(text: str) -> str:
+    return _ECHO_RE.sub(lambda m: f"[{m.group(1)}] ", text).strip()
 
 
 def cited_numbers(text: str, available: int) -> list[int]:
@@ -124,7 +136,9 @@ class Answerer:
         q = self._check(question)
         k = top_k or self.config.top_k
         result = self.retriever.retrieve(tenant_id, q, top_k=k, filters=filters)
-        passages = build_context(result.hits, self.config.max_context_tokens, self.count)
+        passages = build_context(
+            result.hits, self.config.max_context_tokens, self.count, self.config.min_relative_score
+        )
         query_id = uuid.uuid4().hex
         if not passages or (result.best_similarity < self.config.min_similarity and not result.bm25_matched):
             yield AnswerEvent("token", text=I_DONT_KNOW)
@@ -140,7 +154,7 @@ class Answerer:
             else:
                 parts.append(item)
                 yield AnswerEvent("token", text=item)
-        text = (final.text if final and final.text else "".join(parts)).strip()
+        text = clean_answer(final.text if final and final.text else "".join(parts))
         usage = final.usage if final else Usage()
         model_id = final.model if final else self.model.model_id
         if is_abstention(text) and not cited_numbers(text, len(passages)):

@@ -67,7 +67,9 @@ class LocalLlamaModel:
             from lectern.adapters.local.model_files import ensure_gguf
             from lectern.adapters.messages_api import MessagesApiChatModel
 
-            path = ensure_gguf(self.settings.data_dir / "models", override=self.settings.llm_model_path)
+            path = ensure_gguf(
+                self.settings.model_cache_dir or self.settings.data_dir / "models", override=self.settings.llm_model_path
+            )
             server = LlamaServer(
                 model_path=path,
                 log_dir=self.settings.data_dir / "logs",
@@ -226,7 +228,10 @@ def build_local(settings: LocalSettings, *, embedder: Embedder | None = None, mo
         template=load_template(settings.prompt_version),
         token_counter=count,
         config=AnswerConfig(
-            top_k=settings.top_k, max_context_tokens=settings.max_context_tokens, min_similarity=settings.min_similarity
+            top_k=settings.top_k,
+            max_context_tokens=settings.max_context_tokens,
+            min_similarity=settings.min_similarity,
+            min_relative_score=settings.min_relative_score,
         ),
     )
     return LocalLectern(

@@ -1,0 +1,122 @@
+"""Answering over a real SQLite index with test doubles for the embedder and the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from lectern.adapters.local.sqlite_db import SqliteDatabase
+from lectern.adapters.local.sqlite_index import SqliteSearchIndex
+from lectern.domain.answering import I_DONT_KNOW, AnswerConfig, Answerer, build_context, clean_answer
+from lectern.domain.chunking import ChunkingConfig, chunk_document
+from lectern.domain.errors import ValidationFailed
+from lectern.domain.models import Block, ChatMessage, ExtractedDocument, Generation, Page, ScoredChunk, Usage
+from lectern.domain.prompts import load_template
+from lectern.domain.retrieval import Retriever
+from tests.fakes.embedder import HashEmbedder
+
+
+class ScriptedModel:
+    model_id = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.calls: list[Sequence[ChatMessage]] = []
+
+    def generate(self, messages, *, max_tokens, temperature) -> Generation:
+        self.calls.append(messages)
+        return Generation(self.reply, self.model_id, Usage(100, 10))
+
+    def stream(self, messages, *, max_tokens, temperature) -> Iterator[str | Generation]:
+        gen = self.generate(messages, max_tokens=max_tokens, temperature=temperature)
+        yield from (gen.text[i : i + 5] for i in range(0, len(gen.text), 5))
+        yield gen
+
+
+@pytest.fixture
+def index(tmp_path):
+    emb = HashEmbedder()
+    idx = SqliteSearchIndex(SqliteDatabase(tmp_path / "x.db"), emb.dimension, emb.model_id)
+    docs = {
+        "memo": [Page(1, [Block("There were 200 laptops delivered on January 23, 2023 by three trucks.")])],
+        "guide": [Page(1, [Block("Intro.")]), Page(2, [Block("Coolant pressure must stay below 14 bar.")])],
+    }
+    for doc_id, pages in docs.items():
+        chunks = chunk_document(ExtractedDocument(pages), tenant_id="t", document_id=doc_id, filename=f"{doc_id}.pdf",
+                                config=ChunkingConfig(size=64, overlap=0), count=emb.count_tokens)
+        idx.replace_document("t", doc_id, chunks, emb.embed_documents([c.search_text for c in chunks]))
+    return idx, emb
+
+
+def _answerer(index, reply: str, **cfg) -> tuple[Answerer, ScriptedModel]:
+    idx, emb = index
+    model = ScriptedModel(reply)
+    return Answerer(retriever=Retriever(idx, emb), model=model, template=load_template("answer-v2"),
+                    token_counter=emb.count_tokens, config=AnswerConfig(**cfg)), model
+
+
+def test_answer_cites_the_passages_the_model_referenced(index):
+    answerer, model = _answerer(index, "Coolant must stay below 14 bar [1].")
+    a = answerer.answer("t", "What must coolant pressure stay below?")
+    assert a.answer == "Coolant must stay below 14 bar [1]." and not a.abstained
+    assert [(c.n, c.filename, c.page) for c in a.citations] == [(1, "guide.pdf", 2)]
+    assert a.model == "scripted" and a.usage == Usage(100, 10) and a.prompt_version == "answer-v2"
+    prompt = model.calls[0][1].content
+    assert "[1] (guide.pdf, page 2)" in prompt and "Question: What must coolant pressure stay below?" in prompt
+
+
+def test_retrieval_gate_abstains_without_calling_the_model(index):
+    answerer, model = _answerer(index, "should not be called")
+    a = answerer.answer("t", "Quelle est la capitale du Pérou ?")
+    assert a.abstained and a.answer == I_DONT_KNOW and a.citations == [] and model.calls == []
+
+
+def test_model_abstention_drops_citations(index):
+    answerer, _ = _answerer(index, "I don't know based on the provided documents.")
+    a = answerer.answer("t", "How many laptops had a warranty?")
+    assert a.abstained and a.citations == []
+
+
+def test_stream_emits_tokens_then_citations_then_done(index):
+    answerer, _ = _answerer(index, "200 laptops [1].")
+    events = list(answerer.stream("t", "How many laptops were delivered?"))
+    kinds = [e.kind for e in events]
+    assert kinds[-2:] == ["citations", "done"] and set(kinds[:-2]) == {"token"}
+    assert "".join(e.text for e in events if e.kind == "token") == "200 laptops [1]."
+
+
+def test_no_markers_means_all_context_passages_are_cited(index):
+    answerer, _ = _answerer(index, "Two hundred laptops.")
+    a = answerer.answer("t", "How many laptops were delivered?")
+    assert a.citations and a.citations[0].filename == "memo.pdf"
+
+
+def test_other_tenants_see_nothing(index):
+    answerer, model = _answerer(index, "x")
+    a = answerer.answer("someone-else", "How many laptops were delivered?")
+    assert a.abstained and model.calls == []
+
+
+@pytest.mark.parametrize("q", ["", "   ", "x" * 2001])
+def test_bad_questions(index, q):
+    answerer, _ = _answerer(index, "x")
+    with pytest.raises(ValidationFailed):
+        answerer.answer("t", q)
+
+
+def test_echoed_headers_are_cleaned():
+    assert clean_answer("[2] (a b.pdf, page 3)\nIt is 5 bar.") == "[2] It is 5 bar."
+
+
+def test_context_budget_and_relative_cutoff():
+    from lectern.domain.models import Chunk
+
+    def hit(score, words=10):
+        c = Chunk(chunk_id=str(score), tenant_id="t", document_id="d", filename="f", page=1, ordinal=0,
+                  text="w " * words)
+        return ScoredChunk(c, score)
+
+    hits = [hit(1.0), hit(0.8), hit(0.2)]
+    assert len(build_context(hits, 1000, lambda s: len(s.split()), 0.3)) == 2
+    assert len(build_context(hits, 30, lambda s: len(s.split()), 0.0)) == 1  # budget: 10 + 12 per passage
