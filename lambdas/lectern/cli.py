@@ -20,13 +20,17 @@ from lectern.domain.errors import LecternError
 from lectern.domain.models import DocumentStatus
 from lectern.settings import LocalSettings, SettingsError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lectern: ask your documents, get cited answers.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Lectern: ask your documents, get cited answers."
+)
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answers.")
 app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where Lectern stores everything (LECTERN_DATA_DIR).")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where Lectern stores everything (LECTERN_DATA_DIR).")
+]
 _EXTENSIONS = {ext for exts in ACCEPTED_TYPES.values() for ext in exts}
 
 
@@ -57,7 +61,9 @@ def up(
     settings = _settings(data_dir, host=host, port=port)
     lectern = _build(settings)
     try:
-        server = LocalServer(host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024)
+        server = LocalServer(
+            host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024
+        )
     except OSError as exc:
         err.print(f"[red]Cannot listen on {host}:{port}: {exc.strerror}[/red]")
         raise typer.Exit(1) from None
@@ -110,7 +116,9 @@ class _NoTrigger:
 
 
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders.")], data_dir: DataDir = None) -> None:
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")], data_dir: DataDir = None
+) -> None:
     """Add documents (PDF, DOCX, HTML, Markdown, text), with a progress bar. Unchanged files are skipped."""
     settings = _settings(data_dir)
     files = _expand(paths)
@@ -122,15 +130,27 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders.")
     tenant = settings.tenant_id
     failed = 0
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         overall = progress.add_task("documents", total=len(files))
         for f in files:
             step = progress.add_task(f"  {f.name[:40]}", total=1)
-            status, note = _ingest_one(lectern, tenant, f, lambda s, d, t, step=step: progress.update(
-                step, description=f"  {f.name[:40]} [dim]{s}[/dim]", completed=d, total=max(t, 1)))
+            status, note = _ingest_one(
+                lectern,
+                tenant,
+                f,
+                lambda s, d, t, step=step: progress.update(
+                    step, description=f"  {f.name[:40]} [dim]{s}[/dim]", completed=d, total=max(t, 1)
+                ),
+            )
             failed += status == "FAILED"
-            progress.update(step, description=f"  {f.name[:40]} [bold]{status}[/bold] {note}", completed=1, total=1)
+            progress.update(
+                step, description=f"  {f.name[:40]} [bold]{status}[/bold] {note}", completed=1, total=1
+            )
             progress.advance(overall)
     lectern.close()
     if failed:
@@ -177,7 +197,9 @@ def ask(
                 a = ev.answer
                 console.print()
                 for c in a.citations:
-                    console.print(f"  [bold][{c.n}][/bold] {c.filename}, p. {c.page}: [dim]{c.snippet[:160]}[/dim]")
+                    console.print(
+                        f"  [bold][{c.n}][/bold] {c.filename}, p. {c.page}: [dim]{c.snippet[:160]}[/dim]"
+                    )
                 console.print(
                     f"[dim]{a.model} · {a.usage.input_tokens}+{a.usage.output_tokens} tokens · {a.latency_ms} ms · "
                     f"prompt {a.prompt_version}[/dim]"
@@ -209,7 +231,9 @@ def search(
     finally:
         lectern.close()
     for i, h in enumerate(hits, 1):
-        console.print(f"[bold]{i}. {h.chunk.filename}[/bold] p. {h.chunk.page}  [dim]score {h.score:.4f}[/dim]")
+        console.print(
+            f"[bold]{i}. {h.chunk.filename}[/bold] p. {h.chunk.page}  [dim]score {h.score:.4f}[/dim]"
+        )
         console.print(f"   {' '.join(h.chunk.text.split())[:300]}", highlight=False, markup=False)
 
 
@@ -221,8 +245,15 @@ def documents(data_dir: DataDir = None) -> None:
     lectern.close()
     table = Table("id", "filename", "status", "pages", "chunks", "updated", "error")
     for d in docs:
-        table.add_row(d.document_id[:8], d.filename, d.status.value, str(d.pages or ""), str(d.chunks or ""),
-                      d.updated_at[:19], d.error or "")
+        table.add_row(
+            d.document_id[:8],
+            d.filename,
+            d.status.value,
+            str(d.pages or ""),
+            str(d.chunks or ""),
+            d.updated_at[:19],
+            d.error or "",
+        )
     console.print(table)
 
 
@@ -231,10 +262,15 @@ def delete(document_id: Annotated[str, typer.Argument()], data_dir: DataDir = No
     """Delete a document, its chunks and its file."""
     lectern = _build(_settings(data_dir, llm="fake"))
     try:
-        matches = [d for d in lectern.document_service.list(lectern.settings.tenant_id)
-                   if d.document_id.startswith(document_id)]
+        matches = [
+            d
+            for d in lectern.document_service.list(lectern.settings.tenant_id)
+            if d.document_id.startswith(document_id)
+        ]
         if len(matches) != 1:
-            err.print(f"[red]{'No' if not matches else 'More than one'} document matches {document_id!r}.[/red]")
+            err.print(
+                f"[red]{'No' if not matches else 'More than one'} document matches {document_id!r}.[/red]"
+            )
             raise typer.Exit(1)
         lectern.document_service.delete(lectern.settings.tenant_id, matches[0].document_id)
         console.print(f"deleted {matches[0].filename}")
@@ -248,7 +284,9 @@ def eval_retrieval(
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
     modes: Annotated[str, typer.Option(help="comma-separated: bm25,vector,hybrid")] = "bm25,vector,hybrid",
     max_queries: Annotated[int | None, typer.Option(help="evaluate only the first N queries")] = None,
-    max_docs: Annotated[int | None, typer.Option(help="index only the first N corpus documents (plus judged ones)")] = None,
+    max_docs: Annotated[
+        int | None, typer.Option(help="index only the first N corpus documents (plus judged ones)")
+    ] = None,
     out: Annotated[Path, typer.Option(help="JSON report path")] = Path("eval-retrieval.json"),
     data_dir: DataDir = None,
 ) -> None:
@@ -257,8 +295,13 @@ def eval_retrieval(
 
     settings = _settings(data_dir, llm="fake")
     report = run_retrieval_eval(
-        settings, dataset, split=split, modes=[m.strip() for m in modes.split(",") if m.strip()],
-        max_queries=max_queries, max_docs=max_docs, console=console,
+        settings,
+        dataset,
+        split=split,
+        modes=[m.strip() for m in modes.split(",") if m.strip()],
+        max_queries=max_queries,
+        max_docs=max_docs,
+        console=console,
     )
     out.write_text(report.to_json())
     console.print(report.table())

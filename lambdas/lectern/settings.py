@@ -20,7 +20,9 @@ class LocalSettings(BaseModel):
     data_dir: Path = Field(default=Path(".lectern"), description="Everything Lectern stores lives here.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    public_url: str | None = Field(default=None, description="Base URL for upload slots (default http://host:port).")
+    public_url: str | None = Field(
+        default=None, description="Base URL for upload slots (default http://host:port)."
+    )
     tenant_id: str = "default"
     # generation: 'llama' = the packaged GGUF through llama.cpp's server; 'openai' = any OpenAI/TGI Messages API
     # server at llm_base_url; 'fake' = a deterministic extractive stand-in for tests of everything but the model.
@@ -28,7 +30,9 @@ class LocalSettings(BaseModel):
     llm_base_url: str | None = None
     llm_model_path: Path | None = None
     llm_model_name: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-    model_cache_dir: Path | None = Field(default=None, description="Where the assembled GGUF goes (default DATA_DIR/models).")
+    model_cache_dir: Path | None = Field(
+        default=None, description="Where the assembled GGUF goes (default DATA_DIR/models)."
+    )
     llm_threads: int = Field(default=0, ge=0, description="0 = all cores")
     llm_ctx: int = Field(default=4096, ge=512)
     llm_timeout_s: float = Field(default=120.0, gt=0)

@@ -17,7 +17,7 @@ class HashEmbedder:
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dimension, dtype=np.float32)
         for term in query_terms(text):
-            h = int(hashlib.md5(term.encode()).hexdigest(), 16)  # noqa: S324 - not security
+            h = int(hashlib.md5(term.encode()).hexdigest(), 16)
             v[h % self.dimension] += 1.0
         n = np.linalg.norm(v)
         return v / n if n else v

@@ -19,8 +19,15 @@ def expected_chunks(doc: int) -> int:
 def make(doc: int) -> tuple[list[Chunk], np.ndarray]:
     n = expected_chunks(doc)
     chunks = [
-        Chunk(chunk_id=f"d{doc}-c{i}", tenant_id="t", document_id=f"d{doc}", filename=f"d{doc}.txt", page=1,
-              ordinal=i, text=f"document {doc} chunk {i} " + "lorem ipsum dolor " * 40)
+        Chunk(
+            chunk_id=f"d{doc}-c{i}",
+            tenant_id="t",
+            document_id=f"d{doc}",
+            filename=f"d{doc}.txt",
+            page=1,
+            ordinal=i,
+            text=f"document {doc} chunk {i} " + "lorem ipsum dolor " * 40,
+        )
         for i in range(n)
     ]
     rng = np.random.default_rng(doc)

@@ -7,8 +7,10 @@ import httpx
 
 def upload(base: str, filename: str, data: bytes, content_type: str = "") -> str:
     """Create a document and upload its bytes through the returned slot, exactly as a browser would."""
-    r = httpx.post(f"{base}/v1/documents", json={"filename": filename, "content_type": content_type,
-                                                 "size_bytes": len(data)})
+    r = httpx.post(
+        f"{base}/v1/documents",
+        json={"filename": filename, "content_type": content_type, "size_bytes": len(data)},
+    )
     assert r.status_code == 201, r.text
     slot = r.json()
     up = httpx.post(slot["upload"]["url"], data=slot["upload"]["fields"], files={"file": (filename, data)})

@@ -33,7 +33,9 @@ def test_roundtrip_upload_index_search_query_delete(served):
     assert [d["document_id"] for d in listed] == [doc_id]
 
     for mode in ("hybrid", "bm25", "vector"):
-        res = httpx.post(f"{base}/v1/search", json={"query": "When was the reactor commissioned?", "mode": mode})
+        res = httpx.post(
+            f"{base}/v1/search", json={"query": "When was the reactor commissioned?", "mode": mode}
+        )
         assert res.status_code == 200, res.text
         top = res.json()["results"][0]
         assert "1987" in top["text"] and top["document_id"] == doc_id and top["page"] == 1
@@ -47,8 +49,11 @@ def test_roundtrip_upload_index_search_query_delete(served):
     assert body["prompt_version"] == "answer-v2" and body["latency_ms"] >= 0
     assert set(body["usage"]) == {"input_tokens", "output_tokens"}
 
-    r = httpx.post(f"{base}/v1/query", json={"question": "How often are the valves checked?"},
-                   headers={"Accept": "text/event-stream"})
+    r = httpx.post(
+        f"{base}/v1/query",
+        json={"question": "How often are the valves checked?"},
+        headers={"Accept": "text/event-stream"},
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(r.text)
     kinds = [k for k, _ in events]
@@ -88,7 +93,12 @@ def test_broken_file_fails_with_reason_and_leaves_others_intact(served):
 def test_errors_are_json_with_proper_codes(served):
     base = served.url
     cases = [
-        ("POST", "/v1/documents", {"filename": "a.exe", "content_type": "application/x-msdownload", "size_bytes": 3}, 415),
+        (
+            "POST",
+            "/v1/documents",
+            {"filename": "a.exe", "content_type": "application/x-msdownload", "size_bytes": 3},
+            415,
+        ),
         ("POST", "/v1/documents", {"filename": "a.txt", "content_type": "text/plain", "size_bytes": 0}, 422),
         ("POST", "/v1/documents", {"filename": "a.txt", "size_bytes": 10**12}, 413),
         ("POST", "/v1/documents", {"filename": "a.txt", "size_bytes": 3, "extra": 1}, 422),
@@ -120,7 +130,10 @@ def test_upload_slot_is_enforced(served):
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
     other = httpx.post(f"{base}/v1/documents", json={"filename": "b.txt", "size_bytes": 5}).json()
     # a slot signed for one document cannot upload another
-    assert httpx.post(other["upload"]["url"], data=fields, files={"file": ("b.txt", b"hello")}).status_code == 400
+    assert (
+        httpx.post(other["upload"]["url"], data=fields, files={"file": ("b.txt", b"hello")}).status_code
+        == 400
+    )
 
 
 def test_web_page_is_served(served):

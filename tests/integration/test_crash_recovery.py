@@ -27,7 +27,9 @@ def _check_index(db_path: Path, acked: set[int]) -> None:
 
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    rows = conn.execute("SELECT document_id, COUNT(*), MIN(ordinal), MAX(ordinal) FROM chunks GROUP BY document_id").fetchall()
+    rows = conn.execute(
+        "SELECT document_id, COUNT(*), MIN(ordinal), MAX(ordinal) FROM chunks GROUP BY document_id"
+    ).fetchall()
     for doc, n, lo, hi in rows:
         want = expected_chunks(int(doc[1:]))
         assert (n, lo, hi) == (want, 0, want - 1), f"{doc} is partially written: {n} chunks, want {want}"
@@ -53,7 +55,9 @@ def test_kill_during_index_writes_leaves_a_consistent_index(tmp_path: Path):
     for round_ in range(5):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.integration.crash_writer", str(db_path), str(round_ * 1000)],
-            cwd=REPO, stdout=subprocess.PIPE, text=True,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         acks: list[int] = []
@@ -74,9 +78,23 @@ def test_kill_during_index_writes_leaves_a_consistent_index(tmp_path: Path):
 def _start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ, LECTERN_LLM="fake", PYTHONPATH=str(REPO / "lambdas"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lectern.cli", "up", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
-         str(data_dir)],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "lectern.cli",
+            "up",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -100,8 +118,11 @@ def _free_port() -> int:
 
 
 def _doc_text(i: int) -> bytes:
-    paras = [f"Report {i}, section {j}. The measured value for item {i}-{j} was {i * 31 + j} units, "
-             f"recorded by station {j % 7} under protocol {i}. " * 3 for j in range(40)]
+    paras = [
+        f"Report {i}, section {j}. The measured value for item {i}-{j} was {i * 31 + j} units, "
+        f"recorded by station {j % 7} under protocol {i}. " * 3
+        for j in range(40)
+    ]
     return "\n\n".join(paras).encode()
 
 
@@ -142,8 +163,13 @@ def test_kill_server_during_ingestion_and_query_then_restart(tmp_path: Path):
 
         def ask() -> None:
             try:
-                with httpx.stream("POST", f"{base}/v1/query", json={"question": "What was measured for item 3-5?"},
-                                  headers={"Accept": "text/event-stream"}, timeout=30) as r:
+                with httpx.stream(
+                    "POST",
+                    f"{base}/v1/query",
+                    json={"question": "What was measured for item 3-5?"},
+                    headers={"Accept": "text/event-stream"},
+                    timeout=30,
+                ) as r:
                     for _ in r.iter_bytes():
                         got_bytes.set()
             except httpx.HTTPError:

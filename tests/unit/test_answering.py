@@ -43,8 +43,14 @@ def index(tmp_path):
         "guide": [Page(1, [Block("Intro.")]), Page(2, [Block("Coolant pressure must stay below 14 bar.")])],
     }
     for doc_id, pages in docs.items():
-        chunks = chunk_document(ExtractedDocument(pages), tenant_id="t", document_id=doc_id, filename=f"{doc_id}.pdf",
-                                config=ChunkingConfig(size=64, overlap=0), count=emb.count_tokens)
+        chunks = chunk_document(
+            ExtractedDocument(pages),
+            tenant_id="t",
+            document_id=doc_id,
+            filename=f"{doc_id}.pdf",
+            config=ChunkingConfig(size=64, overlap=0),
+            count=emb.count_tokens,
+        )
         idx.replace_document("t", doc_id, chunks, emb.embed_documents([c.search_text for c in chunks]))
     return idx, emb
 
@@ -52,8 +58,13 @@ def index(tmp_path):
 def _answerer(index, reply: str, **cfg) -> tuple[Answerer, ScriptedModel]:
     idx, emb = index
     model = ScriptedModel(reply)
-    return Answerer(retriever=Retriever(idx, emb), model=model, template=load_template("answer-v2"),
-                    token_counter=emb.count_tokens, config=AnswerConfig(**cfg)), model
+    return Answerer(
+        retriever=Retriever(idx, emb),
+        model=model,
+        template=load_template("answer-v2"),
+        token_counter=emb.count_tokens,
+        config=AnswerConfig(**cfg),
+    ), model
 
 
 def test_answer_cites_the_passages_the_model_referenced(index):
@@ -63,7 +74,9 @@ def test_answer_cites_the_passages_the_model_referenced(index):
     assert [(c.n, c.filename, c.page) for c in a.citations] == [(1, "guide.pdf", 2)]
     assert a.model == "scripted" and a.usage == Usage(100, 10) and a.prompt_version == "answer-v2"
     prompt = model.calls[0][1].content
-    assert "[1] (guide.pdf, page 2)" in prompt and "Question: What must coolant pressure stay below?" in prompt
+    assert (
+        "[1] (guide.pdf, page 2)" in prompt and "Question: What must coolant pressure stay below?" in prompt
+    )
 
 
 def test_retrieval_gate_abstains_without_calling_the_model(index):
@@ -113,10 +126,26 @@ def test_context_budget_and_relative_cutoff():
     from lectern.domain.models import Chunk
 
     def hit(score, words=10):
-        c = Chunk(chunk_id=str(score), tenant_id="t", document_id="d", filename="f", page=1, ordinal=0,
-                  text="w " * words)
+        c = Chunk(
+            chunk_id=str(score),
+            tenant_id="t",
+            document_id="d",
+            filename="f",
+            page=1,
+            ordinal=0,
+            text="w " * words,
+        )
         return ScoredChunk(c, score)
 
     hits = [hit(1.0), hit(0.8), hit(0.2)]
     assert len(build_context(hits, 1000, lambda s: len(s.split()), 0.3)) == 2
     assert len(build_context(hits, 30, lambda s: len(s.split()), 0.0)) == 1  # budget: 10 + 12 per passage
+
+
+@pytest.mark.parametrize(
+    "similarity,bm25,off_topic",
+    [(0.60, False, False), (0.20, True, False), (0.20, False, True), (0.10, True, True), (0.03, True, True)],
+)
+def test_retrieval_gate_rule(index, similarity, bm25, off_topic):
+    answerer, _ = _answerer(index, "x", min_similarity=0.25)
+    assert answerer._off_topic(similarity, bm25) is off_topic

@@ -1,7 +1,7 @@
+import pytest
+
 from lectern.domain.chunking import ChunkingConfig, chunk_document, chunk_id, whitespace_tokens
 from lectern.domain.models import Block, ExtractedDocument, Page
-
-import pytest
 
 
 def _doc(*pages: list[Block]) -> ExtractedDocument:
@@ -9,8 +9,14 @@ def _doc(*pages: list[Block]) -> ExtractedDocument:
 
 
 def _chunks(doc, size=40, overlap=8):
-    return chunk_document(doc, tenant_id="t", document_id="d1", filename="f.pdf",
-                          config=ChunkingConfig(size=size, overlap=overlap, min_size=4), count=whitespace_tokens)
+    return chunk_document(
+        doc,
+        tenant_id="t",
+        document_id="d1",
+        filename="f.pdf",
+        config=ChunkingConfig(size=size, overlap=overlap, min_size=4),
+        count=whitespace_tokens,
+    )
 
 
 def test_chunks_respect_size_and_never_cross_pages():
@@ -40,14 +46,22 @@ def test_overlap_repeats_the_tail_of_the_previous_chunk():
 
 
 def test_heading_trail_is_kept():
-    doc = _doc([
-        Block("Guide", "heading", 1), Block("Intro text."), Block("Install", "heading", 2),
-        Block("Run make up."), Block("Usage", "heading", 2), Block("Ask questions. " * 30),
-    ])
+    doc = _doc(
+        [
+            Block("Guide", "heading", 1),
+            Block("Intro text."),
+            Block("Install", "heading", 2),
+            Block("Run make up."),
+            Block("Usage", "heading", 2),
+            Block("Ask questions. " * 30),
+        ]
+    )
     chunks = _chunks(doc, size=30, overlap=0)
     assert chunks[0].heading == "Guide"
     assert any(c.heading == "Guide > Usage" for c in chunks)
-    assert all("Install" not in c.heading for c in chunks if "Ask questions" in c.text and "Run make" not in c.text)
+    assert all(
+        "Install" not in c.heading for c in chunks if "Ask questions" in c.text and "Run make" not in c.text
+    )
 
 
 def test_ids_are_deterministic_and_distinct():

@@ -46,7 +46,11 @@ def test_rrf_by_hand():
     assert fused["a"] == pytest.approx(1 / 61)
     assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
     assert fused["c"] == pytest.approx(1 / 62)
-    assert [k for k, _ in fuse([{"a": 9, "b": 5}, {"b": 0.8, "c": 0.1}], FusionConfig(method="rrf"))] == ["b", "a", "c"]
+    assert [k for k, _ in fuse([{"a": 9, "b": 5}, {"b": 0.8, "c": 0.1}], FusionConfig(method="rrf"))] == [
+        "b",
+        "a",
+        "c",
+    ]
 
 
 def test_ties_are_broken_deterministically():

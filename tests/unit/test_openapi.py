@@ -13,14 +13,28 @@ def test_committed_spec_matches_the_routes():
 def test_spec_has_the_contract():
     doc = openapi_document()
     paths = doc["paths"]
-    assert set(paths) == {"/v1/health", "/v1/documents", "/v1/documents/{document_id}", "/v1/query", "/v1/search"}
+    assert set(paths) == {
+        "/v1/health",
+        "/v1/documents",
+        "/v1/documents/{document_id}",
+        "/v1/query",
+        "/v1/search",
+    }
     assert set(paths["/v1/documents/{document_id}"]) == {"get", "delete"}
     create = paths["/v1/documents"]["post"]
     assert create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "CreateDocumentResponse")
+        "CreateDocumentResponse"
+    )
     for op in (create, paths["/v1/query"]["post"], paths["/v1/search"]["post"]):
-        assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
+        assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "ErrorResponse"
+        )
     schemas = doc["components"]["schemas"]
     assert set(schemas["QueryRequest"]["properties"]) == {"question", "top_k", "filters"}
-    assert set(schemas["DocumentOut"]["properties"]["status"]["enum"]) == {"UPLOADING", "PROCESSING", "INDEXED", "FAILED"}
+    assert set(schemas["DocumentOut"]["properties"]["status"]["enum"]) == {
+        "UPLOADING",
+        "PROCESSING",
+        "INDEXED",
+        "FAILED",
+    }
     json.dumps(doc)  # serialisable

@@ -32,7 +32,7 @@ from lectern.api.schemas import (
     SearchResult,
     UploadOut,
 )
-from lectern.domain.answering import AnswerEvent, Answerer
+from lectern.domain.answering import Answerer, AnswerEvent
 from lectern.domain.documents import DocumentService
 from lectern.domain.errors import LecternError
 from lectern.domain.retrieval import Retriever
@@ -108,15 +108,25 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         "/v1/documents",
         summary="Create a document and get an upload slot (S3 presigned POST shape)",
         responses={
-            201: {"description": "Created", "content": {"application/json": {"model": CreateDocumentResponse}}},
+            201: {
+                "description": "Created",
+                "content": {"application/json": {"model": CreateDocumentResponse}},
+            },
             413: {"description": "Too large", "content": {"application/json": {"model": ErrorResponse}}},
-            415: {"description": "Unsupported type", "content": {"application/json": {"model": ErrorResponse}}},
+            415: {
+                "description": "Unsupported type",
+                "content": {"application/json": {"model": ErrorResponse}},
+            },
             **_ERRORS,
         },
     )
     def create_document(body: Annotated[CreateDocumentRequest, Body()]) -> Response[CreateDocumentResponse]:
-        doc, slot = services.documents.create_upload(tenant(), body.filename, body.content_type, body.size_bytes)
-        out = CreateDocumentResponse(document_id=doc.document_id, upload=UploadOut(url=slot.url, fields=slot.fields))
+        doc, slot = services.documents.create_upload(
+            tenant(), body.filename, body.content_type, body.size_bytes
+        )
+        out = CreateDocumentResponse(
+            document_id=doc.document_id, upload=UploadOut(url=slot.url, fields=slot.fields)
+        )
         return Response(201, content_types.APPLICATION_JSON, out)
 
     @app.get("/v1/documents", summary="List documents")
@@ -139,7 +149,10 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
     @app.post(
         "/v1/query",
         summary="Ask a question; with Accept: text/event-stream the answer streams (token*, citations, done)",
-        responses={503: {"description": "No model", "content": {"application/json": {"model": ErrorResponse}}}, **_ERRORS},
+        responses={
+            503: {"description": "No model", "content": {"application/json": {"model": ErrorResponse}}},
+            **_ERRORS,
+        },
     )
     def query(body: Annotated[QueryRequest, Body()]) -> Response[QueryResponse | str]:
         filters = body.filters.to_domain() if body.filters else None
@@ -157,7 +170,9 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
     @app.post("/v1/search", summary="Search passages (hybrid, bm25 or vector)", responses=_ERRORS)
     def search(body: Annotated[SearchRequest, Body()]) -> SearchResponse:
         filters = body.filters.to_domain() if body.filters else None
-        hits = services.retriever.search(tenant(), body.query, top_k=body.top_k, mode=body.mode, filters=filters)
+        hits = services.retriever.search(
+            tenant(), body.query, top_k=body.top_k, mode=body.mode, filters=filters
+        )
         return SearchResponse(results=[SearchResult.of(h) for h in hits])
 
     return app

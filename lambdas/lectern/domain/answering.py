@@ -25,7 +25,9 @@ MAX_QUESTION_CHARS = 2000
 _CITE_RE = re.compile(r"\[(\d{1,2})\]")
 # Small models sometimes echo a passage header ("[1] (memo.pdf, page 1)"): keep the marker, drop the header.
 _ECHO_RE = re.compile(r"\[(\d{1,2})\] \([^()\n]{1,300}, page \d+\)\s*")
-_ABSTAIN_RE = re.compile(r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I)
+_ABSTAIN_RE = re.compile(
+    r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ class AnswerConfig:
     top_k: int = 5
     max_context_tokens: int = 600  # prompt length bounds time to first token on a CPU model
     min_similarity: float = 0.25  # below this best cosine similarity, and with no BM25 match, abstain
-    min_relative_score: float = 0.3  # passages scoring under this fraction of the best one stay out of the prompt
+    min_relative_score: float = (
+        0.3  # passages scoring under this fraction of the best one stay out of the prompt
+    )
     max_tokens: int = 256
     temperature: float = 0.1
 
@@ -67,7 +71,8 @@ def build_context(
 
 def format_context(passages: list[ScoredChunk]) -> str:
     return "\n\n".join(
-        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{p.chunk.text}" for i, p in enumerate(passages, start=1)
+        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{p.chunk.text}"
+        for i, p in enumerate(passages, start=1)
     )
 
 
@@ -121,6 +126,12 @@ class Answerer:
         self.count = token_counter
         self.config = config or AnswerConfig()
 
+    def _off_topic(self, best_similarity: float, bm25_matched: bool) -> bool:
+        """The retrieval gate. A keyword match rescues a low-similarity question (codes, names), but only down to
+        half the threshold: below that, sharing a common word is no evidence the documents are on topic."""
+        floor = self.config.min_similarity
+        return best_similarity < floor / 2 or (best_similarity < floor and not bm25_matched)
+
     def _check(self, question: str) -> str:
         q = question.strip()
         if not q:
@@ -140,15 +151,20 @@ class Answerer:
             result.hits, self.config.max_context_tokens, self.count, self.config.min_relative_score
         )
         query_id = uuid.uuid4().hex
-        if not passages or (result.best_similarity < self.config.min_similarity and not result.bm25_matched):
+        if not passages or self._off_topic(result.best_similarity, result.bm25_matched):
             yield AnswerEvent("token", text=I_DONT_KNOW)
             yield AnswerEvent("citations")
-            yield AnswerEvent("done", answer=self._answer(query_id, I_DONT_KNOW, [], "retrieval-gate", Usage(), started, True))
+            yield AnswerEvent(
+                "done",
+                answer=self._answer(query_id, I_DONT_KNOW, [], "retrieval-gate", Usage(), started, True),
+            )
             return
         messages = self.template.render(context=format_context(passages), question=q)
         final: Generation | None = None
         parts: list[str] = []
-        for item in self.model.stream(messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature):
+        for item in self.model.stream(
+            messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
+        ):
             if isinstance(item, Generation):
                 final = item
             else:
@@ -159,11 +175,16 @@ class Answerer:
         model_id = final.model if final else self.model.model_id
         if is_abstention(text) and not cited_numbers(text, len(passages)):
             yield AnswerEvent("citations")
-            yield AnswerEvent("done", answer=self._answer(query_id, I_DONT_KNOW, [], model_id, usage, started, True, passages))
+            yield AnswerEvent(
+                "done",
+                answer=self._answer(query_id, I_DONT_KNOW, [], model_id, usage, started, True, passages),
+            )
             return
         citations = make_citations(text, passages)
         yield AnswerEvent("citations", citations=citations)
-        yield AnswerEvent("done", answer=self._answer(query_id, text, citations, model_id, usage, started, False, passages))
+        yield AnswerEvent(
+            "done", answer=self._answer(query_id, text, citations, model_id, usage, started, False, passages)
+        )
 
     def answer(
         self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None

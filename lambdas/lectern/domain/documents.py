@@ -37,8 +37,9 @@ class UploadSlot:
 class UploadSigner(Protocol):
     """Issues an upload slot shaped like an S3 presigned POST for exactly one key, type and size limit."""
 
-    def presign(self, *, tenant_id: str, document_id: str, key: str, content_type: str, max_bytes: int) -> UploadSlot:
-        ...
+    def presign(
+        self, *, tenant_id: str, document_id: str, key: str, content_type: str, max_bytes: int
+    ) -> UploadSlot: ...
 
 
 def blob_key(tenant_id: str, document_id: str) -> str:

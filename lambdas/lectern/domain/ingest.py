@@ -163,7 +163,9 @@ class IngestionPipeline:
             return current
         except Exception:
             log.exception("ingestion of %s failed", document_id)
-            return self.fail(tenant_id, document_id, "Lectern could not process this document (internal error).")
+            return self.fail(
+                tenant_id, document_id, "Lectern could not process this document (internal error)."
+            )
         progress("done", len(INGESTION_STEPS), len(INGESTION_STEPS))
         return state.document
 

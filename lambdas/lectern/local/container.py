@@ -68,7 +68,8 @@ class LocalLlamaModel:
             from lectern.adapters.messages_api import MessagesApiChatModel
 
             path = ensure_gguf(
-                self.settings.model_cache_dir or self.settings.data_dir / "models", override=self.settings.llm_model_path
+                self.settings.model_cache_dir or self.settings.data_dir / "models",
+                override=self.settings.llm_model_path,
             )
             server = LlamaServer(
                 model_path=path,
@@ -182,7 +183,9 @@ class LocalLectern:
         self.db.close()
 
 
-def build_local(settings: LocalSettings, *, embedder: Embedder | None = None, model: ChatModel | None = None) -> LocalLectern:
+def build_local(
+    settings: LocalSettings, *, embedder: Embedder | None = None, model: ChatModel | None = None
+) -> LocalLectern:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     db = SqliteDatabase(data / "lectern.db")

@@ -136,7 +136,9 @@ class ResolverPool:
         self._pool.put(app)
 
 
-def make_handler(pool: ResolverPool, frontend_dir: Path | None, max_body: int) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    pool: ResolverPool, frontend_dir: Path | None, max_body: int
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "Lectern"
         sys_version = ""
@@ -174,7 +176,11 @@ def make_handler(pool: ResolverPool, frontend_dir: Path | None, max_body: int) -
             ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
             if ctype.startswith("text/") or ctype.endswith("javascript"):
                 ctype += "; charset=utf-8"
-            self._send(200, {"Content-Type": ctype, "Cache-Control": "no-cache", **_STATIC_HEADERS}, target.read_bytes())
+            self._send(
+                200,
+                {"Content-Type": ctype, "Cache-Control": "no-cache", **_STATIC_HEADERS},
+                target.read_bytes(),
+            )
             return True
 
         def _read_body(self) -> bytes | None:
@@ -188,7 +194,9 @@ def make_handler(pool: ResolverPool, frontend_dir: Path | None, max_body: int) -
                 return None
             if n < 0 or n > max_body:
                 self.close_connection = True
-                self._json_error(413, "payload_too_large", f"The request body is over the {max_body:,}-byte limit.")
+                self._json_error(
+                    413, "payload_too_large", f"The request body is over the {max_body:,}-byte limit."
+                )
                 return None
             return self.rfile.read(n)
 

@@ -69,7 +69,9 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], byt
     return fields, file_data
 
 
-def register_upload_route(app: APIGatewayRestResolver, documents: DocumentService, signer: HmacUploadSigner) -> None:
+def register_upload_route(
+    app: APIGatewayRestResolver, documents: DocumentService, signer: HmacUploadSigner
+) -> None:
     """Like S3, the upload is authorised by the signed policy in the fields, not by a session: the tenant is the
     one the policy's key was signed for."""
 

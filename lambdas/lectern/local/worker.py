@@ -38,7 +38,8 @@ class LocalIngestionWorker:
         self.max_attempts = max_attempts
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._threads = [
-            threading.Thread(target=self._loop, name=f"lectern-ingest-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._loop, name=f"lectern-ingest-{i}", daemon=True)
+            for i in range(workers)
         ]
         self._started = False
         self._idle = threading.Condition()

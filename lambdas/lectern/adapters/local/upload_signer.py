@@ -39,10 +39,16 @@ class HmacUploadSigner:
     def _sign(self, policy_b64: str) -> str:
         return hmac.new(self.secret, policy_b64.encode(), hashlib.sha256).hexdigest()
 
-    def presign(self, *, tenant_id: str, document_id: str, key: str, content_type: str, max_bytes: int) -> UploadSlot:
+    def presign(
+        self, *, tenant_id: str, document_id: str, key: str, content_type: str, max_bytes: int
+    ) -> UploadSlot:
         policy = {
             "expiration": int(time.time()) + self.ttl_s,
-            "conditions": [{"key": key}, {"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            "conditions": [
+                {"key": key},
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_bytes],
+            ],
         }
         policy_b64 = base64.b64encode(json.dumps(policy, separators=(",", ":")).encode()).decode()
         return UploadSlot(
