@@ -1,4 +1,4 @@
-"""`lectern` command line: up, ingest, ask, search, documents, delete, eval."""
+"""`lectern` command line: up, ingest, ask, search, documents, delete, eval, bench."""
 
 from __future__ import annotations
 
@@ -278,6 +278,14 @@ def delete(document_id: Annotated[str, typer.Argument()], data_dir: DataDir = No
         lectern.close()
 
 
+EmbeddingCache = Annotated[
+    Path | None,
+    typer.Option(
+        help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"
+    ),
+]
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     dataset: Annotated[Path, typer.Option(help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")],
@@ -287,7 +295,14 @@ def eval_retrieval(
     max_docs: Annotated[
         int | None, typer.Option(help="index only the first N corpus documents (plus judged ones)")
     ] = None,
-    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("eval-retrieval.json"),
+    peers: Annotated[
+        bool, typer.Option(help="also run LangChain EnsembleRetriever, rank_bm25, bm25s on the same chunks")
+    ] = False,
+    latency_queries: Annotated[int, typer.Option(help="queries timed per mode")] = 200,
+    out: Annotated[Path, typer.Option(help="JSON report path (a .md table is written beside it)")] = Path(
+        "eval-retrieval.json"
+    ),
+    embedding_cache: EmbeddingCache = None,
     data_dir: DataDir = None,
 ) -> None:
     """NDCG@10, Recall@100 and MRR@10 for each search mode on a BEIR dataset."""
@@ -301,9 +316,154 @@ def eval_retrieval(
         modes=[m.strip() for m in modes.split(",") if m.strip()],
         max_queries=max_queries,
         max_docs=max_docs,
+        latency_queries=latency_queries,
+        peers=peers,
+        embedding_cache=embedding_cache,
         console=console,
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.to_json())
+    out.with_suffix(".md").write_text(report.markdown() + "\n")
+    console.print(report.table())
+    console.print(f"[dim]wrote {out}[/dim]")
+
+
+@eval_app.command("tune")
+def eval_tune(
+    dataset: Annotated[Path, typer.Option(help="A BEIR folder")],
+    split: Annotated[str, typer.Option(help="qrels split to tune on (never the one you report)")] = "train",
+    out: Annotated[Path, typer.Option(help="JSON sweep path")] = Path("eval-tune.json"),
+    embedding_cache: EmbeddingCache = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Sweep fusion method, BM25 weight and candidate depth for the current chunking settings."""
+    import json
+
+    from lectern.evaluation.retrieval import run_tuning
+
+    settings = _settings(data_dir, llm="fake")
+    result = run_tuning(settings, dataset, split=split, embedding_cache=embedding_cache, console=console)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    table = Table("method", "bm25 weight", "candidates", "rrf k", "NDCG@10", "Recall@100", "MRR@10")
+    for r in sorted(result["grid"], key=lambda r: -r["ndcg_at_10"])[:10]:
+        table.add_row(
+            r["method"],
+            f"{r['bm25_weight']:.2f}",
+            str(r["candidates"]),
+            str(r["rank_constant"]) if r["method"] == "rrf" else "",
+            f"{r['ndcg_at_10']:.4f}",
+            f"{r['recall_at_100']:.4f}",
+            f"{r['mrr_at_10']:.4f}",
+        )
+    console.print(table)
+    console.print(f"components: {result['components']}")
+    console.print(f"[dim]wrote {out}[/dim]")
+
+
+def _shared_model_cache(data_dir: Path | None) -> Path | None:
+    """A throw-away data dir should not re-assemble the 491 MB GGUF each run: keep it in the user's cache."""
+    import os
+
+    if data_dir is not None or os.environ.get("LECTERN_MODEL_CACHE_DIR"):
+        return None
+    return Path.home() / ".cache" / "lectern" / "models"
+
+
+@eval_app.command("answers")
+def eval_answers(
+    dataset: Annotated[Path, typer.Option(help="Dev set JSON (tests/fixtures/answers/docs-dev.json)")],
+    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path(
+        "../shared/data/docs"
+    ),
+    llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
+    top_k: Annotated[int | None, typer.Option(help="passages per answer")] = None,
+    max_questions: Annotated[int | None, typer.Option(help="only the first N questions")] = None,
+    judge_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint of a judge model (LECTERN_JUDGE_BASE_URL)")
+    ] = None,
+    judge_model: Annotated[str, typer.Option(help="judge model name")] = "judge",
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("eval-answers.json"),
+    data_dir: DataDir = None,
+) -> None:
+    """Retrieval hit@k, exact match / F1, citation precision and abstention on a question set."""
+    import os
+    import tempfile
+
+    from lectern.evaluation.answers import run_answers_eval
+
+    judge = None
+    judge_url = judge_url or os.environ.get("LECTERN_JUDGE_BASE_URL")
+    if judge_url:
+        from lectern.adapters.messages_api import MessagesApiChatModel
+
+        judge = MessagesApiChatModel(base_url=judge_url, model=judge_model, timeout_s=120)
+    with tempfile.TemporaryDirectory(prefix="lectern-answers-") as tmp:
+        settings = _settings(data_dir or Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(data_dir))
+        report = run_answers_eval(
+            settings, dataset, docs, top_k=top_k, judge=judge, max_questions=max_questions, console=console
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.to_json())
+    console.print(report.table())
+    console.print(f"[dim]wrote {out}[/dim]")
+
+
+@eval_app.command("report")
+def eval_report(
+    results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),
+) -> None:
+    """Write README-results.md and the plots from the JSON results in a folder."""
+    from lectern.evaluation.report import write_results
+
+    written = write_results(results)
+    for p in written:
+        console.print(f"[dim]wrote {p}[/dim]")
+
+
+@app.command()
+def bench(
+    dataset: Annotated[Path, typer.Option(help="A BEIR folder whose texts are reused")] = Path(
+        "../shared/data/scifact"
+    ),
+    out: Annotated[Path, typer.Option(help="JSON report path (plots are written beside it)")] = Path(
+        "docs/results/bench.json"
+    ),
+    sizes: Annotated[str, typer.Option(help="index sizes (chunks) for the latency test")] = "10000,100000",
+    ingest_docs: Annotated[int, typer.Option(help="SciFact documents for the throughput test")] = 150,
+    answer_queries: Annotated[int, typer.Option(help="full answers with the configured model (0 skips)")] = 5,
+    queries: Annotated[int, typer.Option(help="retrieval queries timed per size and mode")] = 200,
+    vectors_from: Annotated[
+        Path | None, typer.Option(help="an eval data dir whose real chunk vectors seed the latency test")
+    ] = None,
+    skip: Annotated[
+        str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")
+    ] = "",
+    llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingestion throughput, query latency at 10k/100k chunks, answer TTFT, handler overhead, cold starts."""
+    import tempfile
+
+    from lectern.evaluation.bench import run_bench
+
+    with tempfile.TemporaryDirectory(prefix="lectern-bench-") as tmp:
+        settings = _settings(data_dir or Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(data_dir))
+        report = run_bench(
+            settings,
+            dataset,
+            sizes=[int(s) for s in sizes.split(",") if s.strip()],
+            ingest_docs=ingest_docs,
+            answer_queries=answer_queries,
+            queries=queries,
+            vectors_from=vectors_from,
+            skip=[s.strip() for s in skip.split(",") if s.strip()],
+            console=console,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.to_json())
+    for p in report.plot(out.parent):
+        console.print(f"[dim]wrote {p}[/dim]")
     console.print(report.table())
     console.print(f"[dim]wrote {out}[/dim]")
 

@@ -1,0 +1,293 @@
+"""README "Results" section, generated from the JSON reports in one folder (docs/results by default).
+
+Reads whichever of these exist: `scifact-retrieval.json` (lectern eval retrieval --peers), `tune-*.json`
+(lectern eval tune, on the train split), `answers-*.json` (lectern eval answers), `bench.json` (lectern
+bench).
+Writes `README-results.md` and `retrieval-quality.png`. Every figure printed comes from those files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _machine(m: dict[str, Any]) -> str:
+    load = m.get("loadavg_at_start", [])
+    end = m.get("loadavg_at_end", [])
+    return (
+        f"{m.get('cpus')} × {m.get('cpu', '?')}, {m.get('memory_gib', '?')} GiB, Python {m.get('python')}; "
+        f"load average {load[0] if load else '?'} at start, {end[0] if end else '?'} at end"
+    )
+
+
+def _f(v: object, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def retrieval_section(rep: dict[str, Any], tunes: list[dict[str, Any]]) -> list[str]:
+    s = rep["settings"]
+    lines = [
+        f"### Retrieval quality — {rep['dataset']} {rep['split']} split "
+        f"({rep['results'][0]['queries']} queries, "
+        f"{rep['documents']:,} documents, {rep['chunks']:,} chunks)",
+        "",
+        f"Settings: chunk {s['chunk_size']} tokens / overlap {s['chunk_overlap']}, fusion {s['fusion']}, "
+        f"BM25 weight {s['bm25_weight']}, {s['candidates']} candidates per sub-query, embedder "
+        f"{s['embedder']}. "
+        "Latency: p50/p95/p99 of one search call returning the top 10 (query embedding included).",
+        "",
+        "| system | mode | NDCG@10 | Recall@100 | MRR@10 | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rep["results"]:
+        lines.append(
+            f"| {r['system']} | {r['mode']} | {r['ndcg_at_10']:.4f} | {r['recall_at_100']:.4f} | "
+            f"{r['mrr_at_10']:.4f} | {r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} | "
+            f"{r['latency_ms_p99']:.1f} |"
+        )
+    if rep["dataset"] == "scifact":
+        lines += [
+            "",
+            "Published anchors on SciFact (NDCG@10): BM25 ≈ 0.665–0.679, all-MiniLM-L6-v2 dense ≈ 0.645, "
+            "BGE-base ≈ 0.741.",
+        ]
+    notes = [f"{r['system']} {r['mode']}: {r['note']}" for r in rep["results"] if r["system"] != "lectern"]
+    if notes:
+        lines += ["", "Peers, all on Lectern's chunks: " + "; ".join(notes) + "."]
+    by = {(r["system"], r["mode"]): r for r in rep["results"]}
+    ours = by.get(("lectern", "hybrid"))
+    peers = [r for r in rep["results"] if r["system"] != "lectern"]
+    if ours and peers:
+        lines += [
+            "",
+            "Lectern hybrid relative to each peer (quality ratio > 1: Lectern ranks better; latency "
+            "ratio < 1: "
+            "Lectern answers faster):",
+            "",
+            "| peer | NDCG@10 ratio | Recall@100 ratio | p50 latency ratio |",
+            "|---|---|---|---|",
+        ]
+        for p in peers:
+            lat = ours["latency_ms_p50"] / p["latency_ms_p50"] if p["latency_ms_p50"] else float("nan")
+            lines.append(
+                f"| {p['system']} {p['mode']} | {ours['ndcg_at_10'] / p['ndcg_at_10']:.3f} | "
+                f"{ours['recall_at_100'] / p['recall_at_100']:.3f} | {lat:.2f} |"
+            )
+    agree = [
+        f"{r['mode']} {r['product_agreement']:.0%}" for r in rep["results"] if r.get("product_agreement")
+    ]
+    if agree:
+        lines += [
+            "",
+            "Check: the evaluation ranks from the index's candidate lists; the product call "
+            f"(`Retriever.search`) returned the same top-10 chunks for {', '.join(agree)} of the "
+            f"timed queries.",
+        ]
+    if tunes:
+        lines += [
+            "",
+            "#### How the settings were chosen (train split only)",
+            "",
+            "| chunk / overlap | chunks | train queries | bm25 | vector | hybrid at defaults | best hybrid "
+            "(method, BM25 weight, candidates) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in tunes:
+            default = next(
+                (
+                    g
+                    for g in t["grid"]
+                    if g["method"] == "min_max" and g["bm25_weight"] == 0.5 and g["candidates"] == 100
+                ),
+                None,
+            )
+            b = t["best"]
+            lines.append(
+                f"| {t['chunk_size']} / {t['chunk_overlap']} | {t['chunks']:,} | {t['queries']} | "
+                f"{t['components']['bm25']['ndcg_at_10']:.4f} | "
+                f"{t['components']['vector']['ndcg_at_10']:.4f} | "
+                f"{_f(default['ndcg_at_10'] if default else None)} | {b['ndcg_at_10']:.4f} ({b['method']}, "
+                f"{b['bm25_weight']}, {b['candidates']}) |"
+            )
+    lines += [
+        "",
+        f"Machine: {_machine(rep['machine'])}. Run {rep['created_at']}: `{rep['command']}`.",
+        "",
+        "![retrieval quality](retrieval-quality.png)",
+    ]
+    return lines
+
+
+def answers_section(reports: list[dict[str, Any]]) -> list[str]:
+    keys = [
+        ("retrieval_hit_at_k", "gold passage in top k"),
+        ("retrieval_mrr", "gold passage MRR"),
+        ("exact_match", "exact match"),
+        ("token_f1", "token F1"),
+        ("answer_contains_gold", "answer contains a gold answer"),
+        ("citation_precision", "citation precision"),
+        ("abstention_on_unanswerable", "abstains on unanswerable"),
+        ("false_abstention_on_answerable", "abstains on answerable (lower is better)"),
+        ("judge_faithfulness", "LLM-judge faithfulness (1-5)"),
+        ("ttft_ms_p50", "time to first token p50 (ms)"),
+        ("total_ms_p50", "total p50 (ms)"),
+    ]
+    lines = [
+        "### Answer quality — hand-written dev set over the sample documents",
+        "",
+        "| metric | " + " | ".join(r["model"] for r in reports) + " |",
+        "|---|" + "---|" * len(reports),
+    ]
+    for key, label in keys:
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_f(r["summary"].get(key), 1 if key.endswith("_ms_p50") else 3) for r in reports)
+            + " |"
+        )
+    r0 = reports[0]
+    lines += [
+        "",
+        f"{int(r0['summary']['answerable'])} answerable and {int(r0['summary']['unanswerable'])} "
+        f"unanswerable "
+        f"questions; top_k {r0['top_k']}. The `fake` column is the deterministic extractive stand-in "
+        "(it returns the passage sentence that shares most words with the question), a floor for "
+        "the pipeline "
+        "without a language model.",
+    ]
+    for r in reports:
+        lines.append(f"- {r['model']}: {r['created_at']}, `{r['command']}`; {_machine(r['machine'])}.")
+    return lines
+
+
+def bench_section(b: dict[str, Any]) -> list[str]:
+    lines = ["### Speed — `lectern bench`", ""]
+    ing = b.get("ingestion")
+    if ing:
+        lines.append(
+            f"- Ingestion: {ing['documents']} SciFact abstracts → {ing['chunks']} chunks through "
+            f"the full pipeline "
+            f"at {ing['pipeline_chunks_per_s']} chunks/s; the embedder alone on the same chunks runs at "
+            f"{ing['raw_chunks_per_s']} chunks/s, so the pipeline reaches {ing['fraction_of_raw']:.0%} of it."
+        )
+    if b.get("retrieval"):
+        lines += [
+            "",
+            "| chunks | mode | p50 ms | p95 ms | p99 ms | first query after a write ms | RSS MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in b["retrieval"]:
+            lat = r["latency_ms"]
+            lines.append(
+                f"| {r['chunks']:,} | {r['mode']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+                f"{r['first_query_after_write_ms']} | {r['rss_mib']} |"
+            )
+    a = b.get("answers") or {}
+    if a.get("ttft_ms"):
+        lines += [
+            "",
+            f"- Full answers with `{a['model']}` ({a['answered_by_model']} questions answered by the model, "
+            f"{a.get('gated_without_model', 0)} stopped by the retrieval gate; context ≤ "
+            f"{a['max_context_tokens']} "
+            f"tokens): time to first token p50 {a['ttft_ms']['p50']} ms (max {a['ttft_ms']['p99']} "
+            f"ms), total p50 "
+            f"{a['total_ms']['p50']} ms (max {a['total_ms']['p99']} ms); model server start "
+            f"{a['model_start_s']} s.",
+        ]
+    elif a.get("skipped"):
+        lines += ["", f"- Full answers: skipped ({a['skipped']})."]
+    if b.get("handler"):
+        lines += [
+            "",
+            "| API route (event in → response out, models faked) | handler p50 ms | domain call p50 ms | "
+            "overhead p50 ms |",
+            "|---|---|---|---|",
+        ]
+        for h in b["handler"]:
+            lines.append(
+                f"| {h['route']} | {h['handler_ms']['p50']} | {h['domain_ms'].get('p50', 'n/a')} | "
+                f"{h['overhead_ms_p50']} |"
+            )
+    cs = b.get("cold_start") or {}
+    if cs.get("modules"):
+        lines += [
+            "",
+            f"Cold start (fresh interpreter, median of {cs['repeats']}; a bare `python -c pass` takes "
+            f"{cs['bare_interpreter_ms_median']} ms):",
+            "",
+            "| module | import ms | whole process ms | heaviest imports (ms) |",
+            "|---|---|---|---|",
+        ]
+        for m in cs["modules"]:
+            heavy = ", ".join(f"{h['package']} {h['ms']}" for h in m["heaviest_imports"][:4])
+            lines.append(
+                f"| `{m['module']}` | {m['import_ms_median']} | {m['process_ms_median']} | {heavy} |"
+            )
+    lines += ["", f"- Peak resident memory of the bench process: {b['peak_rss_mib']} MiB."]
+    lines += [f"- Note: {n}" for n in b.get("notes", [])]
+    lines += [
+        "",
+        f"Machine: {_machine(b['machine'])}. Run {b['created_at']}: `{b['command']}`.",
+        "",
+        "![latency](bench-latency.png) ![cold start](bench-cold-start.png)",
+    ]
+    return lines
+
+
+def plot_quality(rep: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = rep["results"]
+    names = [f"{r['system']}\n{r['mode']}" for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+    colors = ["tab:blue" if r["system"] == "lectern" else "tab:gray" for r in rows]
+    a1.bar(names, [r["ndcg_at_10"] for r in rows], color=colors)
+    a1.set_ylim(
+        max(0.0, min(r["ndcg_at_10"] for r in rows) - 0.1),
+        min(1.0, max(r["ndcg_at_10"] for r in rows) + 0.05),
+    )
+    a1.set_ylabel("NDCG@10")
+    a1.set_title(f"{rep['dataset']} {rep['split']}: quality")
+    a2.bar(names, [r["latency_ms_p50"] for r in rows], color=colors)
+    a2.set_yscale("log")
+    a2.set_ylabel("p50 ms per search (log)")
+    a2.set_title("latency")
+    for ax in (a1, a2):
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_results(folder: Path) -> list[Path]:
+    written: list[Path] = []
+    out = [
+        "## Results",
+        "",
+        "Generated by `lectern eval report` from the JSON files in docs/results/ — each figure below was "
+        "measured by the command quoted under it, on the machine named there.",
+        "",
+    ]
+    rep = _load(folder / "scifact-retrieval.json")
+    tunes = [t for p in sorted(folder.glob("tune-*.json")) if (t := _load(p))]
+    if rep:
+        out += [*retrieval_section(rep, tunes), ""]
+        written.append(plot_quality(rep, folder / "retrieval-quality.png"))
+    answers = [a for p in sorted(folder.glob("answers-*.json")) if (a := _load(p))]
+    if answers:
+        out += [*answers_section(answers), ""]
+    bench = _load(folder / "bench.json")
+    if bench:
+        out += [*bench_section(bench), ""]
+    md = folder / "README-results.md"
+    md.write_text("\n".join(out))
+    return [md, *written]

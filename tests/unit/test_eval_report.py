@@ -1,0 +1,57 @@
+"""The README results section is generated from the JSON reports: figures copied, ratios computed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lectern.evaluation.report import write_results
+
+MACHINE = {"cpus": 2, "cpu": "Test CPU", "memory_gib": 8, "python": "3.11", "loadavg_at_start": [0.1]}
+
+
+def _row(system: str, mode: str, ndcg: float, p50: float) -> dict:
+    return {
+        "system": system,
+        "mode": mode,
+        "ndcg_at_10": ndcg,
+        "recall_at_100": 0.9,
+        "mrr_at_10": 0.6,
+        "queries": 300,
+        "latency_ms_p50": p50,
+        "latency_ms_p95": p50 * 2,
+        "latency_ms_p99": p50 * 3,
+        "latency_queries": 200,
+        "note": "peer note" if system != "lectern" else "",
+        "product_agreement": 1.0 if system == "lectern" else None,
+    }
+
+
+def test_results_markdown_quotes_the_json(tmp_path: Path):
+    report = {
+        "dataset": "scifact",
+        "split": "test",
+        "documents": 5183,
+        "chunks": 13819,
+        "results": [_row("lectern", "hybrid", 0.7274, 62.0), _row("langchain", "ensemble", 0.6117, 100.0)],
+        "settings": {
+            "chunk_size": 200,
+            "chunk_overlap": 32,
+            "fusion": "min_max",
+            "bm25_weight": 0.5,
+            "candidates": 100,
+            "embedder": "e",
+        },
+        "machine": MACHINE,
+        "command": "lectern eval retrieval --dataset x",
+        "created_at": "2026-11-22T00:00:00+00:00",
+    }
+    (tmp_path / "scifact-retrieval.json").write_text(json.dumps(report))
+    written = write_results(tmp_path)
+    md = (tmp_path / "README-results.md").read_text()
+    assert "| lectern | hybrid | 0.7274 |" in md
+    assert "| langchain ensemble | 1.189 |" in md  # 0.7274 / 0.6117
+    assert "0.62 |" in md  # latency ratio 62 / 100
+    assert "`lectern eval retrieval --dataset x`" in md and "Test CPU" in md
+    assert (tmp_path / "retrieval-quality.png").stat().st_size > 1000
+    assert len(written) == 2
