@@ -21,7 +21,9 @@ STATUS: dict[type[e.LecternError], int] = {
     e.UnsupportedMediaType: 415,
     e.ExtractionError: 422,
     e.RateLimited: 429,
+    e.GuardrailBlocked: 400,
     e.ModelUnavailable: 503,
+    e.IndexWriteFailed: 503,
 }
 
 

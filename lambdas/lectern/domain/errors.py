@@ -44,9 +44,42 @@ class ExtractionError(LecternError):
 
 
 class ModelUnavailable(LecternError):
-    """No generation model could answer (primary and fallback down, or endpoint scaled to zero)."""
+    """No generation model could answer (primary and fallback down, or endpoint scaled to zero).
+
+    `retryable` is True for throttling, 5xx, timeouts and cold/scaled-to-zero endpoints: the conditions on which
+    the router moves to the fallback model. A request the model rejects as invalid is not retryable.
+    """
 
     code = "model_unavailable"
+
+    def __init__(self, message: str, *, retryable: bool = True, reason: str = "unavailable") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.reason = reason  # "throttled" | "server_error" | "timeout" | "cold" | "invalid" | "unavailable"
+
+
+class GuardrailBlocked(LecternError):
+    """A guardrail stopped the question or the answer. The message is safe to show: it never quotes the
+    blocked text, the policy's internals or the matched pattern; `policies` names the categories for metrics."""
+
+    code = "guardrail_blocked"
+
+    def __init__(self, message: str, *, policies: tuple[str, ...] = (), source: str = "input") -> None:
+        super().__init__(message)
+        self.policies = policies
+        self.source = source  # "input" | "output"
+
+
+class IndexWriteFailed(LecternError):
+    """The search index accepted only part of a document's chunks. The document must not become INDEXED."""
+
+    code = "index_write_failed"
+
+    def __init__(self, message: str, *, failed: int = 0, total: int = 0, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.total = total
+        self.retryable = retryable
 
 
 class RateLimited(LecternError):
