@@ -1,18 +1,18 @@
 """Run the state machines of `state_machines/` in moto, with their Lambda tasks calling Python in-process.
 
-moto's Step Functions backend executes definitions when configured with
-`{"stepfunctions": {"execute_state_machine": True}}` (docs: moto's stepfunctions page, "execute_state_machine").
-Its Lambda task integration invokes the function through moto's Lambda API. With
-`{"lambda": {"use_docker": False}}` that is `moto.awslambda_simple.LambdaSimpleBackend`, which never runs the
-function's code: `invoke` echoes the payload (or pops a queued canned result) and cannot report a function error.
-So the harness replaces that backend's `invoke` with a dispatcher: each deployed function name maps to a Python
-callable `(event, context) -> dict`. A callable that raises becomes what Lambda returns for an unhandled Python
-exception (`X-Amz-Function-Error: Unhandled`, payload `{"errorType": <class name>, "errorMessage": ...}`), which
-moto's ASL interpreter, like Step Functions, turns into an error named after the exception class.
+moto's Step Functions backend executes definitions when configured with `{"stepfunctions":
+{"execute_state_machine": True}}` (moto docs, stepfunctions, "execute_state_machine"). Its Lambda task
+integration invokes the function through moto's Lambda API. With `{"lambda": {"use_docker": False}}` that is
+`moto.awslambda_simple.LambdaSimpleBackend`, which never runs the function's code: `invoke` echoes the payload
+(or pops a queued canned result) and cannot report a function error. So the harness replaces that backend's
+`invoke` with a dispatcher: each deployed function name maps to a Python callable `(event, context) -> dict`.
+A callable that raises becomes what Lambda returns for an unhandled Python exception (`X-Amz-Function-Error:
+Unhandled`, payload `{"errorType": <class name>, "errorMessage": ...}`), which moto's ASL interpreter, like
+Step Functions, turns into an error named after the exception class.
 
 The callables are whatever the test passes: small stand-ins here, and the real handlers
-(`lectern.aws.handlers.ingest.validate`, ...) once they exist; `INGEST_FUNCTIONS` / `REBUILD_FUNCTIONS` map each
-substitution of the ASL file to the handler's dotted path.
+(`lectern.aws.handlers.ingest.validate`, ...) once they exist; `INGEST_FUNCTIONS` / `REBUILD_FUNCTIONS` map
+each substitution of the ASL file to the handler's dotted path.
 
 Retry waits are recorded instead of slept (the interpreter calls `time.sleep` in `retrier_decl`).
 """
@@ -70,7 +70,10 @@ def render(path: Path, substitutions: Mapping[str, str | int]) -> dict[str, Any]
 
 
 def s3_object_created(bucket: str, key: str, size: int) -> dict[str, Any]:
-    """An EventBridge "Object Created" event from S3 (docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html)."""
+    """An EventBridge "Object Created" event from S3.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
+    """
     return {
         "version": "0",
         "id": "17793124-05d4-b198-2fde-7ededc63b103",

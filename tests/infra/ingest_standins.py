@@ -4,12 +4,13 @@ They exist so the ASL can be executed before the real handlers land; `handlers()
 substitution name -> callable that `asl_harness.harness` dispatches to. The real ones replace them one for one
 (`asl_harness.INGEST_FUNCTIONS` names their import paths).
 
-The error classes raised are the domain's own (`lectern.domain.errors`): Step Functions names a Python error by its
-class name, and the ASL retries/catches by those names.
+The error classes raised are the domain's own (`lectern.domain.errors`): Step Functions names a Python error
+by its class name, and the ASL retries/catches by those names.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class World:
         self._enter("IndexFunctionArn", job)
         covered = sorted((e["start"], e["end"]) for e in job["embedded"])
         assert covered[0][0] == 0 and covered[-1][1] == job["chunk_count"], covered
-        assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False)), covered
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(covered)), covered
         ids = [f"{job['document_id']}#{i}" for i in range(job["chunk_count"])]
         self.search_index[(job["tenant_id"], job["document_id"])] = ids  # replace-by-document
         return job | {"indexed": len(ids)}

@@ -1,8 +1,9 @@
 """The ASL files of `state_machines/`, executed by moto's Step Functions interpreter.
 
-Each Lambda task is dispatched in-process to a Python callable (see `asl_harness`); here those are the stand-ins
-of `ingest_standins.World`, which honour the handler contract. To run the real handlers, pass a mapping from
-`asl_harness.INGEST_FUNCTIONS` / `REBUILD_FUNCTIONS` to the imported functions instead of `world.handlers()`.
+Each Lambda task is dispatched in-process to a Python callable (see `asl_harness`); here those are the
+stand-ins of `ingest_standins.World`, which honour the handler contract. To run the real handlers, pass a
+mapping from `asl_harness.INGEST_FUNCTIONS` / `REBUILD_FUNCTIONS` to the imported functions instead of
+`world.handlers()`.
 """
 
 from __future__ import annotations
