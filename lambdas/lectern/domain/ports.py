@@ -6,7 +6,7 @@ Every method takes the tenant explicitly: there is no call that reads or writes 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -70,6 +70,23 @@ class SearchIndex(Protocol):
         self, tenant_id: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> list[ScoredChunk]: ...
     def count(self, tenant_id: str, document_id: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class NativeHybridIndex(Protocol):
+    """A `SearchIndex` that fuses BM25 and k-NN itself (OpenSearch's hybrid query + search pipeline)."""
+
+    def hybrid(
+        self,
+        tenant_id: str,
+        query: str,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        candidates: int = 100,
+    ) -> tuple[list[ScoredChunk], float, bool]:
+        """(fused hits best first, at most k; best k-NN cosine similarity or -1; whether BM25 matched)."""
+        ...
 
 
 class Embedder(Protocol):

@@ -8,7 +8,7 @@ from typing import Literal
 from lectern.domain.errors import ValidationFailed
 from lectern.domain.fusion import FusionConfig, fuse
 from lectern.domain.models import ScoredChunk, SearchFilters
-from lectern.domain.ports import Embedder, SearchIndex
+from lectern.domain.ports import Embedder, NativeHybridIndex, SearchIndex
 
 SearchMode = Literal["hybrid", "bm25", "vector"]
 MAX_QUERY_CHARS = 2000
@@ -18,6 +18,9 @@ MAX_QUERY_CHARS = 2000
 class RetrievalConfig:
     candidates: int = 100  # per sub-query, as OpenSearch recommends (100-200) for the normalization processor
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    # Let an index that fuses natively (NativeHybridIndex: OpenSearch's hybrid query) do mode="hybrid" in one
+    # round trip. Its own pipeline's weights then apply, not `fusion`; indexes without it keep domain fusion.
+    engine_fusion: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Retriever:
         if len(query) > MAX_QUERY_CHARS:
             raise ValidationFailed(f"The query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}.")
         n = max(self.config.candidates, top_k)
+        if mode == "hybrid" and self.config.engine_fusion and isinstance(self.index, NativeHybridIndex):
+            hits, best, matched = self.index.hybrid(
+                tenant_id, query, self.embedder.embed_query(query), top_k, filters, n
+            )
+            return RetrievalResult(hits=hits, best_similarity=best, bm25_matched=matched)
         lexical: list[ScoredChunk] = []
         semantic: list[ScoredChunk] = []
         if mode in ("hybrid", "bm25"):
