@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 STATUS: dict[type[e.LecternError], int] = {
     e.ValidationFailed: 400,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
     e.NotFound: 404,
     e.Conflict: 409,
     e.PayloadTooLarge: 413,

@@ -17,6 +17,16 @@ class ValidationFailed(LecternError):
     code = "invalid_request"
 
 
+class Unauthenticated(LecternError):
+    """No verified identity (or no tenant in it). The tenant always comes from the identity, never the body."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(LecternError):
+    code = "forbidden"
+
+
 class NotFound(LecternError):
     code = "not_found"
 

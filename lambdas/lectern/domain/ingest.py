@@ -126,9 +126,16 @@ class IngestionPipeline:
                 chunks=len(state.chunks),
                 error=None,
             )
-        except (NotFound, Conflict):
-            # Deleted (or otherwise moved on) while we worked: take our chunks back out of the index.
+        except NotFound:
+            # Deleted while we worked: take our chunks back out of the index.
             self.index.delete_document(doc.tenant_id, doc.document_id)
+            raise
+        except Conflict:
+            # Moved on while we worked. INDEXED: a repeated run of the same upload finished first, and its chunks
+            # are ours (deterministic ids) - leave them. FAILED: the document must not stay searchable.
+            current = self.documents.get(doc.tenant_id, doc.document_id)
+            if current is None or current.status is DocumentStatus.FAILED:
+                self.index.delete_document(doc.tenant_id, doc.document_id)
             raise
         return state
 

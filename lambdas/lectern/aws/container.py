@@ -1,0 +1,217 @@
+"""Wires the AWS adapters to the domain from `AwsSettings`: the AWS twin of `lectern.local.container`.
+
+Components are built lazily (a handler that only marks a document INDEXED never creates an OpenSearch client or
+a Bedrock client) and once per cold start. Tests pass `overrides` to swap one component (a fake server is
+usually reached through the endpoint variables instead, leaving the production wiring untouched).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from lectern.api.app import ApiServices
+from lectern.aws.settings import AwsSettings
+from lectern.domain.answering import AnswerConfig, Answerer
+from lectern.domain.chunking import ChunkingConfig, whitespace_tokens
+from lectern.domain.documents import DocumentService
+from lectern.domain.errors import Unauthenticated
+from lectern.domain.extraction import ExtractionLimits
+from lectern.domain.fusion import FusionConfig
+from lectern.domain.ingest import IngestionPipeline
+from lectern.domain.prompts import load_template
+from lectern.domain.retrieval import RetrievalConfig, Retriever
+
+
+class EventDrivenTrigger:
+    """On AWS ingestion starts from the S3 upload itself (S3 -> EventBridge -> Step Functions): nothing to do."""
+
+    def start(self, tenant_id: str, document_id: str) -> None:
+        return None
+
+
+class AwsLectern:
+    def __init__(self, settings: AwsSettings, **overrides: Any) -> None:
+        self.settings = settings
+        for name, value in overrides.items():
+            if name not in type(self).__dict__:
+                raise TypeError(f"unknown component {name!r}")
+            self.__dict__[name] = value  # wins over the cached_property
+
+    # -- adapters ------------------------------------------------------------------------------------------
+    @cached_property
+    def documents(self) -> Any:
+        from lectern.adapters.aws.dynamo_documents import DynamoDocumentRepository
+
+        return DynamoDocumentRepository(self.settings.table_name)
+
+    @cached_property
+    def blobs(self) -> Any:
+        from lectern.adapters.aws.s3_blobs import S3BlobStore
+
+        return S3BlobStore(self.settings.documents_bucket)
+
+    @cached_property
+    def vectors(self) -> Any:
+        from lectern.adapters.aws.s3_vectors import S3VectorStore
+
+        return S3VectorStore(self.settings.documents_bucket)
+
+    @cached_property
+    def signer(self) -> Any:
+        from lectern.adapters.aws.s3_uploads import S3PresignedPostSigner
+
+        return S3PresignedPostSigner(self.settings.documents_bucket)
+
+    @cached_property
+    def index(self) -> Any:
+        from lectern.adapters.aws.opensearch_index import OpenSearchIndex
+
+        s = self.settings
+        return OpenSearchIndex.from_settings(
+            s.opensearch_endpoint,
+            s.region,
+            kind=s.opensearch_kind,
+            index_name=s.opensearch_index,
+            pipeline_name=s.opensearch_pipeline,
+            dimension=s.embedding_dimension,
+            engine=s.opensearch_engine,
+            bm25_weight=s.bm25_weight,
+        )
+
+    @cached_property
+    def embedder(self) -> Any:
+        from lectern.adapters.aws.bedrock import TitanEmbedder
+
+        return TitanEmbedder(self.settings.embedding_model_id, dimension=self.settings.embedding_dimension)
+
+    @cached_property
+    def primary_model(self) -> Any:
+        from lectern.adapters.aws.bedrock import BedrockConverseModel
+
+        s = self.settings
+        return BedrockConverseModel(
+            s.generation_model_id, guardrail_id=s.guardrail_id, guardrail_version=s.guardrail_version
+        )
+
+    @cached_property
+    def fallback_model(self) -> Any:
+        if not self.settings.fallback_endpoint_name:
+            return None
+        from lectern.adapters.aws.sagemaker_chat import SageMakerMessagesModel
+
+        return SageMakerMessagesModel(
+            self.settings.fallback_endpoint_name,
+            inference_component=self.settings.fallback_inference_component,
+        )
+
+    @cached_property
+    def model(self) -> Any:
+        from lectern.adapters.aws.fallback import FallbackChatModel
+
+        return FallbackChatModel(self.primary_model, self.fallback_model)
+
+    # -- domain services -----------------------------------------------------------------------------------
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        # Titan's tokenizer is not published; whitespace words are a stable, conservative proxy for chunk sizes.
+        return whitespace_tokens
+
+    @cached_property
+    def pipeline(self) -> IngestionPipeline:
+        s = self.settings
+        return IngestionPipeline(
+            documents=self.documents,
+            blobs=self.blobs,
+            index=self.index,
+            embedder=self.embedder,
+            token_counter=self.token_counter,
+            chunking=ChunkingConfig(size=s.chunk_size, overlap=s.chunk_overlap),
+            limits=ExtractionLimits(max_bytes=s.max_upload_bytes, max_pages=s.max_pages),
+        )
+
+    @cached_property
+    def document_service(self) -> DocumentService:
+        return DocumentService(
+            documents=self.documents,
+            blobs=self.blobs,
+            index=self.index,
+            trigger=EventDrivenTrigger(),
+            signer=self.signer,
+            max_upload_bytes=self.settings.max_upload_bytes,
+        )
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        s = self.settings
+        fusion = FusionConfig(method="min_max", weights=(s.bm25_weight, round(1.0 - s.bm25_weight, 6)))
+        config = RetrievalConfig(candidates=s.candidates, fusion=fusion)
+        if s.engine_fusion and "engine_fusion" in RetrievalConfig.__dataclass_fields__:
+            config = RetrievalConfig(candidates=s.candidates, fusion=fusion, engine_fusion=True)  # type: ignore[call-arg]
+        return Retriever(self.index, self.embedder, config)
+
+    @cached_property
+    def answerer(self) -> Any:
+        from lectern.aws.observability import MeteredAnswerer
+
+        s = self.settings
+        inner = Answerer(
+            retriever=self.retriever,
+            model=self.model,
+            template=load_template(s.prompt_version),
+            token_counter=self.token_counter,
+            config=AnswerConfig(
+                top_k=s.top_k,
+                max_context_tokens=s.max_context_tokens,
+                min_similarity=s.min_similarity,
+                min_relative_score=s.min_relative_score,
+            ),
+        )
+        return MeteredAnswerer(
+            inner, fallback_probe=lambda: getattr(self.model, "last_fallback_reason", None)
+        )
+
+    # -- API -----------------------------------------------------------------------------------------------
+    def tenant_of(self, event: Any) -> str:
+        """The tenant comes from the Cognito claim, never from the request."""
+        claims = (
+            ((event.request_context.authorizer or {}).get("claims") or {}) if event.request_context else {}
+        )
+        tenant = claims.get(self.settings.tenant_claim)
+        if not tenant:
+            raise Unauthenticated("This request carries no tenant; sign in again.")
+        return str(tenant)
+
+    def health(self) -> dict[str, str]:
+        return {"index": "configured", "embedder": self.settings.embedding_model_id, "model": "configured"}
+
+    def api_services(self) -> ApiServices:
+        return ApiServices(
+            documents=self.document_service,
+            retriever=self.retriever,
+            answerer=self.answerer,
+            tenant_of=self.tenant_of,
+            health=self.health,
+        )
+
+
+_lock = threading.Lock()
+_current: AwsLectern | None = None
+
+
+def current() -> AwsLectern:
+    """The process-wide container, built on first use from the environment (once per cold start)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = AwsLectern(AwsSettings.from_env())
+        return _current
+
+
+def install(lectern: AwsLectern | None) -> None:
+    """Replace (or forget, with None) the process-wide container: tests, and a handler re-reading settings."""
+    global _current
+    with _lock:
+        _current = lectern

@@ -1,0 +1,82 @@
+"""What the ingestion state machine carries between steps, and where the large parts live in S3.
+
+Step Functions passes at most 256 KB between states, so extracted text, chunks and vectors go to the documents
+bucket next to the original and the state holds only keys:
+
+    {tenant}/{doc}/original          the upload (the EventBridge rule matches this suffix)
+    {tenant}/{doc}/extracted.json    pages and blocks
+    {tenant}/{doc}/chunks.jsonl      one chunk per line
+    {tenant}/{doc}/embeddings/...    vectors (S3VectorStore), reused by the rebuild workflow after a pause
+    {tenant}/{doc}/document.json     the document record as last INDEXED (lets a rebuild restore metadata)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from lectern.domain.documents import check_document_id, check_tenant
+from lectern.domain.errors import ValidationFailed
+from lectern.domain.models import Block, Chunk, Document, DocumentStatus, ExtractedDocument, Page
+
+_ORIGINAL = re.compile(r"^(?P<tenant>[^/]+)/(?P<doc>[^/]+)/original$")
+
+
+def prefix(tenant_id: str, document_id: str) -> str:
+    return f"{tenant_id}/{document_id}/"
+
+
+def extracted_key(tenant_id: str, document_id: str) -> str:
+    return prefix(tenant_id, document_id) + "extracted.json"
+
+
+def chunks_key(tenant_id: str, document_id: str) -> str:
+    return prefix(tenant_id, document_id) + "chunks.jsonl"
+
+
+def manifest_key(tenant_id: str, document_id: str) -> str:
+    return prefix(tenant_id, document_id) + "document.json"
+
+
+def parse_original_key(key: str) -> tuple[str, str]:
+    """`{tenant}/{doc}/original` -> (tenant, doc); anything else is not an upload of ours."""
+    m = _ORIGINAL.match(key)
+    if not m:
+        raise ValidationFailed(f"Not a Lectern upload key: {key[:200]!r}")
+    return check_tenant(m["tenant"]), check_document_id(m["doc"])
+
+
+# -- (de)serialisation --------------------------------------------------------------------------------------
+def dump_extracted(doc: ExtractedDocument) -> bytes:
+    return json.dumps(dataclasses.asdict(doc), ensure_ascii=False).encode()
+
+
+def load_extracted(data: bytes) -> ExtractedDocument:
+    raw = json.loads(data)
+    pages = [Page(number=p["number"], blocks=[Block(**b) for b in p["blocks"]]) for p in raw["pages"]]
+    return ExtractedDocument(pages=pages, title=raw.get("title"))
+
+
+def dump_chunks(chunks: list[Chunk]) -> bytes:
+    return "".join(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n" for c in chunks).encode()
+
+
+def load_chunks(data: bytes) -> list[Chunk]:
+    return [Chunk(**json.loads(line)) for line in data.decode().splitlines() if line.strip()]
+
+
+def dump_document(doc: Document) -> bytes:
+    return json.dumps(dataclasses.asdict(doc) | {"status": doc.status.value}).encode()
+
+
+def load_document(data: bytes) -> Document:
+    raw: dict[str, Any] = json.loads(data)
+    raw["status"] = DocumentStatus(raw["status"])
+    fields = {f.name for f in dataclasses.fields(Document)}
+    return Document(**{k: v for k, v in raw.items() if k in fields})
+
+
+def batches(count: int, size: int) -> list[dict[str, int]]:
+    return [{"start": s, "end": min(s + size, count)} for s in range(0, count, size)]

@@ -1,0 +1,102 @@
+"""Powertools Logger, Tracer and Metrics (EMF), and the answer metrics every query emits.
+
+One instance of each per process (Powertools' own recommendation); handlers decorate themselves with them.
+Metric names are the contract with the CloudWatch dashboard and alarms in cdk/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from lectern.domain.answering import Answerer, AnswerEvent
+from lectern.domain.costing import PriceTable, default_prices
+from lectern.domain.errors import GuardrailBlocked, ModelUnavailable
+from lectern.domain.models import Answer
+
+NAMESPACE = "Lectern"
+logger = Logger(service="lectern")
+tracer = Tracer(service="lectern")
+metrics = Metrics(namespace=NAMESPACE, service="lectern")
+
+
+class MeteredAnswerer:
+    """The domain's Answerer with EMF metrics around it: latency, tokens, cost, fallback, guardrail blocks.
+
+    `fallback_probe()` returns the reason the last answer on this thread came from the fallback model (or None).
+    """
+
+    def __init__(
+        self,
+        inner: Answerer,
+        *,
+        metrics: Metrics = metrics,
+        prices: PriceTable | None = None,
+        fallback_probe: Any = None,
+    ) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.prices = prices or default_prices()
+        self.fallback_probe = fallback_probe or (lambda: None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def answer(self, tenant_id: str, question: str, **kwargs: Any) -> Answer:
+        started = time.perf_counter()
+        try:
+            result = self.inner.answer(tenant_id, question, **kwargs)
+        except (GuardrailBlocked, ModelUnavailable) as exc:
+            self._failure(exc)
+            raise
+        self._record(result, started)
+        return result
+
+    def stream(self, tenant_id: str, question: str, **kwargs: Any) -> Iterator[AnswerEvent]:
+        started = time.perf_counter()
+        try:
+            for event in self.inner.stream(tenant_id, question, **kwargs):
+                if event.kind == "done" and event.answer is not None:
+                    self._record(event.answer, started)
+                yield event
+        except (GuardrailBlocked, ModelUnavailable) as exc:
+            self._failure(exc)
+            raise
+
+    def _failure(self, exc: Exception) -> None:
+        if isinstance(exc, GuardrailBlocked):
+            self.metrics.add_metric(name="GuardrailInterventions", unit=MetricUnit.Count, value=1)
+            logger.info("guardrail blocked", extra={"policies": list(exc.policies), "source": exc.source})
+        else:
+            self.metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
+
+    def _record(self, answer: Answer, started: float) -> None:
+        cost = self.prices.tokens(answer.model, answer.usage)
+        fallback = self.fallback_probe()
+        m = self.metrics
+        m.add_metric(
+            name="QueryLatencyMs", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+        m.add_metric(name="InputTokens", unit=MetricUnit.Count, value=answer.usage.input_tokens)
+        m.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
+        m.add_metric(name="QueryCostUSD", unit=MetricUnit.NoUnit, value=cost.usd)
+        m.add_metric(name="FallbackUsed", unit=MetricUnit.Count, value=1 if fallback else 0)
+        m.add_metric(name="Abstentions", unit=MetricUnit.Count, value=1 if answer.abstained else 0)
+        logger.info(
+            "answered",
+            extra={
+                "query_id": answer.query_id,
+                "model": answer.model,
+                "input_tokens": answer.usage.input_tokens,
+                "output_tokens": answer.usage.output_tokens,
+                "cost_usd": cost.usd,
+                "cost_priced": cost.priced,
+                "fallback_reason": fallback,
+                "prompt_version": answer.prompt_version,
+                "abstained": answer.abstained,
+            },
+        )

@@ -1,0 +1,82 @@
+"""AWS settings, parsed from the Lambda environment at cold start.
+
+A misconfigured function fails at its first invocation with a message naming every bad variable, instead of
+misbehaving on the first real request. The variable names are the contract with the CDK stacks (cdk/).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lectern.settings import SettingsError
+
+TITAN_DIMENSIONS = (256, 512, 1024)
+
+
+class AwsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LECTERN_", extra="ignore", frozen=True)
+
+    documents_bucket: str = Field(min_length=3, max_length=63)
+    table_name: str = Field(min_length=3, max_length=255)
+    opensearch_endpoint: str = Field(min_length=1, description="https://... of the domain or collection")
+    opensearch_kind: Literal["managed", "serverless"] = "managed"
+    opensearch_index: str = "lectern-chunks"
+    opensearch_pipeline: str = "lectern-hybrid"
+    opensearch_engine: Literal["faiss", "lucene"] = "faiss"
+    engine_fusion: bool = Field(
+        default=True, description="fuse in OpenSearch's search pipeline (True) or in the domain (False)"
+    )
+    embedding_model_id: str = "amazon.titan-embed-text-v2:0"
+    embedding_dimension: int = 1024
+    generation_model_id: str = "us.amazon.nova-lite-v1:0"
+    strong_model_id: str = "us.amazon.nova-pro-v1:0"
+    guardrail_id: str | None = None
+    guardrail_version: str | None = None
+    fallback_endpoint_name: str | None = None
+    fallback_inference_component: str | None = None
+    rerank_model_arn: str | None = None
+    region: str | None = Field(default=None, description="default: the Lambda's AWS_REGION")
+    prompt_version: str = "answer-v3"
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_pages: int = Field(default=2000, ge=1)
+    chunk_size: int = Field(default=200, ge=16, le=512)
+    chunk_overlap: int = Field(default=32, ge=0)
+    embed_batch: int = Field(default=32, ge=1, le=256)
+    bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=1, le=1000)
+    top_k: int = Field(default=5, ge=1, le=20)
+    max_context_tokens: int = Field(default=1500, ge=100)
+    min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
+    min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    tenant_claim: str = "custom:tenant_id"
+    idempotency_ttl_s: int = Field(default=3600, ge=60)
+
+    @model_validator(mode="after")
+    def _check(self) -> AwsSettings:
+        if self.embedding_dimension not in TITAN_DIMENSIONS:
+            raise ValueError(
+                f"embedding_dimension must be one of {TITAN_DIMENSIONS} (Titan Text Embeddings V2)"
+            )
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        if bool(self.guardrail_id) != bool(self.guardrail_version):
+            raise ValueError("set both LECTERN_GUARDRAIL_ID and LECTERN_GUARDRAIL_VERSION, or neither")
+        if not self.opensearch_endpoint.startswith("https://") and not self.opensearch_endpoint.startswith(
+            "http://127.0.0.1"
+        ):
+            raise ValueError("opensearch_endpoint must be an https:// URL")
+        return self
+
+    @classmethod
+    def from_env(cls) -> AwsSettings:
+        try:
+            return cls()  # type: ignore[call-arg]  # values come from the environment
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"LECTERN_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise SettingsError(f"Invalid Lambda configuration: {problems}") from None
