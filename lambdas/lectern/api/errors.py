@@ -26,6 +26,7 @@ STATUS: dict[type[e.LecternError], int] = {
     e.GuardrailBlocked: 400,
     e.ModelUnavailable: 503,
     e.IndexWriteFailed: 503,
+    e.SearchUnavailable: 503,
 }
 
 

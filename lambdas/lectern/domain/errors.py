@@ -80,6 +80,12 @@ class GuardrailBlocked(LecternError):
         self.source = source  # "input" | "output"
 
 
+class SearchUnavailable(LecternError):
+    """The search index did not answer a read (down, throttled, or rejected the request)."""
+
+    code = "search_unavailable"
+
+
 class IndexWriteFailed(LecternError):
     """The search index accepted only part of a document's chunks. The document must not become INDEXED."""
 

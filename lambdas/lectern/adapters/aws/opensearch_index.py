@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from lectern.domain.errors import IndexWriteFailed, LecternError
+from lectern.domain.errors import IndexWriteFailed, SearchUnavailable
 from lectern.domain.models import Chunk, ScoredChunk, SearchFilters
 from lectern.domain.text import query_terms
 
@@ -66,10 +66,8 @@ RRF_RANK_CONSTANT = 60
 _SOURCE = {"excludes": [VECTOR_FIELD]}
 
 
-class SearchIndexUnavailable(LecternError):
+class SearchIndexUnavailable(SearchUnavailable):
     """OpenSearch did not answer a read (down, throttled, or rejected the request)."""
-
-    code = "search_unavailable"
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
