@@ -46,7 +46,7 @@ DOCUMENT_ITEM = "DOCUMENT"
 
 def _item_to_doc(item: dict[str, Any]) -> Document:
     data = deserialize_item(item)
-    values = {k: data.get(k) for k in _DOC_FIELDS}
+    values: dict[str, Any] = {k: data.get(k) for k in _DOC_FIELDS}
     values["status"] = DocumentStatus(values["status"])
     return Document(**values)
 

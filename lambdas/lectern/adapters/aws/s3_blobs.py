@@ -46,7 +46,7 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def sse_args(kms_key_id: str | None) -> dict[str, str]:
+def sse_args(kms_key_id: str | None) -> dict[str, Any]:
     """PutObject arguments for server-side encryption: SSE-KMS with the given key, else SSE-S3 (AES256)."""
     if kms_key_id:
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id, "BucketKeyEnabled": True}
