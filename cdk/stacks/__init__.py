@@ -1,0 +1,1 @@
+"""Lectern's stacks: Data (kept while paused), Search, Service (API, ingestion, models, monitoring), Web."""

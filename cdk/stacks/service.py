@@ -1,0 +1,195 @@
+"""Service: the functions, the API, the ingestion and rebuild workflows, the guardrail, the optional fallback
+model and the monitoring. Destroyed by `scripts/pause`; `scripts/resume` redeploys it, then starts the
+rebuild."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from cdk.config import LecternConfig
+from cdk.constructs.api import Api
+from cdk.constructs.fallback_model import FallbackModel
+from cdk.constructs.functions import Functions
+from cdk.constructs.ingestion import INGEST_STEPS, REBUILD_STEPS, Ingestion
+from cdk.constructs.models import Models
+from cdk.constructs.observability import Observability
+from cdk.stacks.data import DataStack
+from cdk.stacks.search import SearchStack
+
+# Per-function access (explicit actions only: no s3:*, dynamodb:*, bedrock:*).
+S3_READ = ["s3:GetObject"]
+S3_WRITE = ["s3:GetObject", "s3:PutObject"]
+TABLE_RW = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+]
+TABLE_UPDATE = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+ACCESS = {  # function -> (s3 actions, table actions, search, embed, generate)
+    "Api": (["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], TABLE_RW, True, True, True),
+    "ValidateFunctionArn": (S3_READ, TABLE_UPDATE, False, False, False),
+    "ExtractFunctionArn": (S3_WRITE, TABLE_UPDATE, False, False, False),
+    "ChunkFunctionArn": (S3_WRITE, [], False, False, False),
+    "EmbedBatchFunctionArn": (S3_WRITE, [], False, True, False),
+    "IndexFunctionArn": (S3_READ, [], True, False, False),
+    "MarkIndexedFunctionArn": ([], TABLE_UPDATE, True, False, False),
+    "MarkFailedFunctionArn": ([], TABLE_UPDATE, True, False, False),
+    "ListDocumentsFunctionArn": ([], ["dynamodb:Query", "dynamodb:Scan"], False, False, False),
+    "ReindexDocumentFunctionArn": (S3_WRITE, TABLE_UPDATE, True, True, False),
+}
+LIST_PREFIX = {"Api", "ReindexDocumentFunctionArn"}  # list a document's objects (delete, stored embeddings)
+
+
+class ServiceStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: LecternConfig,
+        data: DataStack,
+        search: SearchStack,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        bucket, table, backend = data.store.bucket, data.store.table, search.search
+        self.models = Models(self, "Models", config=config)
+        self.fallback = None
+        if config.fallback.enabled:
+            assert config.fallback.model is not None
+            self.fallback = FallbackModel(self, "Fallback", config.fallback.model)
+        env = {
+            "LECTERN_DOCUMENTS_BUCKET": bucket.bucket_name,
+            "LECTERN_TABLE_NAME": table.table_name,
+            "LECTERN_OPENSEARCH_ENDPOINT": backend.endpoint,
+            "LECTERN_OPENSEARCH_KIND": backend.kind,
+            "LECTERN_OPENSEARCH_INDEX": config.search.index_name,
+            "LECTERN_OPENSEARCH_PIPELINE": config.search.pipeline_name,
+            **self.models.environment(),
+            "LECTERN_FALLBACK_ENDPOINT_NAME": self.fallback.endpoint_name if self.fallback else "",
+            "LECTERN_MAX_UPLOAD_BYTES": str(config.ingestion.max_upload_bytes),
+            "POWERTOOLS_SERVICE_NAME": "lectern",
+            "POWERTOOLS_METRICS_NAMESPACE": "Lectern",
+        }
+        self.functions = Functions(
+            self, "Functions", environment=env, log_retention_days=config.log_retention_days
+        )
+        fns: dict[str, lambda_.Function] = {
+            "Api": self.functions.make(
+                "Api",
+                "lectern.aws.handlers.api.handler",
+                description="Lectern REST API",
+                memory_mb=1769,
+                timeout=Duration.seconds(29),
+                reserved_concurrency=config.api.api_reserved_concurrency,
+            )
+        }
+        for key, (handler, memory, timeout) in {**INGEST_STEPS, **REBUILD_STEPS}.items():
+            fns[key] = self.functions.make(
+                key.removesuffix("FunctionArn"),
+                handler,
+                description=f"Lectern {handler.rsplit('.', 1)[-1]}",
+                memory_mb=memory,
+                timeout=Duration.seconds(timeout),
+                # A ceiling on parallel Titan calls protects Bedrock's quota (and the rest of the account).
+                reserved_concurrency=(
+                    config.ingestion.embed_reserved_concurrency if key == "EmbedBatchFunctionArn" else None
+                ),
+            )
+        self.fns = fns
+        self._grant(fns, data, table, backend)
+        self.ingestion = Ingestion(
+            self,
+            "Ingestion",
+            bucket=bucket,
+            functions=fns,
+            embed_max_concurrency=config.ingestion.embed_max_concurrency,
+            reindex_max_concurrency=config.ingestion.reindex_max_concurrency,
+            log_retention=self.functions.retention,
+        )
+        name = f"{config.prefix.lower()}-{config.env_name}"
+        self.api = Api(
+            self,
+            "Api",
+            handler=fns["Api"],
+            user_pool=data.users.pool,
+            config=config.api,
+            log_retention=self.functions.retention,
+            name=name,
+        )
+        search_metrics: list[cw.IMetric] = []
+        if backend.kind == "managed":
+            search_metrics = [
+                backend.domain.metric_cluster_status_red(),
+                backend.domain.metric_cluster_status_yellow(),
+                backend.domain.metric_free_storage_space(),
+                backend.domain.metric_search_latency(),
+            ]
+        else:
+            search_metrics = [
+                cw.Metric(
+                    namespace="AWS/AOSS",
+                    metric_name=m,
+                    statistic="Average",
+                    dimensions_map={"CollectionName": backend.name, "ClientId": self.account},
+                )
+                for m in ("SearchLatency", "IngestionRequestErrors", "SearchRequestErrors")
+            ]
+        self.observability = Observability(
+            self,
+            "Monitoring",
+            name=name,
+            config=config.alarms,
+            api=self.api.rest_api,
+            functions=fns,
+            ingest=self.ingestion.ingest,
+            dead_letters=self.ingestion.dead_letters,
+            search_metrics=search_metrics,
+        )
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        CfnOutput(self, "IngestStateMachineArn", value=self.ingestion.ingest.state_machine_arn)
+        CfnOutput(self, "RebuildStateMachineArn", value=self.ingestion.rebuild.state_machine_arn)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.ingestion.dead_letters.queue_url)
+
+    def _grant(self, fns, data, table, backend) -> None:
+        bucket = data.store.bucket
+        roles: list[iam.IRole] = []
+        for key, (s3_actions, table_actions, search, embed, generate) in ACCESS.items():
+            fn = fns[key]
+            role = fn.role
+            assert role is not None
+            if s3_actions:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        sid="DocumentObjects",
+                        actions=s3_actions,
+                        resources=[f"arn:{Aws.PARTITION}:s3:::{data.store.bucket_name}/*"],
+                    )
+                )
+            if key in LIST_PREFIX:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        sid="ListDocumentPrefixes", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]
+                    )
+                )
+            if table_actions:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(sid="Table", actions=table_actions, resources=[table.table_arn])
+                )
+            if search:
+                backend.grant_http(role)
+                roles.append(role)
+            if embed:
+                self.models.grant_embed(role)
+            if generate:
+                self.models.grant_generate(role)
+                if self.fallback:
+                    self.fallback.grant_invoke(fn)
+        backend.data_access_policy(self, "FunctionsDataAccess", f"{backend.name}-fns", roles)
