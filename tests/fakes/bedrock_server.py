@@ -91,6 +91,7 @@ class _Error:
     status: int
     error_type: str
     message: str
+    operations: tuple[str, ...] = ()  # empty: any operation
 
 
 @dataclass
@@ -111,15 +112,27 @@ class FakeBedrock:
 
     # -- configuration -------------------------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int = 500, message: str | None = None, error_type: str | None = None):
-        """The next `n` requests (of any operation) fail with `status`."""
+    def fail_next(
+        self,
+        n: int,
+        status: int = 500,
+        message: str | None = None,
+        error_type: str | None = None,
+        *,
+        operations: tuple[str, ...] = (),
+    ):
+        """The next `n` requests (of `operations`, or of any operation) fail with `status`."""
         error_type = error_type or _ERROR_TYPES.get(status, "InternalServerException")
         message = message or f"Injected {error_type}."
         with self._lock:
-            self._errors.extend(_Error(status, error_type, message) for _ in range(n))
+            self._errors.extend(_Error(status, error_type, message, operations) for _ in range(n))
 
-    def throttle_next(self, n: int) -> None:
-        self.fail_next(n, 429, "Too many requests, please wait before trying again.")
+    def throttle_next(self, n: int, *, operations: tuple[str, ...] = ()) -> None:
+        self.fail_next(n, 429, "Too many requests, please wait before trying again.", operations=operations)
+
+    def clear_errors(self) -> None:
+        with self._lock:
+            self._errors.clear()
 
     def of(self, operation: str) -> list[Recorded]:
         with self._lock:
@@ -154,9 +167,12 @@ class FakeBedrock:
 
     # -- behaviour -----------------------------------------------------------------------------------------
 
-    def _take_error(self) -> _Error | None:
+    def _take_error(self, operation: str = "") -> _Error | None:
         with self._lock:
-            return self._errors.pop(0) if self._errors else None
+            for i, err in enumerate(self._errors):
+                if not err.operations or operation in err.operations:
+                    return self._errors.pop(i)
+            return None
 
     def _answer_for(self, body: dict[str, Any]) -> str:
         return self.answer(body) if callable(self.answer) else self.answer
@@ -340,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests.append(Recorded(operation, path, params, dict(self.headers.items()), body))
         if fake.delay_s:
             time.sleep(fake.delay_s)
-        error = fake._take_error()
+        error = fake._take_error(operation)
         if error is not None:
             self._json(error.status, {"message": error.message}, error.error_type)
             return

@@ -51,7 +51,18 @@ class AwsLectern:
     def blobs(self) -> Any:
         from lectern.adapters.aws.s3_blobs import S3BlobStore
 
-        return S3BlobStore(self.settings.documents_bucket)
+        class DocumentBlobStore(S3BlobStore):
+            """Deleting a document's original also deletes what ingestion derived from it (extracted text, chunks,
+            vectors, manifest): everything under `{tenant}/{doc}/`. On the versioned bucket these become delete
+            markers; the lifecycle rule expires the old versions."""
+
+            def delete(self, key: str) -> None:
+                if key.endswith("/original"):
+                    self.delete_prefix(key[: -len("original")])
+                else:
+                    super().delete(key)
+
+        return DocumentBlobStore(self.settings.documents_bucket)
 
     @cached_property
     def vectors(self) -> Any:
@@ -67,12 +78,13 @@ class AwsLectern:
 
     @cached_property
     def index(self) -> Any:
+        from lectern.adapters.aws import clients
         from lectern.adapters.aws.opensearch_index import OpenSearchIndex
 
         s = self.settings
         return OpenSearchIndex.from_settings(
             s.opensearch_endpoint,
-            s.region,
+            s.region or clients.session().region_name,
             kind=s.opensearch_kind,
             index_name=s.opensearch_index,
             pipeline_name=s.opensearch_pipeline,

@@ -143,6 +143,18 @@ class Answerer:
     def stream(
         self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None
     ) -> Iterator[AnswerEvent]:
+        """`token`* then `citations` then `done`, with tokens as the model produces them."""
+        return self._events(tenant_id, question, top_k=top_k, filters=filters, live=True)
+
+    def _events(
+        self,
+        tenant_id: str,
+        question: str,
+        *,
+        top_k: int | None,
+        filters: SearchFilters | None,
+        live: bool,
+    ) -> Iterator[AnswerEvent]:
         started = time.perf_counter()
         q = self._check(question)
         k = top_k or self.config.top_k
@@ -162,14 +174,19 @@ class Answerer:
         messages = self.template.render(context=format_context(passages), question=q)
         final: Generation | None = None
         parts: list[str] = []
-        for item in self.model.stream(
-            messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-        ):
-            if isinstance(item, Generation):
-                final = item
-            else:
-                parts.append(item)
-                yield AnswerEvent("token", text=item)
+        if live:
+            for item in self.model.stream(
+                messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
+            ):
+                if isinstance(item, Generation):
+                    final = item
+                else:
+                    parts.append(item)
+                    yield AnswerEvent("token", text=item)
+        else:  # one request/response call: no streaming machinery when nobody reads the tokens
+            final = self.model.generate(
+                messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
+            )
         text = clean_answer(final.text if final and final.text else "".join(parts))
         usage = final.usage if final else Usage()
         model_id = final.model if final else self.model.model_id
@@ -190,7 +207,7 @@ class Answerer:
         self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None
     ) -> Answer:
         final = None
-        for event in self.stream(tenant_id, question, top_k=top_k, filters=filters):
+        for event in self._events(tenant_id, question, top_k=top_k, filters=filters, live=False):
             if event.kind == "done":
                 final = event.answer
         assert final is not None

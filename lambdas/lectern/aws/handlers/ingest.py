@@ -221,7 +221,12 @@ def index(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def mark_indexed(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lectern = _lectern()
     tenant_id, document_id = job["tenant_id"], job["document_id"]
-    state = _state(job)
+    try:
+        state = _state(job)
+    except NotFound:
+        lectern.index.delete_document(tenant_id, document_id)
+        logger.info("document deleted during ingestion; chunks withdrawn")
+        return {"tenant_id": tenant_id, "document_id": document_id, "status": "WITHDRAWN"}
     state.extracted = jobs.load_extracted(lectern.blobs.get(job["extracted_key"]))
     state.chunks = jobs.load_chunks(lectern.blobs.get(job["chunks_key"]))
     try:
