@@ -159,10 +159,18 @@ class AwsLectern:
     def retriever(self) -> Retriever:
         s = self.settings
         fusion = FusionConfig(method="min_max", weights=(s.bm25_weight, round(1.0 - s.bm25_weight, 6)))
-        config = RetrievalConfig(candidates=s.candidates, fusion=fusion)
-        if s.engine_fusion and "engine_fusion" in RetrievalConfig.__dataclass_fields__:
-            config = RetrievalConfig(candidates=s.candidates, fusion=fusion, engine_fusion=True)  # type: ignore[call-arg]
-        return Retriever(self.index, self.embedder, config)
+        # OpenSearch Serverless: search pipelines and the hybrid query are not verified there, so fuse in the domain
+        engine = s.engine_fusion and s.opensearch_kind == "managed"
+        config = RetrievalConfig(candidates=s.candidates, fusion=fusion, engine_fusion=engine)
+        return Retriever(self.index, self.embedder, config, reranker=self.reranker)
+
+    @cached_property
+    def reranker(self) -> Any:
+        if not self.settings.rerank_model_arn:
+            return None
+        from lectern.adapters.aws.bedrock import BedrockReranker
+
+        return BedrockReranker(self.settings.rerank_model_arn)
 
     @cached_property
     def answerer(self) -> Any:

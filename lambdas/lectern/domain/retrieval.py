@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from lectern.domain.errors import ValidationFailed
 from lectern.domain.fusion import FusionConfig, fuse
@@ -21,6 +22,8 @@ class RetrievalConfig:
     # Let an index that fuses natively (NativeHybridIndex: OpenSearch's hybrid query) do mode="hybrid" in one
     # round trip. Its own pipeline's weights then apply, not `fusion`; indexes without it keep domain fusion.
     engine_fusion: bool = False
+    # With a reranker, the first stage's best `rerank_depth` hits are re-ordered by it (a second, costlier stage).
+    rerank_depth: int = 20
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,24 @@ class RetrievalResult:
     bm25_matched: bool
 
 
+class Reranker(Protocol):
+    """A second-stage scorer (Bedrock Rerank on AWS): (index into `texts`, relevance) of the best `top_n`."""
+
+    def rerank(self, query: str, texts: Sequence[str], top_n: int) -> list[tuple[int, float]]: ...
+
+
 class Retriever:
-    def __init__(self, index: SearchIndex, embedder: Embedder, config: RetrievalConfig | None = None) -> None:
+    def __init__(
+        self,
+        index: SearchIndex,
+        embedder: Embedder,
+        config: RetrievalConfig | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        self.reranker = reranker
 
     def retrieve(
         self,
@@ -44,6 +60,25 @@ class Retriever:
         top_k: int = 10,
         mode: SearchMode = "hybrid",
         filters: SearchFilters | None = None,
+    ) -> RetrievalResult:
+        if self.reranker is None:
+            return self._first_stage(tenant_id, query, top_k=top_k, mode=mode, filters=filters)
+        depth = max(top_k, self.config.rerank_depth)
+        first = self._first_stage(tenant_id, query, top_k=depth, mode=mode, filters=filters)
+        if not first.hits:
+            return first
+        order = self.reranker.rerank(query.strip(), [h.chunk.search_text for h in first.hits], top_k)
+        hits = [ScoredChunk(first.hits[i].chunk, score) for i, score in order if 0 <= i < len(first.hits)]
+        return RetrievalResult(hits=hits, best_similarity=first.best_similarity, bm25_matched=first.bm25_matched)
+
+    def _first_stage(
+        self,
+        tenant_id: str,
+        query: str,
+        *,
+        top_k: int,
+        mode: SearchMode,
+        filters: SearchFilters | None,
     ) -> RetrievalResult:
         query = query.strip()
         if not query:
