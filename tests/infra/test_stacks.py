@@ -605,3 +605,15 @@ def test_config_is_validated_at_synth() -> None:
     ):
         with pytest.raises(ValidationError):
             LecternConfig.model_validate(base | bad)
+
+
+def test_every_handler_the_templates_name_exists_in_the_package(dev) -> None:
+    import importlib
+
+    handlers = {
+        f["Properties"]["Handler"] for p in ("Search", "Service") for f in our_functions(dev.raw(p)).values()
+    }
+    assert len(handlers) == 11
+    for handler in handlers:
+        module, name = handler.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name, None)), handler
