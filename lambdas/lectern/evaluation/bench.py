@@ -440,10 +440,10 @@ def bench_handler(
 def handler_modules() -> list[str]:
     mods = ["lectern.api.app"]
     try:
-        handlers = importlib.import_module("lectern.handlers")
+        handlers = importlib.import_module("lectern.aws.handlers")
 
         mods += sorted(
-            f"lectern.handlers.{m.name}"
+            f"lectern.aws.handlers.{m.name}"
             for m in pkgutil.iter_modules(handlers.__path__)
             if not m.name.startswith("_")
         )
