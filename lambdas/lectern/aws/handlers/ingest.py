@@ -280,6 +280,10 @@ def mark_failed(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "status": "IGNORED",
                 "reason": error.get("Error", ""),
             }
+    if error.get("Error") == "DocumentBusy":
+        # another execution still owns the document: failing it here would fail that run's work
+        logger.warning("upload gave up waiting for a running ingestion", extra={"document_id": document_id})
+        return {"tenant_id": tenant_id, "document_id": document_id, "status": "BUSY", "reason": "busy"}
     reason = failure_reason(error)
     logger.warning("ingestion failed", extra={"document_id": document_id, "error": error.get("Error")})
     try:
