@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from typing import Protocol
+
 from lectern.domain.errors import ValidationFailed
 from lectern.domain.models import Answer, Citation, Generation, ScoredChunk, SearchFilters, Usage
 from lectern.domain.ports import ChatModel
@@ -110,6 +112,18 @@ def make_citations(text: str, passages: list[ScoredChunk]) -> list[Citation]:
     ]
 
 
+class AnswerGuard(Protocol):
+    """Guardrail policy around an answer (local detectors, or Bedrock's ApplyGuardrail on AWS).
+
+    Each method returns what may go on (the question or answer with PII masked, the passages that are safe to put
+    in a prompt) or raises GuardrailBlocked with a message that is safe to show.
+    """
+
+    def check_question(self, tenant_id: str, question: str) -> str: ...
+    def check_passages(self, tenant_id: str, passages: list[ScoredChunk]) -> list[ScoredChunk]: ...
+    def check_answer(self, tenant_id: str, answer: str, passages: list[ScoredChunk]) -> str: ...
+
+
 class Answerer:
     def __init__(
         self,
@@ -119,12 +133,14 @@ class Answerer:
         template: PromptTemplate,
         token_counter: Callable[[str], int],
         config: AnswerConfig | None = None,
+        guard: AnswerGuard | None = None,
     ) -> None:
         self.retriever = retriever
         self.model = model
         self.template = template
         self.count = token_counter
         self.config = config or AnswerConfig()
+        self.guard = guard
 
     def _off_topic(self, best_similarity: float, bm25_matched: bool) -> bool:
         """The retrieval gate. A keyword match rescues a low-similarity question (codes, names), but only down to
@@ -157,11 +173,15 @@ class Answerer:
     ) -> Iterator[AnswerEvent]:
         started = time.perf_counter()
         q = self._check(question)
+        if self.guard is not None:
+            q = self.guard.check_question(tenant_id, q)
         k = top_k or self.config.top_k
         result = self.retriever.retrieve(tenant_id, q, top_k=k, filters=filters)
         passages = build_context(
             result.hits, self.config.max_context_tokens, self.count, self.config.min_relative_score
         )
+        if self.guard is not None and passages:
+            passages = self.guard.check_passages(tenant_id, passages)
         query_id = uuid.uuid4().hex
         if not passages or self._off_topic(result.best_similarity, result.bm25_matched):
             yield AnswerEvent("token", text=I_DONT_KNOW)
@@ -188,6 +208,9 @@ class Answerer:
                 messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
             )
         text = clean_answer(final.text if final and final.text else "".join(parts))
+        if self.guard is not None:
+            # streamed tokens already went out; the final answer (and what is stored or cached) is the checked one
+            text = self.guard.check_answer(tenant_id, text, passages)
         usage = final.usage if final else Usage()
         model_id = final.model if final else self.model.model_id
         if is_abstention(text) and not cited_numbers(text, len(passages)):

@@ -135,3 +135,6 @@ class Answer:
     abstained: bool = False
     retrieved: list[ScoredChunk] = field(default_factory=list)
     query_id: str = ""
+    cost_usd: float = 0.0  # priced from lectern/data/model_prices.json
+    cache_hit: bool = False
+    route: str = ""  # which model was chosen and why (routing), e.g. "cheap: default" / "strong: comparison"
