@@ -412,13 +412,18 @@ def eval_answers(
 @eval_app.command("report")
 def eval_report(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),
+    readme: Annotated[
+        Path | None, typer.Option(help="README whose results markers receive the section")
+    ] = Path("README.md"),
 ) -> None:
-    """Write README-results.md and the plots from the JSON results in a folder."""
-    from lectern.evaluation.report import write_results
+    """Write README-results.md and the plots from the JSON results in a folder (and into the README)."""
+    from lectern.evaluation.report import update_readme, write_results
 
     written = write_results(results)
     for p in written:
         console.print(f"[dim]wrote {p}[/dim]")
+    if readme is not None and readme.is_file() and update_readme(readme, written[0]):
+        console.print(f"[dim]updated {readme}[/dim]")
 
 
 @app.command()

@@ -55,3 +55,30 @@ def test_results_markdown_quotes_the_json(tmp_path: Path):
     assert "`lectern eval retrieval --dataset x`" in md and "Test CPU" in md
     assert (tmp_path / "retrieval-quality.png").stat().st_size > 1000
     assert len(written) == 2
+
+
+def test_readme_section_between_markers_is_replaced_and_links_re_rooted(tmp_path):
+    from lectern.evaluation.report import BEGIN, END, update_readme
+
+    results = tmp_path / "docs" / "results"
+    results.mkdir(parents=True)
+    md = results / "README-results.md"
+    md.write_text("## Results\n\nNDCG 0.73\n\n![plot](plot.png) [web](https://x.org/a.png)\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# T\n\n## Results\n\n{BEGIN}\nold figures\n{END}\n\n## After\n")
+    assert update_readme(readme, md)
+    text = readme.read_text()
+    assert "old figures" not in text and "NDCG 0.73" in text
+    assert "](docs/results/plot.png)" in text and "](https://x.org/a.png)" in text
+    assert text.endswith("## After\n") and text.count("## Results") == 1
+
+
+def test_readme_without_markers_is_left_alone(tmp_path):
+    from lectern.evaluation.report import update_readme
+
+    md = tmp_path / "r.md"
+    md.write_text("## Results\nx\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# T\n")
+    assert not update_readme(readme, md)
+    assert readme.read_text() == "# T\n"
