@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lectern.adapters.aws import clients
 from lectern.adapters.aws.bedrock import error_code, unavailable_from
+from lectern.adapters.messages_api import _usage  # the same Messages API usage block as llama.cpp's server
 from lectern.domain.errors import ModelUnavailable
 from lectern.domain.models import ChatMessage, Generation, Usage
 
@@ -35,15 +36,6 @@ _COLD_VALIDATION = re.compile(
     r"InService|being (?:created|updated)",
     re.I,
 )
-
-
-def _usage(data: object) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
-    except (TypeError, ValueError):
-        return None
 
 
 class SageMakerMessagesModel:
