@@ -40,6 +40,17 @@ class LocalSettings(BaseModel):
     llm_ctx: int = Field(default=4096, ge=512)
     llm_timeout_s: float = Field(default=120.0, gt=0)
     prompt_version: str = "answer-v3"
+    # A/B: a share of users (stable hash of the user id) get prompt_version_b
+    prompt_version_b: str | None = None
+    prompt_b_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    # routing: complex questions go to a stronger model when one is configured ('none': the decision is still
+    # recorded, the default model answers); 'openai' = a Messages API server at strong_llm_base_url
+    strong_llm: Literal["none", "openai", "fake"] = "none"
+    strong_llm_base_url: str | None = None
+    strong_llm_model_name: str = "strong"
+    routing: bool = True
+    route_long_context_tokens: int = Field(default=1200, ge=0, description="0 = rule off")
+    route_min_similarity: float = Field(default=0.4, le=1.0, description="negative = rule off")
     chunk_size: int = Field(default=200, ge=16, le=512)
     chunk_overlap: int = Field(default=32, ge=0)
     fusion: Literal["min_max", "rrf"] = "min_max"

@@ -1,7 +1,8 @@
 """The REST API: Powertools event-handler routes with pydantic models.
 
-The same resolver runs in Lambda behind API Gateway and locally behind `lectern.local.server`, which turns each
-HTTP request into an API Gateway proxy event. Routes stay thin: parse, call the domain, shape the response.
+The same resolver runs in Lambda behind API Gateway and locally behind `lectern.local.server`, which turns
+each HTTP request into an API Gateway proxy event. Routes stay thin: parse, call the domain, shape the
+response.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from lectern.api.schemas import (
     DocumentList,
     DocumentOut,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     Health,
     QueryRequest,
     QueryResponse,
@@ -34,10 +37,12 @@ from lectern.api.schemas import (
 )
 from lectern.domain.answering import Answerer, AnswerEvent
 from lectern.domain.documents import DocumentService
-from lectern.domain.errors import LecternError
+from lectern.domain.errors import LecternError, NotFound
+from lectern.domain.feedback import FeedbackService
 from lectern.domain.retrieval import Retriever
 
 TenantResolver = Callable[[APIGatewayProxyEvent], str]
+UserResolver = Callable[[APIGatewayProxyEvent], str | None]
 SSE = "text/event-stream"
 
 
@@ -54,6 +59,9 @@ class ApiServices:
     answerer: Answerer
     tenant_of: TenantResolver
     health: Callable[[], dict[str, str]]
+    feedback: FeedbackService | None = None
+    # the caller's identity within the tenant (prompt A/B bucket); None = anonymous (always prompt A)
+    user_of: UserResolver | None = None
 
 
 def sse_frame(event: str, data: dict) -> str:
@@ -97,6 +105,9 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
 
     def tenant() -> str:
         return services.tenant_of(app.current_event)
+
+    def user() -> str | None:
+        return services.user_of(app.current_event) if services.user_of else None
 
     @app.get("/v1/health", summary="Liveness and component status")
     def health() -> Health:
@@ -159,12 +170,16 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         if SSE in (app.current_event.headers.get("accept") or app.current_event.headers.get("Accept") or ""):
             live: EventSink | None = app.context.get("sse_sink")
             sink = live or BufferSink()
-            events = services.answerer.stream(tenant(), body.question, top_k=body.top_k, filters=filters)
+            events = services.answerer.stream(
+                tenant(), body.question, top_k=body.top_k, filters=filters, user_id=user()
+            )
             first = next(events)  # validation and retrieval errors surface here, before any 200 goes out
             _emit(_chain(first, events), sink)
             body_text = "".join(sink.parts) if isinstance(sink, BufferSink) else ""
             return Response(200, SSE, body_text, headers={"Cache-Control": "no-cache"})
-        answer = services.answerer.answer(tenant(), body.question, top_k=body.top_k, filters=filters)
+        answer = services.answerer.answer(
+            tenant(), body.question, top_k=body.top_k, filters=filters, user_id=user()
+        )
         return Response(200, content_types.APPLICATION_JSON, QueryResponse.of(answer))
 
     @app.post("/v1/search", summary="Search passages (hybrid, bm25 or vector)", responses=_ERRORS)
@@ -175,7 +190,26 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         )
         return SearchResponse(results=[SearchResult.of(h) for h in hits])
 
+    _feedback_route(app, services, tenant)
     return app
+
+
+def _feedback_route(app: APIGatewayRestResolver, services: ApiServices, tenant: Callable[[], str]) -> None:
+    @app.post(
+        "/v1/feedback",
+        summary="Thumbs up or down (and an optional comment) on one of your answers, by its query_id",
+        responses=_ERRORS,
+    )
+    def feedback(body: Annotated[FeedbackRequest, Body()]) -> FeedbackResponse:
+        if services.feedback is None:
+            raise NotFound("Feedback is not recorded by this deployment.")
+        trace = services.feedback.give(tenant(), body.query_id, body.rating, body.comment)
+        return FeedbackResponse(
+            query_id=trace.query_id,
+            rating=trace.rating or body.rating,
+            comment=trace.comment,
+            recorded_at=trace.feedback_at or "",
+        )
 
 
 def _chain(first: AnswerEvent, rest: Iterator[AnswerEvent]) -> Iterator[AnswerEvent]:

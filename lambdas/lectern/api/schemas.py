@@ -103,6 +103,11 @@ class QueryResponse(BaseModel):
     latency_ms: int
     prompt_version: str
     abstained: bool
+    cost_usd: float = Field(
+        description="Generation cost in USD at lectern/data/model_prices.json (0 for local)"
+    )
+    cache_hit: bool = False
+    route: str = Field(default="", description="Which model tier answered and why, e.g. 'strong: comparison'")
 
     @classmethod
     def of(cls, a: Answer) -> QueryResponse:
@@ -115,7 +120,23 @@ class QueryResponse(BaseModel):
             latency_ms=a.latency_ms,
             prompt_version=a.prompt_version,
             abstained=a.abstained,
+            cost_usd=a.cost_usd,
+            cache_hit=a.cache_hit,
+            route=a.route,
         )
+
+
+class FeedbackRequest(_In):
+    query_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class FeedbackResponse(BaseModel):
+    query_id: str
+    rating: Literal["up", "down"]
+    comment: str | None
+    recorded_at: str
 
 
 class SearchRequest(_In):

@@ -19,6 +19,7 @@ from lectern.domain.chunking import ChunkingConfig, whitespace_tokens
 from lectern.domain.documents import DocumentService
 from lectern.domain.errors import Unauthenticated
 from lectern.domain.extraction import ExtractionLimits
+from lectern.domain.feedback import FeedbackService, TracedAnswerer
 from lectern.domain.fusion import FusionConfig
 from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.prompts import load_template
@@ -125,6 +126,36 @@ class AwsLectern:
 
         return FallbackChatModel(self.primary_model, self.fallback_model)
 
+    @cached_property
+    def strong_model(self) -> Any:
+        """Nova Pro (strong_model_id) for routed questions, with the same guardrail and SageMaker fallback."""
+        from lectern.adapters.aws.bedrock import BedrockConverseModel
+        from lectern.adapters.aws.fallback import FallbackChatModel
+
+        s = self.settings
+        primary = BedrockConverseModel(
+            s.strong_model_id, guardrail_id=s.guardrail_id, guardrail_version=s.guardrail_version
+        )
+        return FallbackChatModel(primary, self.fallback_model)
+
+    @cached_property
+    def router(self) -> Any:
+        from lectern.domain.routing import ModelRouter, RoutingConfig
+
+        s = self.settings
+        config = RoutingConfig(
+            enabled=s.routing,
+            long_context_tokens=s.route_long_context_tokens,
+            min_similarity=s.route_min_similarity,
+        )
+        return ModelRouter(self.model, self.strong_model if s.routing else None, config)
+
+    @cached_property
+    def queries(self) -> Any:
+        from lectern.adapters.aws.dynamo_queries import DynamoQueryLog
+
+        return DynamoQueryLog(self.settings.table_name, retention_days=self.settings.query_log_retention_days)
+
     # -- domain services -----------------------------------------------------------------------------------
     @property
     def token_counter(self) -> Callable[[str], int]:
@@ -180,7 +211,10 @@ class AwsLectern:
         inner = Answerer(
             retriever=self.retriever,
             model=self.model,
+            router=self.router,
             template=load_template(s.prompt_version),
+            prompt_b=load_template(s.prompt_version_b) if s.prompt_version_b else None,
+            prompt_b_share=s.prompt_b_share,
             token_counter=self.token_counter,
             config=AnswerConfig(
                 top_k=s.top_k,
@@ -189,9 +223,13 @@ class AwsLectern:
                 min_relative_score=s.min_relative_score,
             ),
         )
-        return MeteredAnswerer(
-            inner, fallback_probe=lambda: getattr(self.model, "last_fallback_reason", None)
-        )
+        return MeteredAnswerer(TracedAnswerer(inner, self.queries), fallback_probe=self._fallback_reason)
+
+    def _fallback_reason(self) -> str | None:
+        """Why the last answer on this thread came from the fallback (whichever tier answered), or None."""
+        models = [self.model] + ([self.strong_model] if "strong_model" in self.__dict__ else [])
+        reasons = [getattr(m, "last_fallback_reason", None) for m in models]
+        return next((r for r in reasons if r), None)
 
     # -- API -----------------------------------------------------------------------------------------------
     def tenant_of(self, event: Any) -> str:
@@ -204,6 +242,14 @@ class AwsLectern:
             raise Unauthenticated("This request carries no tenant; sign in again.")
         return str(tenant)
 
+    def user_of(self, event: Any) -> str | None:
+        """The caller within the tenant (Cognito `sub`): the prompt A/B bucket. None without the claim."""
+        claims = (
+            ((event.request_context.authorizer or {}).get("claims") or {}) if event.request_context else {}
+        )
+        user = claims.get(self.settings.user_claim)
+        return str(user) if user else None
+
     def health(self) -> dict[str, str]:
         return {"index": "configured", "embedder": self.settings.embedding_model_id, "model": "configured"}
 
@@ -214,6 +260,8 @@ class AwsLectern:
             answerer=self.answerer,
             tenant_of=self.tenant_of,
             health=self.health,
+            feedback=FeedbackService(self.queries),
+            user_of=self.user_of,
         )
 
 

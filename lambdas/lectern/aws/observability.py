@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lectern.domain.answering import Answerer, AnswerEvent
@@ -53,7 +53,7 @@ class MeteredAnswerer:
         except (GuardrailBlocked, ModelUnavailable) as exc:
             self._failure(exc)
             raise
-        self._record(result, started)
+        self._record(result, started, tenant_id)
         return result
 
     def stream(self, tenant_id: str, question: str, **kwargs: Any) -> Iterator[AnswerEvent]:
@@ -61,7 +61,7 @@ class MeteredAnswerer:
         try:
             for event in self.inner.stream(tenant_id, question, **kwargs):
                 if event.kind == "done" and event.answer is not None:
-                    self._record(event.answer, started)
+                    self._record(event.answer, started, tenant_id)
                 yield event
         except (GuardrailBlocked, ModelUnavailable) as exc:
             self._failure(exc)
@@ -74,8 +74,10 @@ class MeteredAnswerer:
         else:
             self.metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
 
-    def _record(self, answer: Answer, started: float) -> None:
+    def _record(self, answer: Answer, started: float, tenant_id: str = "") -> None:
         cost = self.prices.tokens(answer.model, answer.usage)
+        if answer.cache_hit:
+            cost = type(cost)(0.0, True)  # a cached answer called no model
         fallback = self.fallback_probe()
         m = self.metrics
         m.add_metric(
@@ -86,6 +88,20 @@ class MeteredAnswerer:
         m.add_metric(name="QueryCostUSD", unit=MetricUnit.NoUnit, value=cost.usd)
         m.add_metric(name="FallbackUsed", unit=MetricUnit.Count, value=1 if fallback else 0)
         m.add_metric(name="Abstentions", unit=MetricUnit.Count, value=1 if answer.abstained else 0)
+        m.add_metric(
+            name="RoutedStrong", unit=MetricUnit.Count, value=1 if answer.route.startswith("strong") else 0
+        )
+        if tenant_id:
+            # Per-tenant cost in its own metric set (dimension `tenant`), so the service-level set above keeps
+            # its dimensions and each tenant's cost can be graphed or alarmed on.
+            with single_metric(
+                name="TenantQueryCostUSD",
+                unit=MetricUnit.NoUnit,
+                value=cost.usd,
+                namespace=NAMESPACE,
+                default_dimensions={"service": "lectern", "tenant": tenant_id},
+            ):
+                pass  # flushed on exit; SampleCount of this metric is the tenant's query count
         logger.info(
             "answered",
             extra={
@@ -98,5 +114,8 @@ class MeteredAnswerer:
                 "fallback_reason": fallback,
                 "prompt_version": answer.prompt_version,
                 "abstained": answer.abstained,
+                "route": answer.route,
+                "cache_hit": answer.cache_hit,
+                "tenant": tenant_id,
             },
         )

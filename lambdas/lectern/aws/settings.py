@@ -40,6 +40,13 @@ class AwsSettings(BaseSettings):
     rerank_model_arn: str | None = None
     region: str | None = Field(default=None, description="default: the Lambda's AWS_REGION")
     prompt_version: str = "answer-v3"
+    prompt_version_b: str | None = None
+    prompt_b_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    routing: bool = Field(default=True, description="route complex questions to strong_model_id")
+    route_long_context_tokens: int = Field(default=1200, ge=0, description="0 = rule off")
+    route_min_similarity: float = Field(default=0.4, le=1.0, description="negative = rule off")
+    query_log_retention_days: int = Field(default=90, ge=1)
+    user_claim: str = "sub"
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_pages: int = Field(default=2000, ge=1)
     chunk_size: int = Field(default=200, ge=16, le=512)

@@ -12,17 +12,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-
 from typing import Protocol
 
+from lectern.domain.costing import PriceTable, default_prices
 from lectern.domain.errors import ValidationFailed
-from lectern.domain.models import Answer, Citation, Generation, ScoredChunk, SearchFilters, Usage
+from lectern.domain.models import Answer, ChatMessage, Citation, Generation, ScoredChunk, SearchFilters, Usage
 from lectern.domain.ports import ChatModel
-from lectern.domain.prompts import PromptTemplate
-from lectern.domain.retrieval import Retriever
+from lectern.domain.prompts import PromptSplit, PromptTemplate
+from lectern.domain.retrieval import RetrievalResult, Retriever
+from lectern.domain.routing import ModelRouter
 from lectern.domain.text import snippet
 
 I_DONT_KNOW = "I don't know based on the provided documents."
+ROUTE_GATE = "none: retrieval gate"  # the model was not called
+ROUTE_SINGLE = "default: one model"  # no router configured
 MAX_QUESTION_CHARS = 2000
 _CITE_RE = re.compile(r"\[(\d{1,2})\]")
 # Small models sometimes echo a passage header ("[1] (memo.pdf, page 1)"): keep the marker, drop the header.
@@ -115,8 +118,8 @@ def make_citations(text: str, passages: list[ScoredChunk]) -> list[Citation]:
 class AnswerGuard(Protocol):
     """Guardrail policy around an answer (local detectors, or Bedrock's ApplyGuardrail on AWS).
 
-    Each method returns what may go on (the question or answer with PII masked, the passages that are safe to put
-    in a prompt) or raises GuardrailBlocked with a message that is safe to show.
+    Each method returns what may go on (the question or answer with PII masked, the passages that are safe to
+    put in a prompt) or raises GuardrailBlocked with a message that is safe to show.
     """
 
     def check_question(self, tenant_id: str, question: str) -> str: ...
@@ -134,17 +137,28 @@ class Answerer:
         token_counter: Callable[[str], int],
         config: AnswerConfig | None = None,
         guard: AnswerGuard | None = None,
+        router: ModelRouter | None = None,
+        prompt_b: PromptTemplate | None = None,
+        prompt_b_share: float = 0.0,
+        prices: PriceTable | None = None,
     ) -> None:
         self.retriever = retriever
         self.model = model
-        self.template = template
+        self.template = template  # version A (everyone, unless an A/B split is configured)
+        self.prompts = PromptSplit(template, prompt_b, prompt_b_share)
         self.count = token_counter
         self.config = config or AnswerConfig()
         self.guard = guard
+        self.router = router
+        self.prices = prices or default_prices()
+
+    def prompt_for(self, user_id: str | None) -> PromptTemplate:
+        """The prompt version this user gets (stable per user; A when there is no split or no user id)."""
+        return self.prompts.choose(user_id)
 
     def _off_topic(self, best_similarity: float, bm25_matched: bool) -> bool:
-        """The retrieval gate. A keyword match rescues a low-similarity question (codes, names), but only down to
-        half the threshold: below that, sharing a common word is no evidence the documents are on topic."""
+        """The retrieval gate. A keyword match rescues a low-similarity question (codes, names), but only down
+        to half the threshold: below that, sharing a common word is no evidence the documents are on topic."""
         floor = self.config.min_similarity
         return best_similarity < floor / 2 or (best_similarity < floor and not bm25_matched)
 
@@ -156,22 +170,20 @@ class Answerer:
             raise ValidationFailed(f"The question is {len(q)} characters; the limit is {MAX_QUESTION_CHARS}.")
         return q
 
-    def stream(
-        self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None
-    ) -> Iterator[AnswerEvent]:
-        """`token`* then `citations` then `done`, with tokens as the model produces them."""
-        return self._events(tenant_id, question, top_k=top_k, filters=filters, live=True)
-
-    def _events(
+    def plan(
         self,
         tenant_id: str,
         question: str,
         *,
-        top_k: int | None,
-        filters: SearchFilters | None,
-        live: bool,
-    ) -> Iterator[AnswerEvent]:
-        started = time.perf_counter()
+        top_k: int | None = None,
+        filters: SearchFilters | None = None,
+        user_id: str | None = None,
+    ) -> AnswerPlan:
+        """Everything before generation: checks, retrieval, context, the gate, the route, the prompt.
+
+        `answer`/`stream` run it and then call the chosen model; the routing evaluation runs it alone (no
+        model is called), so it measures the decisions the service would make."""
+        template = self.prompt_for(user_id)
         q = self._check(question)
         if self.guard is not None:
             q = self.guard.check_question(tenant_id, q)
@@ -182,20 +194,54 @@ class Answerer:
         )
         if self.guard is not None and passages:
             passages = self.guard.check_passages(tenant_id, passages)
-        query_id = uuid.uuid4().hex
         if not passages or self._off_topic(result.best_similarity, result.bm25_matched):
+            return AnswerPlan(q, template, result, [], True, None, ROUTE_GATE, [], 0)
+        context_tokens = sum(self.count(p.chunk.text) + 12 for p in passages)
+        if self.router is not None:
+            model, route = self.router.choose(q, result, context_tokens)
+        else:
+            model, route = self.model, ROUTE_SINGLE
+        messages = template.render(context=format_context(passages), question=q)
+        return AnswerPlan(q, template, result, passages, False, model, route, messages, context_tokens)
+
+    def stream(
+        self,
+        tenant_id: str,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: SearchFilters | None = None,
+        user_id: str | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """`token`* then `citations` then `done`, with tokens as the model produces them."""
+        return self._events(tenant_id, question, top_k=top_k, filters=filters, live=True, user_id=user_id)
+
+    def _events(
+        self,
+        tenant_id: str,
+        question: str,
+        *,
+        top_k: int | None,
+        filters: SearchFilters | None,
+        live: bool,
+        user_id: str | None = None,
+    ) -> Iterator[AnswerEvent]:
+        started = time.perf_counter()
+        plan = self.plan(tenant_id, question, top_k=top_k, filters=filters, user_id=user_id)
+        meta = _Meta(uuid.uuid4().hex, plan.template.version, plan.route, started)
+        if plan.gated:
             yield AnswerEvent("token", text=I_DONT_KNOW)
             yield AnswerEvent("citations")
             yield AnswerEvent(
-                "done",
-                answer=self._answer(query_id, I_DONT_KNOW, [], "retrieval-gate", Usage(), started, True),
+                "done", answer=self._answer(meta, I_DONT_KNOW, [], "retrieval-gate", Usage(), True)
             )
             return
-        messages = self.template.render(context=format_context(passages), question=q)
+        model, messages, passages = plan.model, plan.messages, plan.passages
+        assert model is not None
         final: Generation | None = None
         parts: list[str] = []
         if live:
-            for item in self.model.stream(
+            for item in model.stream(
                 messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
             ):
                 if isinstance(item, Generation):
@@ -204,33 +250,39 @@ class Answerer:
                     parts.append(item)
                     yield AnswerEvent("token", text=item)
         else:  # one request/response call: no streaming machinery when nobody reads the tokens
-            final = self.model.generate(
+            final = model.generate(
                 messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
             )
         text = clean_answer(final.text if final and final.text else "".join(parts))
         if self.guard is not None:
-            # streamed tokens already went out; the final answer (and what is stored or cached) is the checked one
+            # streamed tokens already went out; the final answer (what is stored or cached) is the checked one
             text = self.guard.check_answer(tenant_id, text, passages)
         usage = final.usage if final else Usage()
-        model_id = final.model if final else self.model.model_id
+        model_id = final.model if final else model.model_id
         if is_abstention(text) and not cited_numbers(text, len(passages)):
             yield AnswerEvent("citations")
             yield AnswerEvent(
-                "done",
-                answer=self._answer(query_id, I_DONT_KNOW, [], model_id, usage, started, True, passages),
+                "done", answer=self._answer(meta, I_DONT_KNOW, [], model_id, usage, True, passages)
             )
             return
         citations = make_citations(text, passages)
         yield AnswerEvent("citations", citations=citations)
         yield AnswerEvent(
-            "done", answer=self._answer(query_id, text, citations, model_id, usage, started, False, passages)
+            "done", answer=self._answer(meta, text, citations, model_id, usage, False, passages)
         )
 
     def answer(
-        self, tenant_id: str, question: str, *, top_k: int | None = None, filters: SearchFilters | None = None
+        self,
+        tenant_id: str,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: SearchFilters | None = None,
+        user_id: str | None = None,
     ) -> Answer:
         final = None
-        for event in self._events(tenant_id, question, top_k=top_k, filters=filters, live=False):
+        events = self._events(tenant_id, question, top_k=top_k, filters=filters, live=False, user_id=user_id)
+        for event in events:
             if event.kind == "done":
                 final = event.answer
         assert final is not None
@@ -238,12 +290,11 @@ class Answerer:
 
     def _answer(
         self,
-        query_id: str,
+        meta: _Meta,
         text: str,
         citations: list[Citation],
         model: str,
         usage: Usage,
-        started: float,
         abstained: bool,
         retrieved: list[ScoredChunk] | None = None,
     ) -> Answer:
@@ -252,9 +303,36 @@ class Answerer:
             citations=citations,
             model=model,
             usage=usage,
-            latency_ms=int((time.perf_counter() - started) * 1000),
-            prompt_version=self.template.version,
+            latency_ms=int((time.perf_counter() - meta.started) * 1000),
+            prompt_version=meta.prompt_version,
             abstained=abstained,
             retrieved=retrieved or [],
-            query_id=query_id,
+            query_id=meta.query_id,
+            cost_usd=self.prices.tokens(model, usage).usd,
+            route=meta.route,
         )
+
+
+@dataclass(frozen=True)
+class AnswerPlan:
+    """What `Answerer.plan` decided for one question (model None when the retrieval gate answers)."""
+
+    question: str
+    template: PromptTemplate
+    retrieval: RetrievalResult
+    passages: list[ScoredChunk]
+    gated: bool
+    model: ChatModel | None
+    route: str
+    messages: list[ChatMessage]
+    context_tokens: int
+
+
+@dataclass
+class _Meta:
+    """What one answer records besides its text: id, prompt version, route, start time."""
+
+    query_id: str
+    prompt_version: str
+    route: str
+    started: float

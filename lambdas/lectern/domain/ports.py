@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from lectern.domain.feedback import QueryTrace, Rating
 from lectern.domain.models import (
     ChatMessage,
     Chunk,
@@ -65,7 +66,9 @@ class SearchIndex(Protocol):
         ...
 
     def delete_document(self, tenant_id: str, document_id: str) -> int: ...
-    def bm25(self, tenant_id: str, query: str, k: int, filters: SearchFilters | None = None) -> list[ScoredChunk]: ...
+    def bm25(
+        self, tenant_id: str, query: str, k: int, filters: SearchFilters | None = None
+    ) -> list[ScoredChunk]: ...
     def knn(
         self, tenant_id: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> list[ScoredChunk]: ...
@@ -109,7 +112,9 @@ class ChatModel(Protocol):
 
     model_id: str
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Generation: ...
+    def generate(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
+    ) -> Generation: ...
 
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
@@ -119,6 +124,26 @@ class ChatModel(Protocol):
 
 
 class IngestionTrigger(Protocol):
-    """Starts ingestion of an uploaded document (a local durable queue, or S3 -> EventBridge -> Step Functions)."""
+    """Starts ingestion of an uploaded document (a local durable queue, or S3 -> EventBridge -> Step
+    Functions)."""
 
     def start(self, tenant_id: str, document_id: str) -> None: ...
+
+
+class QueryLog(Protocol):
+    """Query traces (one per answer: model, route, tokens, cost, latency, cache hit) and the feedback on them.
+
+    Times are ISO-8601 UTC strings (`lectern.domain.clock.utc_now_iso`), so they sort as text.
+    """
+
+    def record(self, trace: QueryTrace) -> None: ...
+    def get(self, tenant_id: str, query_id: str) -> QueryTrace | None: ...
+    def add_feedback(
+        self, tenant_id: str, query_id: str, rating: Rating, comment: str | None, at: str
+    ) -> QueryTrace:
+        """Attach (or replace) the feedback on a trace of this tenant; NotFound when there is none."""
+        ...
+
+    def traces(self, tenant_id: str, since: str, until: str) -> list[QueryTrace]:
+        """This tenant's traces with since <= created_at < until, oldest first."""
+        ...

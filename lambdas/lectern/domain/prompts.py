@@ -1,7 +1,10 @@
-"""Prompt templates are files with a version id (the file name); every answer records the version used."""
+"""Prompt templates are files with a version id (the file name); every answer records the version used.
+
+A deployment may split traffic between two versions (`PromptSplit`) by a stable hash of the user id."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -40,7 +43,9 @@ def parse_template(version: str, text: str) -> PromptTemplate:
         raise ValueError(f"prompt {version!r} needs exactly a [system] and a [user] section")
     user = "\n".join(sections["user"]).strip()
     if "{{context}}" not in user or "{{question}}" not in user:
-        raise ValueError(f"prompt {version!r}: the [user] section must contain {{{{context}}}} and {{{{question}}}}")
+        raise ValueError(
+            f"prompt {version!r}: the [user] section must contain {{{{context}}}} and {{{{question}}}}"
+        )
     return PromptTemplate(version, "\n".join(sections["system"]).strip(), user)
 
 
@@ -51,3 +56,42 @@ def load_template(version: str) -> PromptTemplate:
     if not path.is_file():
         raise ValueError(f"unknown prompt version {version!r}")
     return parse_template(version, path.read_text(encoding="utf-8"))
+
+
+def bucket(experiment: str, user_id: str) -> float:
+    """A stable number in [0, 1) for (experiment, user): the same user lands in the same arm on every request,
+    every process and every deployment (sha256, not Python's salted hash())."""
+    digest = hashlib.sha256(f"{experiment}\x00{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class PromptSplit:
+    """Version A for everyone, or A/B: a `b_share` fraction of users (by a stable hash of the user id) get B.
+
+    The experiment name is the pair of versions, so starting a new experiment reshuffles users. Requests with
+    no user id always get A (an anonymous caller must not flip between versions).
+    """
+
+    a: PromptTemplate
+    b: PromptTemplate | None = None
+    b_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.b_share <= 1.0:
+            raise ValueError("prompt_b_share must be between 0 and 1")
+        if self.b is not None and self.b.version == self.a.version:
+            raise ValueError("prompt_version_b must differ from prompt_version")
+
+    @property
+    def experiment(self) -> str:
+        return f"{self.a.version}|{self.b.version}" if self.b else self.a.version
+
+    def choose(self, user_id: str | None) -> PromptTemplate:
+        if self.b is None or not user_id or self.b_share <= 0.0:
+            return self.a
+        return self.b if bucket(self.experiment, user_id) < self.b_share else self.a
+
+    @classmethod
+    def load(cls, version: str, version_b: str | None = None, b_share: float = 0.0) -> PromptSplit:
+        return cls(load_template(version), load_template(version_b) if version_b else None, b_share)

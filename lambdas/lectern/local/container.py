@@ -15,6 +15,7 @@ from lectern.adapters.local.file_blobs import FileBlobStore
 from lectern.adapters.local.sqlite_db import SqliteDatabase
 from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.adapters.local.sqlite_index import SqliteSearchIndex
+from lectern.adapters.local.sqlite_queries import SqliteQueryLog
 from lectern.adapters.local.upload_signer import HmacUploadSigner, load_or_create_secret
 from lectern.api.app import ApiServices, build_app
 from lectern.domain.answering import AnswerConfig, Answerer
@@ -22,12 +23,14 @@ from lectern.domain.chunking import ChunkingConfig
 from lectern.domain.documents import DocumentService
 from lectern.domain.errors import ModelUnavailable
 from lectern.domain.extraction import ExtractionLimits
+from lectern.domain.feedback import FeedbackService, TracedAnswerer
 from lectern.domain.fusion import FusionConfig
 from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.models import ChatMessage, Generation
 from lectern.domain.ports import ChatModel, Embedder
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import RetrievalConfig, Retriever
+from lectern.domain.routing import ModelRouter, RoutingConfig
 from lectern.local.uploads import register_upload_route
 from lectern.local.worker import LocalIngestionWorker
 from lectern.settings import LocalSettings
@@ -140,6 +143,37 @@ def make_chat_model(settings: LocalSettings) -> ChatModel:
     return LocalLlamaModel(settings)
 
 
+def make_strong_model(settings: LocalSettings) -> ChatModel | None:
+    """The model complex questions are routed to; None when the deployment has none (the default locally)."""
+    if settings.strong_llm == "fake":
+        from lectern.adapters.local.extractive_model import ExtractiveChatModel
+
+        strong = ExtractiveChatModel()
+        strong.model_id = "extractive-strong-test-model"
+        return strong
+    if settings.strong_llm == "openai":
+        from lectern.adapters.messages_api import MessagesApiChatModel
+
+        if not settings.strong_llm_base_url:
+            raise ValueError("LECTERN_STRONG_LLM=openai needs LECTERN_STRONG_LLM_BASE_URL")
+        return MessagesApiChatModel(
+            base_url=settings.strong_llm_base_url,
+            model=settings.strong_llm_model_name,
+            timeout_s=settings.llm_timeout_s,
+        )
+    return None
+
+
+CLIENT_HEADER = "x-lectern-client"
+
+
+def local_user(tenant: str, event: object) -> str:
+    """Locally the caller is the tenant plus a client id the page keeps (header X-Lectern-Client), else 'local'."""
+    headers = getattr(event, "headers", None) or {}
+    client = next((v for k, v in headers.items() if k.lower() == CLIENT_HEADER and v), "local")
+    return f"{tenant}/{str(client)[:64]}"
+
+
 def make_embedder() -> Embedder:
     from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
 
@@ -170,6 +204,7 @@ class LocalLectern:
     retriever: Retriever
     answerer: Answerer
     extra: dict[str, object] = field(default_factory=dict)
+    queries: SqliteQueryLog | None = None
 
     def health(self) -> dict[str, str]:
         status = getattr(self.model, "status", "ok")
@@ -183,6 +218,8 @@ class LocalLectern:
             answerer=self.answerer,
             tenant_of=lambda event: tenant,
             health=self.health,
+            feedback=FeedbackService(self.queries) if self.queries is not None else None,
+            user_of=lambda event: local_user(tenant, event),
         )
 
     def make_app(self) -> APIGatewayRestResolver:
@@ -240,10 +277,18 @@ def build_local(
     )
     retriever = Retriever(index, embedder, RetrievalConfig(candidates=settings.candidates, fusion=fusion))
     model = model or make_chat_model(settings)
+    routing = RoutingConfig(
+        enabled=settings.routing,
+        long_context_tokens=settings.route_long_context_tokens,
+        min_similarity=settings.route_min_similarity,
+    )
     answerer = Answerer(
         retriever=retriever,
         model=model,
+        router=ModelRouter(model, make_strong_model(settings), routing),
         template=load_template(settings.prompt_version),
+        prompt_b=load_template(settings.prompt_version_b) if settings.prompt_version_b else None,
+        prompt_b_share=settings.prompt_b_share,
         token_counter=count,
         config=AnswerConfig(
             top_k=settings.top_k,
@@ -252,6 +297,8 @@ def build_local(
             min_relative_score=settings.min_relative_score,
         ),
     )
+    queries = SqliteQueryLog(db)
+    traced = TracedAnswerer(answerer, queries)  # outermost: a cached answer is traced as a cache hit
     return LocalLectern(
         settings=settings,
         db=db,
@@ -265,5 +312,6 @@ def build_local(
         worker=worker,
         document_service=document_service,
         retriever=retriever,
-        answerer=answerer,
+        answerer=traced,  # type: ignore[arg-type]  # an Answerer in all but name (same answer/stream)
+        queries=queries,
     )
