@@ -409,6 +409,30 @@ def eval_answers(
     console.print(f"[dim]wrote {out}[/dim]")
 
 
+@eval_app.command("cache")
+def eval_cache(
+    pairs: Annotated[Path, typer.Option(help="JSONL of {a, b, label: paraphrase|near_miss, kind}")] = Path(
+        "tests/fixtures/cache/pairs.jsonl"
+    ),
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("docs/results/cache-eval.json"),
+    max_false_hit_rate: Annotated[float, typer.Option(help="false-hit budget for the default")] = 0.03,
+) -> None:
+    """Semantic cache: paraphrase hit rate and near-miss false-hit rate per threshold, with and without the
+    key-terms guard, with the local ONNX embedder; picks the default threshold."""
+    from lectern.evaluation.cache_eval import run_cache_eval
+
+    report = run_cache_eval(pairs, max_false_hit_rate=max_false_hit_rate)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.to_json())
+    console.print(report.table())
+    d, bare = report.at_default, report.at_default_without_guard
+    console.print(
+        f"default threshold {report.default_threshold:.2f}: paraphrase hit rate {d.paraphrase_hit_rate:.1%}, "
+        f"false-hit rate {d.false_hit_rate:.1%} with the guard ({bare.false_hit_rate:.1%} without)"
+    )
+    console.print(f"[dim]wrote {out}[/dim]")
+
+
 @eval_app.command("report")
 def eval_report(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),

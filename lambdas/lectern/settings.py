@@ -64,6 +64,12 @@ class LocalSettings(BaseModel):
     max_pages: int = Field(default=2000, ge=1)
     ingest_workers: int = Field(default=1, ge=1, le=8)
     max_attempts: int = Field(default=3, ge=1)
+    # semantic answer cache (lectern.domain.cache); threshold from `lectern eval cache` with the local embedder
+    cache_enabled: bool = True
+    cache_threshold: float = Field(default=0.89, ge=0.0, le=1.0)
+    cache_key_terms_guard: bool = True
+    cache_ttl_s: int = Field(default=24 * 3600, ge=1)
+    cache_max_entries: int = Field(default=1000, ge=1)
 
     @field_validator("chunk_overlap")
     @classmethod

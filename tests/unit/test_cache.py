@@ -150,7 +150,7 @@ def test_miss_then_exact_hit_returns_the_cached_answer_as_a_hit(env) -> None:
     assert second.usage == Usage() and second.cost_usd == 0.0 and second.retrieved == []
     assert second.model == "nova-lite" and second.prompt_version == "answer-v3"
     assert second.route == "cache: exact" and second.latency_ms < 900
-    assert outcomes == [(False, "empty"), (True, "exact")]
+    assert outcomes == [(False, "no_match"), (True, "exact")]
 
 
 def test_paraphrase_hits_the_similarity_tier(env) -> None:
@@ -176,7 +176,7 @@ def test_unrelated_question_is_a_miss_below_threshold(env) -> None:
     cache, inner, *_, outcomes = env
     cache.answer(T, Q)
     assert not cache.answer(T, "Who signed the delivery memo in May?").cache_hit
-    assert outcomes[-1] == (False, "below_threshold") and inner.calls == 2
+    assert outcomes[-1] == (False, "no_match") and inner.calls == 2
 
 
 @pytest.mark.parametrize(

@@ -223,6 +223,7 @@ class AwsLectern:
                 min_relative_score=s.min_relative_score,
             ),
         )
+        inner = self._with_cache(inner)  # type: ignore[assignment]
         return MeteredAnswerer(TracedAnswerer(inner, self.queries), fallback_probe=self._fallback_reason)
 
     def _fallback_reason(self) -> str | None:
@@ -230,6 +231,24 @@ class AwsLectern:
         models = [self.model] + ([self.strong_model] if "strong_model" in self.__dict__ else [])
         reasons = [getattr(m, "last_fallback_reason", None) for m in models]
         return next((r for r in reasons if r), None)
+
+    def _with_cache(self, inner: Answerer) -> Any:
+        """The Answerer behind the semantic answer cache (DynamoDB single table), with CacheHits/CacheMisses."""
+        s = self.settings
+        if not s.cache_enabled:
+            return inner
+        from lectern.adapters.aws.dynamo_cache import DynamoAnswerCache
+        from lectern.aws.observability import cache_lookup_metrics
+        from lectern.domain.cache import CacheConfig, SemanticCache
+
+        config = CacheConfig(
+            threshold=s.cache_threshold,
+            key_terms_guard=s.cache_key_terms_guard,
+            ttl_s=s.cache_ttl_s,
+            max_entries=s.cache_max_entries,
+        )
+        store = DynamoAnswerCache(s.table_name)
+        return SemanticCache(inner, store, self.documents, config=config, on_lookup=cache_lookup_metrics())
 
     # -- API -----------------------------------------------------------------------------------------------
     def tenant_of(self, event: Any) -> str:

@@ -119,3 +119,14 @@ class MeteredAnswerer:
                 "tenant": tenant_id,
             },
         )
+
+def cache_lookup_metrics(m: Metrics = metrics) -> Any:
+    """The semantic cache's `on_lookup` callback: CacheHits and CacheMisses (0 or 1 each per lookup, so
+    Sum(CacheHits) / SampleCount is the hit rate), and the tier or miss reason in the log."""
+
+    def on_lookup(hit: bool, tier: str) -> None:
+        m.add_metric(name="CacheHits", unit=MetricUnit.Count, value=1 if hit else 0)
+        m.add_metric(name="CacheMisses", unit=MetricUnit.Count, value=0 if hit else 1)
+        logger.debug("answer cache lookup", extra={"cache_hit": hit, "cache_tier": tier})
+
+    return on_lookup

@@ -60,6 +60,13 @@ class AwsSettings(BaseSettings):
     min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
     tenant_claim: str = "custom:tenant_id"
     idempotency_ttl_s: int = Field(default=3600, ge=60)
+    # semantic answer cache in the single table (lectern.adapters.aws.dynamo_cache). The threshold was measured
+    # with the local MiniLM embedder; re-run `lectern eval cache` with Titan before relying on it.
+    cache_enabled: bool = True
+    cache_threshold: float = Field(default=0.89, ge=0.0, le=1.0)
+    cache_key_terms_guard: bool = True
+    cache_ttl_s: int = Field(default=24 * 3600, ge=60)
+    cache_max_entries: int = Field(default=500, ge=1, le=5000)
 
     @model_validator(mode="after")
     def _check(self) -> AwsSettings:

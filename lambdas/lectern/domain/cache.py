@@ -75,11 +75,19 @@ class CacheEntry:
 
 class CacheStore(Protocol):
     """Where entries live (SQLite table locally, the DynamoDB single table on AWS). Expired entries are never
-    returned. `nearest` returns (entry, cosine) best first, only entries of `scope`."""
+    returned. `nearest` returns (entry, cosine) best first, only entries of `scope`, at most `k`; it may leave
+    out those under `min_similarity` (and then need not fetch them)."""
 
     def get(self, tenant_id: str, key: str, *, now: float) -> CacheEntry | None: ...
     def nearest(
-        self, tenant_id: str, scope: str, vector: np.ndarray, k: int, *, now: float
+        self,
+        tenant_id: str,
+        scope: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        now: float,
+        min_similarity: float = -1.0,
     ) -> list[tuple[CacheEntry, float]]: ...
     def put(self, entry: CacheEntry, *, max_entries: int) -> None: ...
     def touch(self, tenant_id: str, key: str, *, now: float) -> None: ...
@@ -97,7 +105,7 @@ class CacheLookup:
     answer: Answer | None
     tier: str  # "exact" | "similar" | "" (miss)
     similarity: float = 0.0
-    reason: str = ""  # on a miss: "empty", "below_threshold", "key_terms", "stale", "error"
+    reason: str = ""  # on a miss: "no_match" (nothing cached at the threshold), "key_terms", "stale", "error"
 
 
 # -- question normalisation and key terms ------------------------------------------------------------------
@@ -440,21 +448,26 @@ class SemanticCache:
             if found is not None:
                 return found
             stale = True
-        candidates = self.store.nearest(tenant_id, scope, self._embed(q), self.config.candidates, now=now)
-        reason = "stale" if stale else "empty"
+        threshold = self.config.threshold
+        vector = self._embed(q)
+        candidates = self.store.nearest(
+            tenant_id, scope, vector, self.config.candidates, now=now, min_similarity=threshold
+        )
+        refused = False
         best = 0.0
         for cand, sim in candidates:
             best = max(best, sim)
-            if sim < self.config.threshold:
-                reason = "stale" if stale else "below_threshold"
+            if sim < threshold:
                 break
             if self.config.key_terms_guard and not terms_agree(q, cand.question):
-                reason = "key_terms"
+                refused = True
                 continue
             found = self._hit(cand, TIER_SIMILAR, sim, started)
             if found is not None:
                 return found
-            stale, reason = True, "stale"
+            stale = True
+        # why it missed, most telling first: an invalidated entry, the guard, or nothing close enough
+        reason = "stale" if stale else "key_terms" if refused else "no_match"
         return CacheLookup(None, "", similarity=best, reason=reason)
 
 

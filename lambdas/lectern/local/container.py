@@ -174,6 +174,22 @@ def local_user(tenant: str, event: object) -> str:
     return f"{tenant}/{str(client)[:64]}"
 
 
+def with_answer_cache(
+    answerer: Answerer, db: SqliteDatabase, documents: SqliteDocumentRepository, settings: LocalSettings
+) -> object:
+    """The Answerer behind the semantic answer cache (a table in the same SQLite database)."""
+    from lectern.adapters.local.sqlite_cache import SqliteAnswerCache
+    from lectern.domain.cache import CacheConfig, SemanticCache
+
+    config = CacheConfig(
+        threshold=settings.cache_threshold,
+        key_terms_guard=settings.cache_key_terms_guard,
+        ttl_s=settings.cache_ttl_s,
+        max_entries=settings.cache_max_entries,
+    )
+    return SemanticCache(answerer, SqliteAnswerCache(db), documents, config=config)
+
+
 def make_embedder() -> Embedder:
     from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
 
@@ -297,6 +313,8 @@ def build_local(
             min_relative_score=settings.min_relative_score,
         ),
     )
+    if settings.cache_enabled:
+        answerer = with_answer_cache(answerer, db, documents, settings)  # type: ignore[assignment]
     queries = SqliteQueryLog(db)
     traced = TracedAnswerer(answerer, queries)  # outermost: a cached answer is traced as a cache hit
     return LocalLectern(

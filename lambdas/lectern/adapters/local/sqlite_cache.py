@@ -72,7 +72,14 @@ class SqliteAnswerCache:
         return _entry(row) if row is not None else None
 
     def nearest(
-        self, tenant_id: str, scope: str, vector: np.ndarray, k: int, *, now: float
+        self,
+        tenant_id: str,
+        scope: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        now: float,
+        min_similarity: float = -1.0,
     ) -> list[tuple[CacheEntry, float]]:
         conn = self.db.connection()
         rows = conn.execute(
@@ -87,6 +94,8 @@ class SqliteAnswerCache:
         matrix = np.stack([vector_from_bytes(r["vector"]) for r in rows])
         out = []
         for i, sim in best_matches(matrix, q, k):
+            if sim < min_similarity:
+                break
             entry = self.get(tenant_id, rows[i]["key"], now=now)
             if entry is not None:
                 out.append((entry, sim))
