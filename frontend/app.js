@@ -48,6 +48,21 @@ export class ApiError extends Error {
   }
 }
 
+// A stable id for this browser: the local server buckets prompt versions (A/B) by it. Sent only to a same-origin
+// API (the local server); on AWS the user is the Cognito identity and no extra header crosses origins.
+const CLIENT_ID = (() => {
+  try {
+    let id = localStorage.getItem("lectern-client-id");
+    if (!id) {
+      id = crypto.randomUUID?.() || `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+      localStorage.setItem("lectern-client-id", id);
+    }
+    return id;
+  } catch {
+    return "";
+  }
+})();
+
 function apiUrl(path) {
   if (/^https?:\/\//i.test(path)) return path;
   return API_BASE + path;
@@ -63,6 +78,7 @@ export async function api(path, { method = "GET", json, headers = {}, signal, st
   const h = new Headers({ Accept: "application/json" });
   for (const [k, v] of Object.entries(await auth.headers())) h.set(k, v);
   for (const [k, v] of Object.entries(headers)) h.set(k, v);
+  if (!API_BASE && CLIENT_ID) h.set("X-Lectern-Client", CLIENT_ID);
   let body;
   if (json !== undefined) {
     h.set("Content-Type", "application/json");
@@ -810,6 +826,41 @@ function renderMeta() {
   metaEl.title = f.prompt_version ? `Prompt ${f.prompt_version}${f.query_id ? ` · query ${f.query_id}` : ""}` : "";
 }
 
+// Thumbs up/down under each answer: POST /v1/feedback {query_id, rating}. A second click changes the rating.
+const feedbackEl = $("feedback");
+const feedbackStatus = $("feedback-status");
+
+function renderFeedback() {
+  const f = q.final;
+  feedbackEl.hidden = !(f && f.query_id && q.state === "done");
+  for (const b of feedbackEl.querySelectorAll(".feedback__button")) {
+    b.setAttribute("aria-pressed", String(q.rating === b.dataset.rating));
+  }
+}
+
+async function sendFeedback(rating) {
+  const queryId = q.final?.query_id;
+  if (!queryId) return;
+  const previous = q.rating;
+  q.rating = rating;
+  renderFeedback();
+  feedbackStatus.textContent = "Sending…";
+  try {
+    await api("/v1/feedback", { method: "POST", json: { query_id: queryId, rating } });
+    if (q.final?.query_id === queryId) feedbackStatus.textContent = "Thanks for the feedback.";
+  } catch (err) {
+    if (q.final?.query_id !== queryId) return;
+    q.rating = previous;
+    renderFeedback();
+    feedbackStatus.textContent = "";
+    showAlert(err.message, { title: "Feedback not sent" });
+  }
+}
+
+for (const b of feedbackEl.querySelectorAll(".feedback__button")) {
+  b.addEventListener("click", () => sendFeedback(b.dataset.rating));
+}
+
 function setCitations(list) {
   q.citations = new Map((Array.isArray(list) ? list : []).map((c) => [Number(c.n), c]));
   renderSources();
@@ -838,6 +889,7 @@ function onDone(data) {
   setState("done");
   renderAnswer();
   renderMeta();
+  renderFeedback();
 }
 
 function parseData(name, data) {
@@ -853,7 +905,9 @@ async function ask(question) {
   q.controller?.abort();
   const controller = new AbortController();
   q.controller = controller;
-  Object.assign(q, { question, text: "", final: null });
+  Object.assign(q, { question, text: "", final: null, rating: null });
+  feedbackStatus.textContent = "";
+  renderFeedback();
   setCitations([]);
   $("result-question").textContent = question;
   $("abstained-notice").hidden = true;

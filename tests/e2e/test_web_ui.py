@@ -71,6 +71,17 @@ def test_upload_ask_cite_and_failed_document(page: Page, lectern_server: Any, tm
     expect(answer).not_to_have_attribute("data-abstained", "true")
     expect(answer).not_to_be_empty()
 
+    # --- thumbs up/down under the answer: posted to /v1/feedback with the answer's query id
+    with page.expect_response(lambda r: r.url.endswith("/v1/feedback")) as posted:
+        page.get_by_test_id("feedback-up").click()
+    assert posted.value.status == 200 and posted.value.json()["rating"] == "up", posted.value.text()
+    expect(page.get_by_test_id("feedback-up")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_test_id("feedback-status")).to_have_text("Thanks for the feedback.")
+    with page.expect_response(lambda r: r.url.endswith("/v1/feedback")) as changed:
+        page.get_by_test_id("feedback-down").click()
+    assert changed.value.json()["rating"] == "down"
+    expect(page.get_by_test_id("feedback-up")).to_have_attribute("aria-pressed", "false")
+
     marker = answer.locator('[data-testid="citation"]:not([disabled])').first
     expect(marker).to_be_visible()
     n = marker.get_attribute("data-n")
