@@ -529,18 +529,6 @@ def bench(
     console.print(f"[dim]wrote {out}[/dim]")
 
 
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = ["app", "blob_key", "main"]
 def _day_bounds(since: str | None, until: str | None) -> tuple[str, str]:
     """ISO dates or times; `until` defaults to tomorrow (UTC), `since` to 30 days before it."""
     from datetime import UTC, datetime, timedelta
@@ -707,3 +695,15 @@ def cost_routing_eval(
     console.print(f"[dim]wrote {out}[/dim]")
 
 
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "blob_key", "main"]
