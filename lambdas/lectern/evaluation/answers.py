@@ -315,6 +315,8 @@ def run_answers_eval(
     if missing:
         raise FileNotFoundError(f"not in {docs_dir}: {', '.join(missing)}")
     machine = machine_info()
+    # every question must reach retrieval and the model: a cache hit would score the cache, not the pipeline
+    settings = settings.model_copy(update={"cache_enabled": False})
     lectern = build_local(settings)
     k = top_k or settings.top_k
     try:

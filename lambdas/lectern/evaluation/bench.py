@@ -531,7 +531,7 @@ def run_bench(
     qrels = read_qrels(dataset / "qrels" / "test.tsv")
     all_q = {q["_id"]: q["text"] for q in read_jsonl(dataset / "queries.jsonl")}
     test_queries = [all_q[q] for q in qrels if q in all_q][:queries]
-    lectern = build_local(settings)
+    lectern = build_local(settings.model_copy(update={"cache_enabled": False}))  # time the pipeline, not the cache
     try:
         pool = load_pool(vectors_from)
         if "ingestion" not in skip:
