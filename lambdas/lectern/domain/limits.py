@@ -89,3 +89,32 @@ class TenantLimits:
     def tokens_today(self, tenant_id: str) -> int:
         day, _ = self._day()
         return self.counters.get(tenant_id, f"tokens:{day}")
+
+
+class BudgetedAnswerer:
+    """The Answerer with the tenant's daily token budget checked before and charged after each answer."""
+
+    def __init__(self, inner: object, limits: TenantLimits) -> None:
+        self.inner = inner
+        self.limits = limits
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def answer(self, tenant_id: str, question: str, **kwargs: object) -> object:
+        self.limits.check_budget(tenant_id)
+        result = self.inner.answer(tenant_id, question, **kwargs)  # type: ignore[attr-defined]
+        self._charge(tenant_id, result)
+        return result
+
+    def stream(self, tenant_id: str, question: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        self.limits.check_budget(tenant_id)
+        for event in self.inner.stream(tenant_id, question, **kwargs):  # type: ignore[attr-defined]
+            if getattr(event, "kind", "") == "done" and getattr(event, "answer", None) is not None:
+                self._charge(tenant_id, event.answer)
+            yield event
+
+    def _charge(self, tenant_id: str, answer: object) -> None:
+        usage = getattr(answer, "usage", None)
+        if usage is not None:
+            self.limits.record_tokens(tenant_id, usage.input_tokens + usage.output_tokens)
