@@ -16,8 +16,60 @@ const API_BASE = (document.querySelector('meta[name="lectern-api-base"]')?.conte
  */
 export const auth = {
   /** @returns {Record<string, string> | Promise<Record<string, string>>} */
-  headers: () => ({}),
+  headers: () => {
+    const key = storedKey();
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  },
 };
+
+// Local sign-in: the API key `lectern up` printed (or `lectern keys create`), kept for this tab only.
+const KEY_STORE = "lectern-api-key";
+function storedKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORE) || "";
+  } catch {
+    return "";
+  }
+}
+let signingIn = null;
+/** Shows the sign-in dialog once (concurrent 401s share it); resolves when a key the API accepts is stored. */
+function requireSignIn() {
+  if (!signingIn) {
+    signingIn = new Promise((resolve) => {
+      const dialog = document.getElementById("signin");
+      const form = document.getElementById("signin-form");
+      const input = document.getElementById("signin-key");
+      const error = document.getElementById("signin-error");
+      error.textContent = storedKey() ? "That key was not accepted. Enter another one." : "";
+      const submit = async (e) => {
+        e.preventDefault();
+        const key = input.value.trim();
+        if (!key) return;
+        const res = await fetch(apiUrl("/v1/documents"), { headers: { Authorization: `Bearer ${key}` } }).catch(() => null);
+        if (!res || res.status === 401) {
+          error.textContent = res ? "That key was not accepted." : "Cannot reach the Lectern API.";
+          return;
+        }
+        try {
+          sessionStorage.setItem(KEY_STORE, key);
+        } catch {
+          /* storage blocked: the key lives until the page reloads */
+        }
+        form.removeEventListener("submit", submit);
+        dialog.close();
+        input.value = "";
+        document.getElementById("signout").hidden = false;
+        signingIn = null;
+        resolve();
+      };
+      form.addEventListener("submit", submit);
+      dialog.addEventListener("cancel", (e) => e.preventDefault(), { once: true }); // no way round it
+      if (!dialog.open) dialog.showModal();
+      input.focus();
+    });
+  }
+  return signingIn;
+}
 
 const SUPPORTED = {
   pdf: "application/pdf",
@@ -74,7 +126,17 @@ function apiUrl(path) {
  * Returns the parsed JSON body (null for 204), or the Response when `stream` is set.
  * Throws ApiError with the server's {"error":{"code","message"}} when the status is not 2xx.
  */
-export async function api(path, { method = "GET", json, headers = {}, signal, stream = false } = {}) {
+export async function api(path, options = {}) {
+  try {
+    return await callApi(path, options);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401 || options.retried || apiUrl(path) !== API_BASE + path) throw err;
+    await requireSignIn();
+    return callApi(path, { ...options, retried: true });
+  }
+}
+
+async function callApi(path, { method = "GET", json, headers = {}, signal, stream = false } = {}) {
   const h = new Headers({ Accept: "application/json" });
   for (const [k, v] of Object.entries(await auth.headers())) h.set(k, v);
   for (const [k, v] of Object.entries(headers)) h.set(k, v);
@@ -1051,6 +1113,16 @@ for (const dialog of [passageEl, confirmEl]) {
 // ---------------------------------------------------------------------------------------------------------
 // Start
 // ---------------------------------------------------------------------------------------------------------
+
+document.getElementById("signout").hidden = !storedKey();
+document.getElementById("signout").addEventListener("click", () => {
+  try {
+    sessionStorage.removeItem(KEY_STORE);
+  } catch {
+    /* nothing stored */
+  }
+  location.reload();
+});
 
 setInterval(() => rows.size && renderDocs(), 60000); // keep "Added N min ago" fresh
 renderDocs();

@@ -41,7 +41,8 @@ def local_lectern(tmp_path: Path, embedder):
     from lectern.local.container import build_local
     from lectern.settings import LocalSettings
 
-    settings = LocalSettings.from_env({}, data_dir=tmp_path / "data", llm="fake", port=0)
+    # auth "none": these tests exercise everything but sign-in (tests/integration/test_auth_limits.py does that)
+    settings = LocalSettings.from_env({}, data_dir=tmp_path / "data", llm="fake", port=0, auth="none")
     lectern = build_local(settings, embedder=embedder, model=ExtractiveChatModel())
     yield lectern
     lectern.close()

@@ -256,3 +256,24 @@ def test_health_and_unknown_routes(aws_harness):
     h = aws_harness
     assert h.json("GET", "/v1/health")[0] == 200
     assert h.json("GET", "/v1/nope")[0] == 404
+
+
+def test_request_rate_is_limited_per_tenant_across_instances(aws_harness):
+    from lectern.adapters.aws.dynamo_limits import DynamoLimitCounters
+    from lectern.aws.handlers import api
+    from lectern.domain.limits import LimitPolicy, TenantLimits
+
+    h = aws_harness
+    # counters live in DynamoDB: two "instances" (two TenantLimits objects) share them
+    policy = LimitPolicy(requests_per_window=3, window_s=60, daily_tokens=0)
+    h.lectern.__dict__["limits"] = TenantLimits(DynamoLimitCounters(h.settings.table_name), policy)
+    api.reset()
+    other_instance = TenantLimits(DynamoLimitCounters(h.settings.table_name), policy)
+    other_instance.check_request("acme")
+    codes = [h.call("GET", "/v1/documents")["statusCode"] for _ in range(3)]
+    assert codes == [200, 200, 429]
+    r = h.call("GET", "/v1/documents")
+    headers = r.get("headers") or {k: v[0] for k, v in r.get("multiValueHeaders", {}).items()}
+    assert r["statusCode"] == 429 and 1 <= int(headers["Retry-After"]) <= 60
+    assert h.call("GET", "/v1/documents", tenant="globex")["statusCode"] == 200
+    assert h.call("GET", "/v1/health")["statusCode"] == 200

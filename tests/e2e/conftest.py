@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,6 +49,12 @@ class LecternServer:
     url: str
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    api_key: str = ""  # the key `lectern up` printed on its first start (LECTERN_E2E_API_KEY for an external one)
+
+    def read_key(self) -> str:
+        """The first-start key from the server log (printed once: 'Sign in with this API key ...')."""
+        m = re.search(r"^\s+(lk_[A-Za-z0-9_-]{20,})\s*$", self.log_tail(100_000), re.M)
+        return m.group(1) if m else ""
 
     def log_tail(self, chars: int = 4000) -> str:
         if not self.log_path or not self.log_path.exists():
@@ -89,7 +96,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def lectern_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LecternServer]:
     external = os.environ.get("LECTERN_E2E_URL")
     if external:
-        server = LecternServer(url=external.rstrip("/"))
+        server = LecternServer(url=external.rstrip("/"), api_key=os.environ.get("LECTERN_E2E_API_KEY", ""))
         if _health(server.url) is None:
             pytest.fail(f"LECTERN_E2E_URL={external} does not answer GET /v1/health")
         yield server
@@ -137,6 +144,12 @@ def lectern_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lectern
                     f"(last answer: {body!r}).\n--- server log ---\n{server.log_tail()}"
                 )
             time.sleep(0.25)
+        deadline = time.monotonic() + 10
+        while not server.api_key and time.monotonic() < deadline:  # printed just after the server is up
+            server.api_key = server.read_key()
+            time.sleep(0.1)
+        if not server.api_key:
+            pytest.fail(f"`lectern up` printed no API key on first start.\n--- server log ---\n{server.log_tail()}")
         yield server
     finally:
         _stop(proc)

@@ -53,6 +53,16 @@ def test_upload_ask_cite_and_failed_document(page: Page, lectern_server: Any, tm
     expect(page).to_have_title(re.compile("Lectern"))
     expect(page.get_by_test_id("health")).to_have_attribute("data-state", "ok")
 
+    # --- sign in: the API refuses the page until it has a key; a wrong key is refused with a message
+    expect(page.get_by_test_id("signin")).to_be_visible()
+    page.get_by_test_id("signin-key").fill("lk_wrong-key-for-this-server-000000000000")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin-error")).to_have_text(re.compile("not accepted"))
+    page.get_by_test_id("signin-key").fill(lectern_server.api_key)
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin")).to_be_hidden()
+    expect(page.get_by_test_id("signout")).to_be_visible()
+
     # --- a good document: UPLOADING -> PROCESSING -> INDEXED
     run = uuid.uuid4().hex[:6]  # unique names: the test may run again against a long-lived server
     md = tmp_path / f"zorblax-facts-{run}.md"

@@ -76,7 +76,7 @@ def test_kill_during_index_writes_leaves_a_consistent_index(tmp_path: Path):
 
 
 def _start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, LECTERN_LLM="fake", PYTHONPATH=str(REPO / "lambdas"))
+    env = dict(os.environ, LECTERN_LLM="fake", LECTERN_AUTH="none", PYTHONPATH=str(REPO / "lambdas"))
     proc = subprocess.Popen(
         [
             sys.executable,

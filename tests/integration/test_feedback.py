@@ -39,6 +39,7 @@ def server(tmp_path, embedder) -> Iterator[object]:
         llm="fake",
         strong_llm="fake",
         port=0,
+        auth="none",
         prompt_version_b="answer-v2",
         prompt_b_share=0.5,
         route_min_similarity=-1,  # the extractive model's passages are short: keep only the question rules

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
 
@@ -62,6 +63,8 @@ class ApiServices:
     feedback: FeedbackService | None = None
     # the caller's identity within the tenant (prompt A/B bucket); None = anonymous (always prompt A)
     user_of: UserResolver | None = None
+    # per-tenant request rate (lectern.domain.limits.TenantLimits); None = unlimited
+    limits: Any = None
 
 
 def sse_frame(event: str, data: dict) -> str:
@@ -108,6 +111,18 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
 
     def user() -> str | None:
         return services.user_of(app.current_event) if services.user_of else None
+
+    def identify_and_limit(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+        """Every route but health and the upload target (authorised by its signed policy, like S3): the caller must
+        be identified (401 otherwise) and within its request rate (429 + Retry-After) before the route does work."""
+        path = app.current_event.path
+        if path != "/v1/health" and not path.startswith("/v1/uploads/"):
+            tenant_id = tenant()
+            if services.limits is not None:
+                services.limits.check_request(tenant_id)
+        return next_middleware(app)
+
+    app.use(middlewares=[identify_and_limit])
 
     @app.get("/v1/health", summary="Liveness and component status")
     def health() -> Health:
