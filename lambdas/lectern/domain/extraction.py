@@ -819,8 +819,9 @@ def _html_fallback_blocks(text: str) -> list[Block]:
     """Tag stripping for HTML too deeply nested to parse quickly: paragraphs only, no structure."""
     text = _strip_elements(text, ("script", "style", "noscript", "template", "svg", "head"))
     block_tags = "|".join(sorted(_HTML_BLOCKS | set(_HTML_HEADINGS) | {"br", "pre"}))
-    text = re.sub(rf"</?(?:{block_tags})\b[^>]*>", "\n\n", text, flags=re.IGNORECASE)
-    text = html_lib.unescape(re.sub(r"<[^>]*>", "", text))
+    # `[^<>]*`, not `[^>]*`: a tag never spans another '<', and "<div<div<div..." stays linear.
+    text = re.sub(rf"</?(?:{block_tags})\b[^<>]*>", "\n\n", text, flags=re.IGNORECASE)
+    text = html_lib.unescape(re.sub(r"<[^<>]*>", "", text))
     return _keep(_block(part) for part in _PARAGRAPH_BREAK_RE.split(clean_text(text)))
 
 
@@ -845,10 +846,13 @@ _MD_RULE_RE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _MD_LIST_RE = re.compile(r"^[ \t]*(?:([-*+])|(\d{1,9}[.)]))[ \t]+(.*)$")
 _MD_QUOTE_RE = re.compile(r"^ {0,3}>[ \t]?")
 _MD_TABLE_SEP_RE = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
+# Every pattern stops at the next delimiter it could start over from, so a line full of unclosed openers
+# ("**x **x ...", "[a](" * n) is read in linear time (the earlier `.+?` / `[^)]*` forms were quadratic: 80 KB
+# of "**x " took 17 s).
 _MD_INLINE = (
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image -> alt text
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # link -> its text
-    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # strong
+    (re.compile(r"!\[([^\[\]]*)\]\([^()\[\]]*\)"), r"\1"),  # image -> alt text
+    (re.compile(r"\[([^\[\]]+)\]\([^()\[\]]*\)"), r"\1"),  # link -> its text
+    (re.compile(r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1"), r"\2"),  # strong
     (re.compile(r"`([^`]+)`"), r"\1"),  # inline code
 )
 

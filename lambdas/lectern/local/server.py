@@ -89,6 +89,17 @@ def to_api_gateway_event(
     }
 
 
+def _decodable(body: bytes, content_type: str) -> bool:
+    """Whether a body can reach the routes: multipart uploads are bytes, every other body must be UTF-8."""
+    if not body or content_type.lower().startswith("multipart/form-data"):
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class _LiveSink:
     def __init__(self, handler: BaseHTTPRequestHandler) -> None:
         self.handler = handler
@@ -208,6 +219,10 @@ def make_handler(
             if body is None:
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if not _decodable(body, headers.get("content-type", "")):
+                # Powertools decodes a JSON body from base64 as UTF-8 and raises on bad bytes (a 500).
+                self._json_error(400, "invalid_request", "The request body is not valid UTF-8.")
+                return
             event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
             sink = None
             app = pool.acquire()
