@@ -7,16 +7,46 @@
 // Configuration and the auth seam
 // ---------------------------------------------------------------------------------------------------------
 
+/**
+ * Runtime configuration. On AWS the Web stack writes /config.json next to the page: the API's URL, the page's API
+ * key (metering only) and the Cognito user pool client the page signs in with. `lectern up` has no config.json:
+ * the page then calls its own origin and signs in with a Lectern API key.
+ */
+async function loadConfig() {
+  try {
+    const res = await fetch("/config.json", { cache: "no-store", headers: { Accept: "application/json" } });
+    if (!res.ok) return {};
+    const data = await res.json();
+    return data && typeof data === "object" ? data : {};
+  } catch {
+    return {};
+  }
+}
+const CONFIG = await loadConfig();
+
 /** Base URL of the API; empty = same origin as the page (what `lectern up` serves). */
-const API_BASE = (document.querySelector('meta[name="lectern-api-base"]')?.content || "").trim().replace(/\/+$/, "");
+const API_BASE = (CONFIG.apiUrl || document.querySelector('meta[name="lectern-api-base"]')?.content || "")
+  .trim()
+  .replace(/\/+$/, "");
+const COGNITO = CONFIG.userPoolClientId
+  ? {
+      clientId: CONFIG.userPoolClientId,
+      endpoint: CONFIG.cognitoEndpoint || `https://cognito-idp.${CONFIG.region}.amazonaws.com/`,
+    }
+  : null;
 
 /**
- * The one place that decides which extra headers every API call carries (API key, bearer token, …).
- * A sign-in flow replaces `auth.headers` (it may be async, e.g. to refresh a token).
+ * The one place that decides which extra headers every API call carries: the Cognito ID token (+ the page's API
+ * key for API Gateway's usage plan) on AWS, a Lectern API key locally.
  */
 export const auth = {
   /** @returns {Record<string, string> | Promise<Record<string, string>>} */
   headers: () => {
+    if (COGNITO) {
+      const s = session();
+      const h = CONFIG.apiKey ? { "X-Api-Key": CONFIG.apiKey } : {};
+      return s.idToken ? { ...h, Authorization: s.idToken } : h;
+    }
     const key = storedKey();
     return key ? { Authorization: `Bearer ${key}` } : {};
   },
@@ -24,6 +54,7 @@ export const auth = {
 
 // Local sign-in: the API key `lectern up` printed (or `lectern keys create`), kept for this tab only.
 const KEY_STORE = "lectern-api-key";
+const SESSION_STORE = "lectern-session";
 function storedKey() {
   try {
     return sessionStorage.getItem(KEY_STORE) || "";
@@ -31,8 +62,74 @@ function storedKey() {
     return "";
   }
 }
+function session() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_STORE) || "{}");
+  } catch {
+    return {};
+  }
+}
+function saveSession(result, email) {
+  const prev = session();
+  const s = {
+    email: email || prev.email,
+    idToken: result.IdToken,
+    refreshToken: result.RefreshToken || prev.refreshToken,
+  };
+  try {
+    sessionStorage.setItem(SESSION_STORE, JSON.stringify(s));
+  } catch {
+    /* storage blocked: the session lives until the page reloads */
+  }
+}
+function signedIn() {
+  return COGNITO ? Boolean(session().idToken) : Boolean(storedKey());
+}
+
+/** One call to Cognito's JSON API (the same requests the AWS SDK makes). */
+async function cognito(target, body) {
+  const res = await fetch(COGNITO.endpoint, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/x-amz-json-1.1",
+      "X-Amz-Target": `AWSCognitoIdentityProviderService.${target}`,
+    },
+    body: JSON.stringify({ ClientId: COGNITO.clientId, ...body }),
+  });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const type = String(data.__type || "").split("#").pop();
+    const friendly = {
+      NotAuthorizedException: "Wrong email or password.",
+      UserNotFoundException: "Wrong email or password.",
+      PasswordResetRequiredException: "Your password must be reset by an administrator.",
+      InvalidPasswordException: data.message || "That password does not meet the policy.",
+      TooManyRequestsException: "Too many attempts; wait a minute and try again.",
+    };
+    throw new Error(friendly[type] || data.message || "Sign-in failed.");
+  }
+  return data;
+}
+
+/** On a 401 with a Cognito session: try the refresh token once before asking the user again. */
+async function refreshSession() {
+  const s = session();
+  if (!COGNITO || !s.refreshToken) return false;
+  try {
+    const out = await cognito("InitiateAuth", {
+      AuthFlow: "REFRESH_TOKEN_AUTH",
+      AuthParameters: { REFRESH_TOKEN: s.refreshToken },
+    });
+    if (!out.AuthenticationResult?.IdToken) return false;
+    saveSession(out.AuthenticationResult, s.email);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 let signingIn = null;
-/** Shows the sign-in dialog once (concurrent 401s share it); resolves when a key the API accepts is stored. */
+/** Shows the sign-in dialog once (concurrent 401s share it); resolves when the API accepts the caller. */
 function requireSignIn() {
   if (!signingIn) {
     signingIn = new Promise((resolve) => {
@@ -40,9 +137,24 @@ function requireSignIn() {
       const form = document.getElementById("signin-form");
       const input = document.getElementById("signin-key");
       const error = document.getElementById("signin-error");
-      error.textContent = storedKey() ? "That key was not accepted. Enter another one." : "";
-      const submit = async (e) => {
-        e.preventDefault();
+      const email = document.getElementById("signin-email");
+      const newPassword = document.getElementById("signin-new-password");
+      let challenge = null; // Cognito NEW_PASSWORD_REQUIRED: {Session, USERNAME}
+      for (const n of document.querySelectorAll("[data-signin-mode]")) {
+        n.hidden = n.dataset.signinMode !== (COGNITO ? "cognito" : "key");
+      }
+      document.getElementById("signin-key-label").textContent = COGNITO ? "Password" : "API key";
+      error.textContent = signedIn() ? "Your sign-in was not accepted. Sign in again." : "";
+      const done = () => {
+        form.removeEventListener("submit", submit);
+        dialog.close();
+        input.value = "";
+        newPassword.value = "";
+        document.getElementById("signout").hidden = false;
+        signingIn = null;
+        resolve();
+      };
+      const submitKey = async () => {
         const key = input.value.trim();
         if (!key) return;
         const res = await fetch(apiUrl("/v1/documents"), { headers: { Authorization: `Bearer ${key}` } }).catch(() => null);
@@ -53,19 +165,52 @@ function requireSignIn() {
         try {
           sessionStorage.setItem(KEY_STORE, key);
         } catch {
-          /* storage blocked: the key lives until the page reloads */
+          /* storage blocked */
         }
-        form.removeEventListener("submit", submit);
-        dialog.close();
-        input.value = "";
-        document.getElementById("signout").hidden = false;
-        signingIn = null;
-        resolve();
+        done();
+      };
+      const submitCognito = async () => {
+        let out;
+        if (challenge) {
+          out = await cognito("RespondToAuthChallenge", {
+            ChallengeName: "NEW_PASSWORD_REQUIRED",
+            Session: challenge.Session,
+            ChallengeResponses: { USERNAME: challenge.USERNAME, NEW_PASSWORD: newPassword.value },
+          });
+        } else {
+          out = await cognito("InitiateAuth", {
+            AuthFlow: "USER_PASSWORD_AUTH",
+            AuthParameters: { USERNAME: email.value.trim(), PASSWORD: input.value },
+          });
+        }
+        if (out.ChallengeName === "NEW_PASSWORD_REQUIRED") {
+          challenge = { Session: out.Session, USERNAME: out.ChallengeParameters?.USER_ID_FOR_SRP || email.value.trim() };
+          document.getElementById("signin-new").hidden = false;
+          newPassword.required = true;
+          error.textContent = "Choose a new password to finish signing in.";
+          newPassword.focus();
+          return;
+        }
+        if (!out.AuthenticationResult?.IdToken) {
+          error.textContent = "This account needs a sign-in step the page does not support (ask your administrator).";
+          return;
+        }
+        saveSession(out.AuthenticationResult, email.value.trim());
+        done();
+      };
+      const submit = async (e) => {
+        e.preventDefault();
+        error.textContent = "";
+        try {
+          await (COGNITO ? submitCognito() : submitKey());
+        } catch (err) {
+          error.textContent = err?.message || "Sign-in failed.";
+        }
       };
       form.addEventListener("submit", submit);
       dialog.addEventListener("cancel", (e) => e.preventDefault(), { once: true }); // no way round it
       if (!dialog.open) dialog.showModal();
-      input.focus();
+      (COGNITO ? email : input).focus();
     });
   }
   return signingIn;
@@ -131,7 +276,7 @@ export async function api(path, options = {}) {
     return await callApi(path, options);
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 401 || options.retried || apiUrl(path) !== API_BASE + path) throw err;
-    await requireSignIn();
+    if (!(await refreshSession())) await requireSignIn();
     return callApi(path, { ...options, retried: true });
   }
 }
@@ -1114,10 +1259,11 @@ for (const dialog of [passageEl, confirmEl]) {
 // Start
 // ---------------------------------------------------------------------------------------------------------
 
-document.getElementById("signout").hidden = !storedKey();
+document.getElementById("signout").hidden = !signedIn();
 document.getElementById("signout").addEventListener("click", () => {
   try {
     sessionStorage.removeItem(KEY_STORE);
+    sessionStorage.removeItem(SESSION_STORE);
   } catch {
     /* nothing stored */
   }

@@ -35,7 +35,9 @@ class Users(Construct):
         )
         self.web_client = self.pool.add_client(
             "WebClient",
-            auth_flows=cognito.AuthFlow(user_srp=True),
+            # user_password: the page (plain ES module, no SDK) signs in with InitiateAuth USER_PASSWORD_AUTH over
+            # TLS; SRP would need a client library. Refresh tokens renew the session.
+            auth_flows=cognito.AuthFlow(user_srp=True, user_password=True),
             generate_secret=False,
             prevent_user_existence_errors=True,
             id_token_validity=Duration.hours(1),

@@ -56,17 +56,29 @@ class Frontend(Construct):
             log_file_prefix="cloudfront/",
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
         )
+        # index.html links /static/app.js and /static/styles.css (the paths `lectern up` serves): the assets go
+        # under static/, the page and its config at the root. Neither deployment prunes the other's keys.
+        self.assets = s3deploy.BucketDeployment(
+            self,
+            "DeployAssets",
+            sources=[s3deploy.Source.asset(str(FRONTEND), exclude=["index.html"])],
+            destination_bucket=self.bucket,
+            destination_key_prefix="static/",
+            prune=False,
+        )
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Deploy",
             sources=[
-                s3deploy.Source.asset(str(FRONTEND)),
+                s3deploy.Source.asset(str(FRONTEND), exclude=["*", "!index.html"]),
                 s3deploy.Source.json_data("config.json", runtime_config),
             ],
             destination_bucket=self.bucket,
             distribution=self.distribution,
-            distribution_paths=["/index.html", "/config.json"],
+            distribution_paths=["/index.html", "/config.json", "/static/*"],
+            prune=False,
         )
+        self.deployment.node.add_dependency(self.assets)
         Validations.of(self.distribution).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-CFR1",

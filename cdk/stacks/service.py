@@ -4,6 +4,8 @@ rebuild."""
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
@@ -75,6 +77,8 @@ class ServiceStack(Stack):
             **self.models.environment(),
             "LECTERN_FALLBACK_ENDPOINT_NAME": self.fallback.endpoint_name if self.fallback else "",
             "LECTERN_MAX_UPLOAD_BYTES": str(config.ingestion.max_upload_bytes),
+            # the Lambda's own responses carry the CORS headers (API Gateway answers only the preflight)
+            "LECTERN_CORS_ORIGINS": json.dumps(config.api.cors_allow_origins),
             "POWERTOOLS_SERVICE_NAME": "lectern",
             "POWERTOOLS_METRICS_NAMESPACE": "Lectern",
         }

@@ -277,3 +277,18 @@ def test_request_rate_is_limited_per_tenant_across_instances(aws_harness):
     assert r["statusCode"] == 429 and 1 <= int(headers["Retry-After"]) <= 60
     assert h.call("GET", "/v1/documents", tenant="globex")["statusCode"] == 200
     assert h.call("GET", "/v1/health")["statusCode"] == 200
+
+
+def test_responses_carry_cors_headers_for_the_page_origin(aws_harness):
+    from lectern.aws.handlers import api
+
+    h = aws_harness
+    origin = "https://d111111abcdef8.cloudfront.net"
+    h.lectern.__dict__["settings"] = h.settings.model_copy(update={"cors_origins": [origin]})
+    api.reset()
+    r = h.call("GET", "/v1/documents", headers={"origin": origin})
+    headers = r.get("headers") or {k: v[0] for k, v in r.get("multiValueHeaders", {}).items()}
+    assert r["statusCode"] == 200 and headers.get("Access-Control-Allow-Origin") == origin
+    other = h.call("GET", "/v1/documents", headers={"origin": "https://evil.example"})
+    other_headers = other.get("headers") or {k: v[0] for k, v in other.get("multiValueHeaders", {}).items()}
+    assert other_headers.get("Access-Control-Allow-Origin") != "https://evil.example"

@@ -511,6 +511,28 @@ def test_frontend_is_private_behind_cloudfront_oac_with_runtime_config(dev) -> N
     t.has_resource_properties("AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": statements}})
     deploy = resources(dev.raw("Web"), "Custom::CDKBucketDeployment")
     assert "config.json" in json.dumps(dev.raw("Web")) and deploy
+    # index.html links /static/app.js and /static/styles.css: the assets must land under static/, the page at the
+    # root, and neither deployment may prune the other's files
+    prefixes = sorted(str(d["Properties"].get("DestinationBucketKeyPrefix", "")) for d in deploy.values())
+    assert prefixes == ["", "static/"], prefixes
+    assert all(d["Properties"].get("Prune") is False for d in deploy.values())
+
+
+def test_the_page_can_sign_in_and_call_the_api_from_its_origin(dev) -> None:
+    # USER_PASSWORD_AUTH: the page has no SDK for SRP; tokens come from InitiateAuth over TLS
+    dev.template("Data").has_resource_properties(
+        "AWS::Cognito::UserPoolClient",
+        {"ExplicitAuthFlows": Match.array_with(["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"])},
+    )
+    # the Lambda's responses carry CORS headers for the configured origins
+    api_fn = [
+        r["Properties"]
+        for r in resources(dev.raw("Service"), "AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") == "lectern.aws.handlers.api.handler"
+    ]
+    assert len(api_fn) == 1
+    origins = json.loads(api_fn[0]["Environment"]["Variables"]["LECTERN_CORS_ORIGINS"])
+    assert origins == load_config("dev").api.cors_allow_origins
 
 
 # -- observability -------------------------------------------------------------------------------------------

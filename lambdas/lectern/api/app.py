@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
@@ -65,6 +65,8 @@ class ApiServices:
     user_of: UserResolver | None = None
     # per-tenant request rate (lectern.domain.limits.TenantLimits); None = unlimited
     limits: Any = None
+    # origins allowed to call the API from a browser (the page on CloudFront); empty = same origin only
+    cors_origins: tuple[str, ...] = ()
 
 
 def sse_frame(event: str, data: dict) -> str:
@@ -103,7 +105,16 @@ _ERRORS = {
 
 
 def build_app(services: ApiServices) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    cors = None
+    if services.cors_origins:
+        cors = CORSConfig(
+            allow_origin=services.cors_origins[0],
+            extra_origins=list(services.cors_origins[1:]),
+            allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Accept"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
     register_error_handlers(app)
 
     def tenant() -> str:

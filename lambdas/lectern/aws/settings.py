@@ -59,6 +59,7 @@ class AwsSettings(BaseSettings):
     min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
     min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
     tenant_claim: str = "custom:tenant_id"
+    cors_origins: list[str] = Field(default_factory=list, description="origins the web page is served from")
     # per tenant, shared by every Lambda instance (DynamoDB counters); API Gateway's usage plan throttles per key too
     rate_limit_per_minute: int = Field(default=600, ge=0)
     daily_token_budget: int = Field(default=2_000_000, ge=0)
