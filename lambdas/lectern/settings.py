@@ -64,6 +64,10 @@ class LocalSettings(BaseModel):
     max_pages: int = Field(default=2000, ge=1)
     ingest_workers: int = Field(default=1, ge=1, le=8)
     max_attempts: int = Field(default=3, ge=1)
+    # guardrails (lectern.domain.guardrails): PII masking, prompt-injection checks on questions and passages,
+    # grounding; the policy file is a JSON GuardrailPolicy (the same fields as the Bedrock guardrail)
+    guardrails: bool = True
+    guardrail_policy: Path | None = None
     # semantic answer cache (lectern.domain.cache); threshold from `lectern eval cache` with the local embedder
     cache_enabled: bool = True
     cache_threshold: float = Field(default=0.89, ge=0.0, le=1.0)

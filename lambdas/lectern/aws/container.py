@@ -196,6 +196,19 @@ class AwsLectern:
         return Retriever(self.index, self.embedder, config, reranker=self.reranker)
 
     @cached_property
+    def guard(self) -> Any:
+        """With a guardrail configured: ApplyGuardrail on the question before retrieval and on each retrieved
+        passage (a poisoned passage is dropped instead of blocking the question), and the grounding check
+        (lectern.adapters.aws.bedrock_guard says why). Without one: no guard."""
+        s = self.settings
+        if not s.guardrail_id or not s.guardrail_version:
+            return None
+        from lectern.adapters.aws.bedrock import BedrockGuardrail
+        from lectern.adapters.aws.bedrock_guard import BedrockAnswerGuard
+
+        return BedrockAnswerGuard(BedrockGuardrail(s.guardrail_id, s.guardrail_version))
+
+    @cached_property
     def reranker(self) -> Any:
         if not self.settings.rerank_model_arn:
             return None
@@ -222,6 +235,7 @@ class AwsLectern:
                 min_similarity=s.min_similarity,
                 min_relative_score=s.min_relative_score,
             ),
+            guard=self.guard,
         )
         inner = self._with_cache(inner)  # type: ignore[assignment]
         return MeteredAnswerer(TracedAnswerer(inner, self.queries), fallback_probe=self._fallback_reason)

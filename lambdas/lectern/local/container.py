@@ -190,6 +190,18 @@ def with_answer_cache(
     return SemanticCache(answerer, SqliteAnswerCache(db), documents, config=config)
 
 
+def make_guard(settings: LocalSettings, embedder: Embedder | None) -> object | None:
+    """The local guardrail (PII, prompt injection on questions and passages, grounding), or None when off."""
+    if not settings.guardrails:
+        return None
+    from lectern.adapters.local.guardrails import build_local_guard
+    from lectern.domain.guardrails import GuardrailPolicy
+
+    path = settings.guardrail_policy
+    policy = GuardrailPolicy.from_json(path.read_text()) if path else None
+    return build_local_guard(policy, embedder=embedder)
+
+
 def make_embedder() -> Embedder:
     from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
 
@@ -312,6 +324,7 @@ def build_local(
             min_similarity=settings.min_similarity,
             min_relative_score=settings.min_relative_score,
         ),
+        guard=make_guard(settings, embedder),  # type: ignore[arg-type]
     )
     if settings.cache_enabled:
         answerer = with_answer_cache(answerer, db, documents, settings)  # type: ignore[assignment]

@@ -1,0 +1,122 @@
+"""`AnswerGuard` on AWS: what the guard adds when Converse already runs the Bedrock guardrail on generation.
+
+Converse sends the whole prompt (instructions, retrieved passages, question) through the guardrail as input,
+and the answer as output. Two things go wrong without a guard around it:
+
+1. Indirect injection turns into denial of service. A poisoned passage in an uploaded document trips the
+   PROMPT_ATTACK filter on the *whole* input, so every legitimate question that retrieves that passage gets
+   400 `guardrail_blocked`. So each retrieved passage is checked on its own with ApplyGuardrail (source INPUT,
+   in parallel) and by the local lexical detector (free, no call), and only the offending passages are
+   dropped; where the guardrail only anonymised PII in a passage, the masked text replaces it (so a BLOCK
+   entity such as an SSN in a document no longer blocks the whole prompt either).
+2. The question reaches Titan embeddings, the search index and the logs before Converse sees it. With
+   `check_questions=True` (default) the question goes through ApplyGuardrail first: PII is anonymised before
+   retrieval, and a prompt attack or denied topic is refused before paying for retrieval and generation. This
+   checks the question twice (here and inside Converse); ApplyGuardrail is billed per 1,000 characters, so a
+   question costs one text unit more.
+
+The answer itself is left to Converse's output guardrail (PII masking, content filters). Bedrock's contextual
+grounding check needs the passages marked as grounding sources in the request, which `BedrockConverseModel`
+does not send, so the local token-overlap grounding check (no embedder: no Titan call per sentence) runs here
+with the same policy threshold, replacing an unsupported answer by the "I don't know" sentence exactly as
+locally.
+
+ApplyGuardrail: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ApplyGuardrail.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from lectern.adapters.aws.bedrock import BedrockGuardrail, GuardrailVerdict
+from lectern.domain.guardrails import (
+    I_DONT_KNOW,
+    GroundingChecker,
+    GuardrailPolicy,
+    InjectionDetector,
+    cited_passages,
+)
+from lectern.domain.models import ScoredChunk
+
+
+class BedrockAnswerGuard:
+    """AnswerGuard over `BedrockGuardrail.apply_guardrail` (the module docstring says what each adds)."""
+
+    def __init__(
+        self,
+        guardrail: BedrockGuardrail,
+        *,
+        policy: GuardrailPolicy | None = None,
+        injection: InjectionDetector | None = None,
+        grounding: GroundingChecker | None = None,
+        check_questions: bool = True,
+        max_workers: int = 5,
+        on_event: Callable[[str, tuple[str, ...]], None] | None = None,
+    ) -> None:
+        self.guardrail = guardrail
+        self.policy = policy or GuardrailPolicy()
+        if injection is None or grounding is None:
+            from lectern.adapters.local.guardrails import LexicalInjectionDetector, OverlapGroundingChecker
+
+            injection = injection or LexicalInjectionDetector()
+            grounding = grounding or OverlapGroundingChecker(None)
+        self.injection = injection
+        self.grounding = grounding
+        self.check_questions = check_questions
+        self.max_workers = max_workers
+        self.dropped = 0
+        self._on_event = on_event or (lambda kind, policies: None)
+
+    def check_question(self, tenant_id: str, question: str) -> str:
+        if not self.check_questions:
+            return question
+        return self.guardrail.guard(question, "INPUT")  # raises GuardrailBlocked, masks PII
+
+    def _lexical_attack(self, text: str) -> bool:
+        strength = self.policy.prompt_attack
+        if strength == "NONE":
+            return False
+        return self.injection.score(text, source="passage").score >= self.injection.threshold(
+            strength, "passage"
+        )
+
+    def check_passages(self, tenant_id: str, passages: list[ScoredChunk]) -> list[ScoredChunk]:
+        suspicious = [self._lexical_attack(p.chunk.text) for p in passages]
+        to_check = [p for p, bad in zip(passages, suspicious, strict=True) if not bad]
+        verdicts: dict[int, GuardrailVerdict] = {}
+        if to_check:
+            workers = max(1, min(self.max_workers, len(to_check)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lectern-guard") as pool:
+                results = pool.map(lambda p: self.guardrail.apply_guardrail(p.chunk.text, "INPUT"), to_check)
+                for passage, verdict in zip(to_check, results, strict=True):
+                    verdicts[id(passage)] = verdict
+        kept: list[ScoredChunk] = []
+        for passage, bad in zip(passages, suspicious, strict=True):
+            verdict = verdicts.get(id(passage))
+            if bad or (verdict is not None and verdict.blocked):
+                self.dropped += 1
+                self._on_event("passage_dropped", verdict.policies if verdict else ("contentPolicy",))
+                continue
+            if (
+                verdict is not None
+                and verdict.intervened
+                and verdict.text
+                and verdict.text != passage.chunk.text
+            ):
+                passage = replace(passage, chunk=replace(passage.chunk, text=verdict.text))
+            kept.append(passage)
+        return kept
+
+    def check_answer(self, tenant_id: str, answer: str, passages: list[ScoredChunk]) -> str:
+        if self.policy.grounding_threshold <= 0 or not passages or answer.strip().lower().startswith("i don"):
+            return answer
+        sources = cited_passages(answer, [p.chunk.text for p in passages])
+        if self.grounding.support(answer, sources) < self.policy.grounding_threshold:
+            self._on_event("ungrounded", ("contextualGroundingPolicy",))
+            return I_DONT_KNOW
+        return answer
+
+
+__all__ = ["BedrockAnswerGuard"]
