@@ -27,6 +27,8 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answer
 app.add_typer(eval_app, name="eval")
 cost_app = typer.Typer(no_args_is_help=True, help="Cost per query from the query traces; routing savings.")
 app.add_typer(cost_app, name="cost")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (the web page and the REST API sign in with them).")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -85,6 +87,13 @@ def up(
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
     print(f"Lectern is running on {server.url}  (data: {settings.data_dir.resolve()})", flush=True)
+    first_key = lectern.ensure_first_key()
+    if first_key:
+        print(
+            f"Sign in with this API key (tenant {settings.tenant_id!r}); it is shown only now, keep it:\n"
+            f"    {first_key}\nMore keys: lectern keys create --tenant NAME",
+            flush=True,
+        )
     if resumed:
         print(f"Resuming ingestion of {resumed} document(s) left unfinished.", flush=True)
     try:
@@ -721,6 +730,52 @@ def cost_routing_eval(
     console.print(f"routes: {summary['routes']}")
     console.print(f"saved vs always strong: {summary['saved_vs_always_strong']:.1%}")
     console.print(f"[dim]wrote {out}[/dim]")
+
+
+def _key_store(data_dir: Path | None):  # type: ignore[no-untyped-def]
+    from lectern.adapters.local.sqlite_db import SqliteDatabase
+    from lectern.adapters.local.sqlite_keys import SqliteApiKeyStore
+
+    settings = _settings(data_dir)
+    return SqliteApiKeyStore(SqliteDatabase(settings.data_dir / "lectern.db"))
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant whose documents the key reaches")],
+    name: Annotated[str, typer.Option(help="What the key is for (shown by `keys list`)")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from lectern.domain.auth import hash_key, new_key
+    from lectern.domain.errors import ValidationFailed
+
+    key = new_key()
+    try:
+        record = _key_store(data_dir).add(hash_key(key), tenant, name or "created with lectern keys create")
+    except ValidationFailed as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"key {record.key_id} for tenant {record.tenant_id!r} (shown only now):")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """The keys that exist: id, tenant, name, created, revoked (never the key itself)."""
+    table = Table("id", "tenant", "name", "created", "revoked")
+    for k in _key_store(data_dir).list():
+        table.add_row(k.key_id, k.tenant_id, k.name, k.created_at, "yes" if k.revoked else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id `keys list` shows")], data_dir: DataDir = None) -> None:
+    """Revoke a key at once (requests with it get 401)."""
+    if not _key_store(data_dir).revoke(key_id):
+        err.print(f"[red]No active key with id {key_id!r}.[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
 
 
 def main() -> None:

@@ -24,6 +24,11 @@ class LocalSettings(BaseModel):
         default=None, description="Base URL for upload slots (default http://host:port)."
     )
     tenant_id: str = "default"
+    # 'api_key': every API call needs a key (hashed at rest; `lectern keys create`); the first `lectern up` creates
+    # one for tenant_id and prints it. 'none': one user on a trusted machine, everything is tenant_id's.
+    auth: Literal["api_key", "none"] = "api_key"
+    rate_limit_per_minute: int = Field(default=120, ge=0, description="API requests per tenant per minute; 0 = off")
+    daily_token_budget: int = Field(default=500_000, ge=0, description="generation tokens per tenant per UTC day")
     # generation: 'llama' = the packaged GGUF through llama.cpp's server; 'openai' = any OpenAI/TGI Messages API
     # server at llm_base_url; 'fake' = a deterministic extractive stand-in for tests of everything but the model.
     llm: Literal["llama", "openai", "fake"] = "llama"

@@ -37,7 +37,12 @@ class Served:
         )
         assert r.status_code == 201, r.text
         up = r.json()["upload"]
-        assert httpx.post(up["url"], data=up["fields"], files={"file": (name, data, "text/markdown")}).status_code == 204
+        assert (
+            httpx.post(
+                up["url"], data=up["fields"], files={"file": (name, data, "text/markdown")}
+            ).status_code
+            == 204
+        )
         return r.json()["document_id"]
 
     def wait_indexed(self, tenant: str, doc_id: str) -> None:
@@ -127,7 +132,9 @@ def test_daily_token_budget_refuses_questions_but_not_reads(tmp_path, embedder):
         r = httpx.post(f"{s.url}/v1/query", json={"question": "Where is the codeword?"}, headers=s.h("acme"))
         assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
         assert "budget" in r.json()["error"]["message"]
-        assert httpx.post(f"{s.url}/v1/search", json={"query": "vault"}, headers=s.h("acme")).status_code == 200
+        assert (
+            httpx.post(f"{s.url}/v1/search", json={"query": "vault"}, headers=s.h("acme")).status_code == 200
+        )
         r = httpx.post(f"{s.url}/v1/query", json={"question": "Where is it?"}, headers=s.h("globex"))
         assert r.status_code == 200
 
@@ -157,17 +164,25 @@ def shared_served(tmp_path_factory, embedder) -> Iterator[Served]:
         pass
 
 
-ACTIONS = st.sampled_from(["list", "get_other", "search", "query", "query_sse", "feedback_other", "delete_other"])
+ACTIONS = st.sampled_from(
+    ["list", "get_other", "search", "query", "query_sse", "feedback_other", "delete_other"]
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(st.tuples(st.sampled_from(TENANTS), ACTIONS, st.sampled_from(TENANTS)), min_size=1, max_size=6))
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(TENANTS), ACTIONS, st.sampled_from(TENANTS)), min_size=1, max_size=6
+    )
+)
 def test_no_response_ever_contains_another_tenants_data(shared_served, steps):
     s = shared_served
     for tenant, action, other in steps:
-        foreign = [SECRET[o] for o in TENANTS if o != tenant] + [
-            d for o in TENANTS if o != tenant for d in s.docs[o]
-        ] + [f"{o}-handbook" for o in TENANTS if o != tenant]
+        foreign = (
+            [SECRET[o] for o in TENANTS if o != tenant]
+            + [d for o in TENANTS if o != tenant for d in s.docs[o]]
+            + [f"{o}-handbook" for o in TENANTS if o != tenant]
+        )
         h = s.h(tenant)
         if action == "list":
             r = httpx.get(f"{s.url}/v1/documents", headers=h)
@@ -176,12 +191,16 @@ def test_no_response_ever_contains_another_tenants_data(shared_served, steps):
             if other != tenant:
                 assert r.status_code == 404
         elif action == "search":
-            r = httpx.post(f"{s.url}/v1/search", json={"query": f"codeword vault {other}", "top_k": 20}, headers=h)
+            r = httpx.post(
+                f"{s.url}/v1/search", json={"query": f"codeword vault {other}", "top_k": 20}, headers=h
+            )
         elif action in ("query", "query_sse"):
             extra = {"Accept": "text/event-stream"} if action == "query_sse" else {}
             r = httpx.post(
-                f"{s.url}/v1/query", json={"question": f"Which codeword opens the vault of {other}?"},
-                headers=h | extra, timeout=30,
+                f"{s.url}/v1/query",
+                json={"question": f"Which codeword opens the vault of {other}?"},
+                headers=h | extra,
+                timeout=30,
             )
             if action == "query" and r.status_code == 200:
                 s.queries[tenant].append(r.json()["query_id"])
@@ -198,7 +217,9 @@ def test_no_response_ever_contains_another_tenants_data(shared_served, steps):
             assert r.status_code == 404
         assert r.status_code < 500, r.text
         text = r.text
-        sent = {s.docs[other][0]} if action in ("get_other", "delete_other") else set()  # echoing input is no leak
+        sent = (
+            {s.docs[other][0]} if action in ("get_other", "delete_other") else set()
+        )  # echoing input is no leak
         leaked = [f for f in foreign if f in text and f not in sent]
         assert not leaked, f"{tenant} saw {leaked} via {action}: {text[:300]}"
     for t in TENANTS:  # nothing was deleted across tenants

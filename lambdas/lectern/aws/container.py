@@ -238,7 +238,21 @@ class AwsLectern:
             guard=self.guard,
         )
         inner = self._with_cache(inner)  # type: ignore[assignment]
-        return MeteredAnswerer(TracedAnswerer(inner, self.queries), fallback_probe=self._fallback_reason)
+        from lectern.domain.limits import BudgetedAnswerer
+
+        metered = MeteredAnswerer(TracedAnswerer(inner, self.queries), fallback_probe=self._fallback_reason)
+        return BudgetedAnswerer(metered, self.limits)  # a refused question costs nothing and is not traced
+
+    @cached_property
+    def limits(self) -> Any:
+        from lectern.adapters.aws.dynamo_limits import DynamoLimitCounters
+        from lectern.domain.limits import LimitPolicy, TenantLimits
+
+        s = self.settings
+        policy = LimitPolicy(
+            requests_per_window=s.rate_limit_per_minute, window_s=60, daily_tokens=s.daily_token_budget
+        )
+        return TenantLimits(DynamoLimitCounters(s.table_name), policy)
 
     def _fallback_reason(self) -> str | None:
         """Why the last answer on this thread came from the fallback (whichever tier answered), or None."""
@@ -295,6 +309,8 @@ class AwsLectern:
             health=self.health,
             feedback=FeedbackService(self.queries),
             user_of=self.user_of,
+            limits=self.limits,
+            cors_origins=tuple(self.settings.cors_origins),
         )
 
 

@@ -120,6 +120,7 @@ class MeteredAnswerer:
             },
         )
 
+
 def cache_lookup_metrics(m: Metrics = metrics) -> Any:
     """The semantic cache's `on_lookup` callback: CacheHits and CacheMisses (0 or 1 each per lookup, so
     Sum(CacheHits) / SampleCount is the hit rate), and the tier or miss reason in the log."""

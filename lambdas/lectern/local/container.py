@@ -15,10 +15,13 @@ from lectern.adapters.local.file_blobs import FileBlobStore
 from lectern.adapters.local.sqlite_db import SqliteDatabase
 from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.adapters.local.sqlite_index import SqliteSearchIndex
+from lectern.adapters.local.sqlite_keys import SqliteApiKeyStore
+from lectern.adapters.local.sqlite_limits import SqliteLimitCounters
 from lectern.adapters.local.sqlite_queries import SqliteQueryLog
 from lectern.adapters.local.upload_signer import HmacUploadSigner, load_or_create_secret
 from lectern.api.app import ApiServices, build_app
 from lectern.domain.answering import AnswerConfig, Answerer
+from lectern.domain.auth import ApiKeyAuthenticator, hash_key, new_key
 from lectern.domain.chunking import ChunkingConfig
 from lectern.domain.documents import DocumentService
 from lectern.domain.errors import ModelUnavailable
@@ -26,6 +29,7 @@ from lectern.domain.extraction import ExtractionLimits
 from lectern.domain.feedback import FeedbackService, TracedAnswerer
 from lectern.domain.fusion import FusionConfig
 from lectern.domain.ingest import IngestionPipeline
+from lectern.domain.limits import BudgetedAnswerer, LimitPolicy, TenantLimits
 from lectern.domain.models import ChatMessage, Generation
 from lectern.domain.ports import ChatModel, Embedder
 from lectern.domain.prompts import load_template
@@ -233,21 +237,38 @@ class LocalLectern:
     answerer: Answerer
     extra: dict[str, object] = field(default_factory=dict)
     queries: SqliteQueryLog | None = None
+    keys: SqliteApiKeyStore | None = None
+    limits: TenantLimits | None = None
 
     def health(self) -> dict[str, str]:
         status = getattr(self.model, "status", "ok")
         return {"index": "ok", "embedder": "ok", "model": status}
 
+    def tenant_of(self, event: object) -> str:
+        """`auth=none`: everything belongs to the configured tenant. `auth=api_key`: the key's tenant."""
+        if self.settings.auth == "none" or self.keys is None:
+            return self.settings.tenant_id
+        return ApiKeyAuthenticator(self.keys).tenant_for(getattr(event, "headers", None))
+
+    def ensure_first_key(self) -> str | None:
+        """With API keys on and none created yet: create one for the configured tenant and return it (shown once;
+        only its hash is kept)."""
+        if self.settings.auth != "api_key" or self.keys is None or self.keys.list():
+            return None
+        key = new_key()
+        self.keys.add(hash_key(key), self.settings.tenant_id, "created by lectern up")
+        return key
+
     def api_services(self) -> ApiServices:
-        tenant = self.settings.tenant_id
         return ApiServices(
             documents=self.document_service,
             retriever=self.retriever,
             answerer=self.answerer,
-            tenant_of=lambda event: tenant,
+            tenant_of=self.tenant_of,
             health=self.health,
             feedback=FeedbackService(self.queries) if self.queries is not None else None,
-            user_of=lambda event: local_user(tenant, event),
+            user_of=lambda event: local_user(self.tenant_of(event), event),
+            limits=self.limits,
         )
 
     def make_app(self) -> APIGatewayRestResolver:
@@ -329,7 +350,15 @@ def build_local(
     if settings.cache_enabled:
         answerer = with_answer_cache(answerer, db, documents, settings)  # type: ignore[assignment]
     queries = SqliteQueryLog(db)
-    traced = TracedAnswerer(answerer, queries)  # outermost: a cached answer is traced as a cache hit
+    traced = TracedAnswerer(answerer, queries)  # a cached answer is traced as a cache hit
+    limits = TenantLimits(
+        SqliteLimitCounters(db),
+        LimitPolicy(
+            requests_per_window=settings.rate_limit_per_minute,
+            window_s=60,
+            daily_tokens=settings.daily_token_budget,
+        ),
+    )
     return LocalLectern(
         settings=settings,
         db=db,
@@ -343,6 +372,9 @@ def build_local(
         worker=worker,
         document_service=document_service,
         retriever=retriever,
-        answerer=traced,  # type: ignore[arg-type]  # an Answerer in all but name (same answer/stream)
+        # outermost: the token budget (a refused question is neither traced nor cached)
+        answerer=BudgetedAnswerer(traced, limits),  # type: ignore[arg-type]  # same answer/stream as an Answerer
         queries=queries,
+        keys=SqliteApiKeyStore(db),
+        limits=limits,
     )
