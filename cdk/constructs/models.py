@@ -13,13 +13,11 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk.config import LecternConfig
+from lectern.domain.guardrails import GuardrailPolicy
 
-PII = {
-    "US_SOCIAL_SECURITY_NUMBER": "BLOCK",
-    "CREDIT_DEBIT_CARD_NUMBER": "BLOCK",
-    "EMAIL": "ANONYMIZE",
-    "PHONE": "ANONYMIZE",
-}
+# One policy surface: the Bedrock guardrail's PII entities and actions are the local default policy's
+# (lectern.domain.guardrails; entity names are Bedrock's), so a deployment behaves alike in both modes.
+PII = {entity: action for entity, action in GuardrailPolicy().pii.items() if action != "NONE"}
 CONTENT_FILTERS = ["SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT"]
 
 

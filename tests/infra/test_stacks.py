@@ -639,3 +639,16 @@ def test_every_handler_the_templates_name_exists_in_the_package(dev) -> None:
     for handler in handlers:
         module, name = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name, None)), handler
+
+
+def test_bedrock_guardrail_pii_policy_is_the_local_default_policy(dev) -> None:
+    from lectern.domain.guardrails import GuardrailPolicy
+
+    expected = {e: a for e, a in GuardrailPolicy().pii.items() if a != "NONE"}
+    configs = Capture()
+    dev.template("Service").has_resource_properties(
+        "AWS::Bedrock::Guardrail",
+        {"SensitiveInformationPolicyConfig": {"PiiEntitiesConfig": configs}},
+    )
+    got = {c["Type"]: c["Action"] for c in configs.as_array()}
+    assert got == expected and "INTERNATIONAL_BANK_ACCOUNT_NUMBER" in got

@@ -389,3 +389,19 @@ def test_normalised_question_and_exact_rule() -> None:
     assert normalise_question("Who’s there?") == normalise_question("who's there")
     assert decide("What is X?", "what is x", 0.1, threshold=0.9, guard=True)  # exact tier ignores cosine
     assert not decide("What is X?", "What is Y?", 0.89, threshold=0.9, guard=False)
+
+
+def test_the_cache_only_ever_sees_the_guarded_question(env, tmp_path: Path) -> None:
+    cache, inner, _docs, store, *_ = env
+
+    class Masking:
+        def check_question(self, tenant_id: str, question: str) -> str:
+            return question.replace("123-45-6789", "{US_SSN}")
+
+    inner.guard = Masking()
+    cache.answer(T, "What is the refund policy for SSN 123-45-6789 and damaged laptops?")
+    dump = b"".join(p.read_bytes() for p in tmp_path.glob("lectern.db*"))
+    assert b"123-45-6789" not in dump and b"{US_SSN}" in dump
+    # asked again: the masked text is the key, so it is an exact hit
+    again = cache.answer(T, "What is the refund policy for SSN 123-45-6789 and damaged laptops?")
+    assert again.cache_hit

@@ -189,11 +189,11 @@ class Answerer:
             q = self.guard.check_question(tenant_id, q)
         k = top_k or self.config.top_k
         result = self.retriever.retrieve(tenant_id, q, top_k=k, filters=filters)
-        passages = build_context(
-            result.hits, self.config.max_context_tokens, self.count, self.config.min_relative_score
-        )
-        if self.guard is not None and passages:
-            passages = self.guard.check_passages(tenant_id, passages)
+        hits = result.hits
+        if self.guard is not None and hits:
+            # before the context cut: a poisoned passage that ranked first must not push the good ones out
+            hits = self.guard.check_passages(tenant_id, hits)
+        passages = build_context(hits, self.config.max_context_tokens, self.count, self.config.min_relative_score)
         if not passages or self._off_topic(result.best_similarity, result.bm25_matched):
             return AnswerPlan(q, template, result, [], True, None, ROUTE_GATE, [], 0)
         context_tokens = sum(self.count(p.chunk.text) + 12 for p in passages)
@@ -241,6 +241,8 @@ class Answerer:
         final: Generation | None = None
         parts: list[str] = []
         if live:
+            # PII the model writes itself is masked in the stream too (holding back a few characters at a time)
+            masker = self.guard.stream_masker() if hasattr(self.guard, "stream_masker") else None
             for item in model.stream(
                 messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
             ):
@@ -248,14 +250,18 @@ class Answerer:
                     final = item
                 else:
                     parts.append(item)
-                    yield AnswerEvent("token", text=item)
+                    out = masker.push(item) if masker is not None else item
+                    if out:
+                        yield AnswerEvent("token", text=out)
+            if masker is not None and (tail := masker.flush()):
+                yield AnswerEvent("token", text=tail)
         else:  # one request/response call: no streaming machinery when nobody reads the tokens
             final = model.generate(
                 messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
             )
         text = clean_answer(final.text if final and final.text else "".join(parts))
         if self.guard is not None:
-            # streamed tokens already went out; the final answer (what is stored or cached) is the checked one
+            # the final answer (what is returned, stored or cached) is the checked one: grounding, PII
             text = self.guard.check_answer(tenant_id, text, passages)
         usage = final.usage if final else Usage()
         model_id = final.model if final else model.model_id

@@ -291,6 +291,14 @@ class SemanticCache:
         return getattr(self.inner, name)
 
     # -- public --------------------------------------------------------------------------------------------
+    def _guarded(self, tenant_id: str, question: str) -> str:
+        """The question as the guard lets it through (PII masked; attacks raise GuardrailBlocked) *before* it is
+        looked up or stored: the cache never keeps a raw SSN, and a hit cannot bypass the guard."""
+        guard = getattr(self.inner, "guard", None)
+        if guard is None or not question or not question.strip():
+            return question
+        return guard.check_question(tenant_id, question.strip())
+
     def answer(
         self,
         tenant_id: str,
@@ -300,6 +308,7 @@ class SemanticCache:
         filters: SearchFilters | None = None,
         **kwargs: Any,
     ) -> Answer:
+        question = self._guarded(tenant_id, question)
         found = self.lookup(tenant_id, question, top_k=top_k, filters=filters, **kwargs)
         if found.answer is not None:
             return found.answer
@@ -318,6 +327,7 @@ class SemanticCache:
     ) -> Iterator[Any]:
         from lectern.domain.answering import AnswerEvent
 
+        question = self._guarded(tenant_id, question)
         found = self.lookup(tenant_id, question, top_k=top_k, filters=filters, **kwargs)
         if found.answer is not None:
             yield AnswerEvent("token", text=found.answer.answer)
@@ -346,10 +356,6 @@ class SemanticCache:
         except Exception:  # the cache is an optimisation: a broken store or embedder is a miss
             log.warning("answer cache lookup failed; answering without it", exc_info=True)
             found = CacheLookup(None, "", reason="error")
-        if found.answer is not None:
-            guard = getattr(self.inner, "guard", None)
-            if guard is not None:  # a hit must not bypass the question's guardrail
-                guard.check_question(tenant_id, question.strip())
         if self.on_lookup is not None:
             self.on_lookup(found.answer is not None, found.tier or found.reason)
         return found
