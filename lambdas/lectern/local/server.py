@@ -147,28 +147,42 @@ class ResolverPool:
         self._pool.put(app)
 
 
+class _JsonHandler(BaseHTTPRequestHandler):
+    """Sending bodies and JSON errors; any method without a `do_` method is a JSON 405."""
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json_error(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        self._send(status, {"Content-Type": "application/json"}, body)
+
+    def _not_allowed(self) -> None:
+        self.close_connection = True
+        self._json_error(405, "method_not_allowed", f"Method {self.command[:20]!r} is not allowed.")
+
+    def __getattr__(self, name: str) -> Any:
+        # TRACE, CONNECT, QUERY...: http.server itself would answer a 501 HTML page (a server error).
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+
 def make_handler(
     pool: ResolverPool, frontend_dir: Path | None, max_body: int
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_JsonHandler):
         server_version = "Lectern"
         sys_version = ""
 
         def log_message(self, format: str, *args: object) -> None:
             log.info("%s %s", self.address_string(), format % args)
-
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _json_error(self, status: int, code: str, message: str) -> None:
-            body = json.dumps({"error": {"code": code, "message": message}}).encode()
-            self._send(status, {"Content-Type": "application/json"}, body)
 
         def _static(self, path: str) -> bool:
             if frontend_dir is None or self.command not in ("GET", "HEAD"):
