@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= .lectern
 
-.PHONY: venv up test test-fast lint openapi eval browser-deps clean
+.PHONY: venv up test test-fast lint security openapi eval browser-deps clean
 
 venv:
 	@bash scripts/bootstrap.sh $(VENV)
@@ -19,7 +19,13 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium (need root and Debian's package index)"; exit 1; }; }
 
+# Bandit rules, pip-audit, secret scan. `make test` passes --offline-ok: here no advisory database is reachable,
+# and the script then says so loudly instead of failing; `make security` alone is strict.
+security: venv
+	@bash scripts/security_check.sh $(SECURITY_FLAGS)
+
 test: venv browser-deps
+	@bash scripts/security_check.sh --offline-ok
 	$(PY) -m pytest -q
 
 test-fast: venv
