@@ -73,6 +73,7 @@ class LocalSettings(BaseModel):
     # grounding; the policy file is a JSON GuardrailPolicy (the same fields as the Bedrock guardrail)
     guardrails: bool = True
     guardrail_policy: Path | None = None
+    guardrail_learned_injection: bool = True  # learned classifier OR lexical patterns (adapters/local/guardrails)
     # semantic answer cache (lectern.domain.cache); threshold from `lectern eval cache` with the local embedder
     cache_enabled: bool = True
     cache_threshold: float = Field(default=0.89, ge=0.0, le=1.0)

