@@ -7,7 +7,10 @@ import logging
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from lectern.domain import errors as e
 
@@ -54,6 +57,12 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, e.RateLimited) else None
         return error_response(status, exc.code, exc.message, headers)
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _content_type(exc: RequestUnsupportedContentType) -> Response:
+        return error_response(
+            415, "unsupported_media_type", "Send the request body as JSON (Content-Type: application/json)."
+        )
+
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
         return error_response(422, "invalid_request", _validation_message(exc))
@@ -61,6 +70,14 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.not_found
     def _not_found(exc: NotFoundError) -> Response:
         return error_response(404, "route_not_found", "No such route.")
+
+    @app.exception_handler(ValueError)
+    def _value_error(exc: ValueError) -> Response:
+        # Powertools' request validation raises a bare ValueError for a multipart Content-Type without a
+        # boundary (found by schemathesis); that is the client's malformed request. Anything else is ours.
+        if "boundary" in str(exc) and "multipart" in str(exc):
+            return error_response(400, "invalid_request", "Malformed multipart/form-data: no boundary.")
+        return _unexpected(exc)
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -203,7 +203,7 @@ def make_guard(settings: LocalSettings, embedder: Embedder | None) -> object | N
 
     path = settings.guardrail_policy
     policy = GuardrailPolicy.from_json(path.read_text()) if path else None
-    return build_local_guard(policy, embedder=embedder)
+    return build_local_guard(policy, embedder=embedder, learned_injection=settings.guardrail_learned_injection)
 
 
 def make_embedder() -> Embedder:
