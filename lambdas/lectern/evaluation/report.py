@@ -379,6 +379,8 @@ def guardrails_section(g: dict[str, Any]) -> list[str]:
         f"- PII (test): recall **{pii.get('recall', 0):.3f}**, precision {pii.get('precision', 0):.3f} "
         f"(target recall ≥ {t.get('pii_recall', '?')}).",
         f"- {g['timing']['ms_per_check']:.1f} ms per check. Command: `lectern eval guardrails`.",
+        "- Caveat: attacks were split into dev/test by text hash, so one template's variants can sit on both "
+        "sides; expect lower recall on attack styles unlike these collections.",
     ]
 
 
