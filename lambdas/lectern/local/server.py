@@ -123,8 +123,33 @@ class _LiveSink:
             self.broken = True  # the client went away; generation finishes quietly
 
 
+def isolate(app: APIGatewayRestResolver) -> APIGatewayRestResolver:
+    """Keep the request's event and context on this resolver instance.
+
+    Powertools' `resolve()` stores them on the `BaseRouter` *class* (one slot shared by every resolver and
+    thread), so with concurrent requests a route or the validation middleware could read another request's
+    body, headers or identity (the load test caught a query handled with an upload's body). An instance
+    attribute shadows the class one; each pooled resolver serves one request at a time.
+    """
+    to_proxy_event = app._to_proxy_event
+    resolve = app.resolve
+
+    def _to_proxy_event(event: dict) -> Any:
+        proxy = to_proxy_event(event)
+        app.current_event = proxy  # type: ignore[assignment]
+        return proxy
+
+    def _resolve(event: dict, context: Any) -> dict[str, Any]:
+        app.lambda_context = context
+        return resolve(event, context)
+
+    app._to_proxy_event = _to_proxy_event  # type: ignore[method-assign]
+    app.resolve = _resolve  # type: ignore[method-assign,assignment]
+    return app
+
+
 class ResolverPool:
-    """Powertools resolvers keep the current event on the instance, so each request borrows its own."""
+    """Powertools resolvers keep per-request state, so each request borrows its own (see `isolate`)."""
 
     def __init__(self, factory: Callable[[], APIGatewayRestResolver], size: int = 16) -> None:
         self.factory = factory
@@ -140,7 +165,7 @@ class ResolverPool:
             with self._lock:
                 if self._created < self._size:
                     self._created += 1
-                    return self.factory()
+                    return isolate(self.factory())
             return self._pool.get()
 
     def release(self, app: APIGatewayRestResolver) -> None:
@@ -264,6 +289,9 @@ def make_handler(
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: with every response closing its connection (HTTP/1.0), 50
+    # concurrent clients overflowed it (SYN retries gave a 1 s p99 and a few connections reset mid-request).
+    request_queue_size = 128
 
     def __init__(
         self,
