@@ -181,8 +181,11 @@ def test_aws_container_puts_the_cache_behind_the_metered_answerer(ddb, enabled: 
         cache_enabled=enabled, cache_threshold=0.93, cache_max_entries=42,
     )  # fmt: skip
     lectern = AwsLectern(settings, retriever=FakeAnswerer().retriever)
+    from lectern.domain.limits import BudgetedAnswerer
+
     answerer = lectern.answerer
-    assert isinstance(answerer, MeteredAnswerer)
+    # outermost the token budget, then the metrics (so cache hits are metered), then the cache
+    assert isinstance(answerer, BudgetedAnswerer) and isinstance(answerer.inner, MeteredAnswerer)
     cache = _find(answerer, SemanticCache)
     if not enabled:
         assert cache is None
