@@ -57,6 +57,19 @@ def _usage(data: object) -> Usage | None:
         return None
 
 
+def chunk_content(chunk: dict[str, Any], finish: str | None = None) -> tuple[list[str], str | None]:
+    """The text deltas of one `chat.completion.chunk`, and its finish reason (else the previous one)."""
+    deltas: list[str] = []
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = (choice.get("delta") or {}).get("content")
+        if delta:
+            deltas.append(delta)
+        finish = choice.get("finish_reason") or finish
+    return deltas, finish
+
+
 class MessagesApiChatModel:
     """A `ChatModel` speaking the OpenAI chat-completions API to `base_url` (with or without its `/v1`)."""
 
@@ -159,14 +172,10 @@ class MessagesApiChatModel:
                         break
                     chunk = self._parse_chunk(payload)
                     usage = _usage(chunk.get("usage")) or usage
-                    for choice in chunk.get("choices") or ():
-                        if not isinstance(choice, dict):
-                            continue
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            parts.append(delta)
-                            yield delta
-                        finish = choice.get("finish_reason") or finish
+                    deltas, finish = chunk_content(chunk, finish)
+                    for delta in deltas:
+                        parts.append(delta)
+                        yield delta
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         if not done and finish is None:

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lectern.adapters.aws import clients
 from lectern.adapters.aws.bedrock import error_code, unavailable_from
-from lectern.adapters.messages_api import _usage  # the same Messages API usage block as llama.cpp's server
+from lectern.adapters.messages_api import _usage, chunk_content  # the same Messages API as llama.cpp's server
 from lectern.domain.errors import ModelUnavailable
 from lectern.domain.models import ChatMessage, Generation, Usage
 
@@ -162,14 +162,10 @@ class SageMakerMessagesModel:
                     done = True
                     break
                 usage = _usage(payload.get("usage")) or usage
-                for choice in payload.get("choices") or ():
-                    if not isinstance(choice, dict):
-                        continue
-                    delta = (choice.get("delta") or {}).get("content")
-                    if delta:
-                        parts.append(delta)
-                        yield delta
-                    finish = choice.get("finish_reason") or finish
+                deltas, finish = chunk_content(payload, finish)
+                for delta in deltas:
+                    parts.append(delta)
+                    yield delta
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc) from None
         finally:
