@@ -154,8 +154,8 @@ def ingest(
                 lectern,
                 tenant,
                 f,
-                lambda s, d, t, step=step: progress.update(
-                    step, description=f"  {f.name[:40]} [dim]{s}[/dim]", completed=d, total=max(t, 1)
+                lambda s, d, t, step=step, name=f.name[:40]: progress.update(
+                    step, description=f"  {name} [dim]{s}[/dim]", completed=d, total=max(t, 1)
                 ),
             )
             failed += status == "FAILED"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-
 from contextlib import contextmanager
 
 from lectern.adapters.aws import clients
@@ -77,7 +76,12 @@ def test_throttled_embeddings_are_retried_by_the_state_machine(aws_harness, monk
     h = aws_harness
     with machine(h, monkeypatch) as sfn:
         doc_id = _upload(h, "leave.md", TEXT, "text/markdown")
-        h.bedrock.throttle_next(12, operations=("invoke",))  # outlasts botocore's own retries once
+        # no client-side retries: the first throttle reaches the state machine, whose Retry waits (recorded)
+        from lectern.adapters.aws.bedrock import TitanEmbedder
+
+        no_retry = clients.client("bedrock-runtime", config=clients.client_config(max_attempts=0))
+        h.lectern.__dict__["embedder"] = TitanEmbedder(dimension=h.settings.embedding_dimension, client=no_retry)
+        h.bedrock.throttle_next(2, operations=("invoke",))
         run = sfn.ingest("real-throttled", _event(h, doc_id))
         assert run["status"] == "SUCCEEDED", run
         assert sfn.retry_waits, "the Map's Retry on ModelUnavailable must have waited"

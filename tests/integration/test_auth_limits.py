@@ -7,6 +7,7 @@ deletes, no response to one tenant ever contains another tenant's document ids, 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -158,10 +159,8 @@ def shared_served(tmp_path_factory, embedder) -> Iterator[Served]:
         s.wait_indexed(t, doc)
         s.docs[t].append(doc)  # type: ignore[attr-defined]
     yield s
-    try:
+    with contextlib.suppress(StopIteration):
         next(gen)
-    except StopIteration:
-        pass
 
 
 ACTIONS = st.sampled_from(

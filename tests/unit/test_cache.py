@@ -392,7 +392,7 @@ def test_normalised_question_and_exact_rule() -> None:
 
 
 def test_the_cache_only_ever_sees_the_guarded_question(env, tmp_path: Path) -> None:
-    cache, inner, _docs, store, *_ = env
+    cache, inner, _docs, _store, *_ = env
 
     class Masking:
         def check_question(self, tenant_id: str, question: str) -> str:

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from lectern.domain.chunking import ChunkingConfig, chunk_document, chunk_id, whitespace_tokens
@@ -41,7 +43,7 @@ def test_overlap_repeats_the_tail_of_the_previous_chunk():
     sentences = [Block(f"Sentence number {i} is here.") for i in range(30)]
     chunks = _chunks(_doc(sentences), size=30, overlap=8)
     assert len(chunks) > 2
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert a.text.splitlines()[-1] in b.text
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import types
 import os
+import types
 from pathlib import Path
 
 import pytest

@@ -8,6 +8,7 @@ process cannot loop forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -87,14 +88,12 @@ class LocalIngestionWorker:
     def process(self, tenant_id: str, document_id: str) -> None:
         attempts = self.documents.begin_attempt(tenant_id, document_id)
         if attempts > self.max_attempts:
-            try:
+            with contextlib.suppress(Conflict, NotFound):
                 self.pipeline.fail(
                     tenant_id,
                     document_id,
                     f"Processing was interrupted {attempts - 1} times; the document was given up on.",
                 )
-            except (Conflict, NotFound):
-                pass
             return
         self.pipeline.run(tenant_id, document_id)
 
