@@ -714,9 +714,16 @@ class CombinedInjectionDetector:
         self,
         lexical: LexicalInjectionDetector | None = None,
         classifier: HashedNgramInjectionClassifier | None = None,
+        *,
+        learned_sources: tuple[str, ...] = ("question",),
     ) -> None:
         self.lexical = lexical or LexicalInjectionDetector()
         self.classifier = classifier or HashedNgramInjectionClassifier.load()
+        # Passages get the lexical detector only: on real documents (../shared/data/docs: a novel's dialogue,
+        # football biographies, a bankruptcy handbook) the classifier dropped 21 of the passages retrieved for the
+        # 37 dev questions, where the lexical detector dropped none — its benign passage training and test text
+        # were SciFact abstracts only. Questions keep both (3/732 benign questions blocked on test).
+        self.learned_sources = learned_sources
 
     def threshold(self, strength: Strength, source: Literal["question", "passage"] = "question") -> float:
         return self.lexical.threshold(strength, source)
@@ -730,6 +737,8 @@ class CombinedInjectionDetector:
 
     def score(self, text: str, *, source: Literal["question", "passage"] = "question") -> InjectionVerdict:
         verdict = self.lexical.score(text, source=source)
+        if source not in self.learned_sources:
+            return verdict
         learned = self.classifier_score(self.classifier.probability(text), source)
         if learned <= verdict.score:
             return verdict
@@ -809,6 +818,20 @@ def answer_sentences(answer: str) -> list[str]:
     return [p for p in parts if p]
 
 
+# Words an answer uses to point at its sources ("This can be found in passage [3] of the document", "According to
+# the information provided in the essay"): they are not claims, so they neither support nor sink a sentence. The
+# 1.5B local model writes such sentences in about a third of its answers; counted as claims they turned correct
+# answers into "I don't know" (docs-dev: 11 of 29 answerable questions).
+_REFERENCE_WORDS = {
+    _stem(w)
+    for w in (
+        "passage passages document documents information provided found find according based mentioned mention "
+        "stated states state section context text source sources essay article paper report first second third "
+        "fourth fifth given shown described describes refer refers reference quoted quote"
+    ).split()
+}
+
+
 class OverlapGroundingChecker:
     """A sentence is supported when most of its content words appear in the cited passages, or (with an
     embedder) when it is close to one of the passages' sentences. Sentences with fewer than `min_tokens` content
@@ -835,7 +858,7 @@ class OverlapGroundingChecker:
         for sentence in answer_sentences(answer):
             if _META.match(sentence):
                 continue
-            words = content_tokens(sentence)
+            words = content_tokens(sentence) - _REFERENCE_WORDS
             if len(words) < self.min_tokens:
                 continue
             judged += 1
