@@ -440,22 +440,8 @@ class FallbackModel(Construct):
             max_capacity=cfg.max_instances,
         )
         self.scalable_target.add_resource_dependency(self.inference_component)
-        self.target_tracking = appscaling.CfnScalingPolicy(
-            self,
-            "InvocationsPerCopy",
-            policy_name=f"{cfg.name}-invocations-per-copy",
-            policy_type="TargetTrackingScaling",
-            scaling_target_id=self.scalable_target.ref,
-            target_tracking_scaling_policy_configuration=(
-                appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
-                    target_value=cfg.invocations_per_instance_target,
-                    predefined_metric_specification=appscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
-                        predefined_metric_type="SageMakerInferenceComponentInvocationsPerCopy"
-                    ),
-                    scale_in_cooldown=cfg.scale_in_cooldown_s,
-                    scale_out_cooldown=cfg.scale_out_cooldown_s,
-                )
-            ),
+        self.target_tracking = self._target_tracking(
+            cfg, "InvocationsPerCopy", "invocations-per-copy", "SageMakerInferenceComponentInvocationsPerCopy"
         )
         self.scale_out_from_zero = appscaling.CfnScalingPolicy(
             self,
@@ -517,17 +503,25 @@ class FallbackModel(Construct):
             max_capacity=cfg.max_instances,
         )
         self.scalable_target.add_resource_dependency(self.endpoint)
-        self.target_tracking = appscaling.CfnScalingPolicy(
+        self.target_tracking = self._target_tracking(
+            cfg, "InvocationsPerInstance", "invocations-per-instance", "SageMakerVariantInvocationsPerInstance"
+        )
+
+    def _target_tracking(
+        self, cfg: FallbackModelConfig, construct_id: str, suffix: str, metric: str
+    ) -> appscaling.CfnScalingPolicy:
+        """Target tracking on invocations per instance/copy, on the scalable target made just before."""
+        return appscaling.CfnScalingPolicy(
             self,
-            "InvocationsPerInstance",
-            policy_name=f"{cfg.name}-invocations-per-instance",
+            construct_id,
+            policy_name=f"{cfg.name}-{suffix}",
             policy_type="TargetTrackingScaling",
             scaling_target_id=self.scalable_target.ref,
             target_tracking_scaling_policy_configuration=(
                 appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                     target_value=cfg.invocations_per_instance_target,
                     predefined_metric_specification=appscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
-                        predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                        predefined_metric_type=metric
                     ),
                     scale_in_cooldown=cfg.scale_in_cooldown_s,
                     scale_out_cooldown=cfg.scale_out_cooldown_s,
