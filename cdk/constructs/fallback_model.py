@@ -503,9 +503,8 @@ class FallbackModel(Construct):
             max_capacity=cfg.max_instances,
         )
         self.scalable_target.add_resource_dependency(self.endpoint)
-        self.target_tracking = self._target_tracking(
-            cfg, "InvocationsPerInstance", "invocations-per-instance", "SageMakerVariantInvocationsPerInstance"
-        )
+        metric = "SageMakerVariantInvocationsPerInstance"
+        self.target_tracking = self._target_tracking(cfg, "InvocationsPerInstance", "invocations-per-instance", metric)
 
     def _target_tracking(
         self, cfg: FallbackModelConfig, construct_id: str, suffix: str, metric: str
