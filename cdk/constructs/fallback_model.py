@@ -504,7 +504,9 @@ class FallbackModel(Construct):
         )
         self.scalable_target.add_resource_dependency(self.endpoint)
         metric = "SageMakerVariantInvocationsPerInstance"
-        self.target_tracking = self._target_tracking(cfg, "InvocationsPerInstance", "invocations-per-instance", metric)
+        self.target_tracking = self._target_tracking(
+            cfg, "InvocationsPerInstance", "invocations-per-instance", metric
+        )
 
     def _target_tracking(
         self, cfg: FallbackModelConfig, construct_id: str, suffix: str, metric: str
