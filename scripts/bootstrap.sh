@@ -9,7 +9,13 @@ STAMP="$VENV/.lectern-bootstrap"
 WANT="$(cat pyproject.toml scripts/bootstrap.sh scripts/install_llama.sh 2>/dev/null | sha256sum | cut -c1-16)"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$VENV/bin/python" -c "import lectern, llama_cpp" 2>/dev/null; then
-  exit 0
+  # Up to date, unless this is another CPU or kernel than the one the model runtime was checked on (a copied
+  # venv, a moved disk): then the real generation check runs again, and a failure unmarks the venv.
+  if "$VENV/bin/python" -m lectern.adapters.local.llama_runtime check --python "$VENV/bin/python" --if-stale >/dev/null; then
+    exit 0
+  fi
+  rm -f "$STAMP"
+  exit 1
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip

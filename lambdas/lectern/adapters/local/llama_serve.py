@@ -8,13 +8,20 @@ generated (the end token excluded), taken from `Llama.generate`. If the library'
 the patch is skipped with a warning and the server runs as it ships (streams then report no usage; the client
 counts 0).
 
+Before the server imports anything of llama.cpp, the CPU backend chosen for this machine is loaded
+(`llama_runtime.load_cpu_backend`: runtime dispatch over the build's CPU variants), and a watcher ends the
+server when the process that started it is gone (a `kill -9` of `lectern up` leaves no orphan holding the
+model's memory and its port).
+
 This module is only imported in the server's own process, never in Lectern's.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -68,7 +75,27 @@ def _patch() -> None:
     llama_cls.create_chat_completion = create_chat_completion  # type: ignore[method-assign]
 
 
+def _exit_with_parent(poll_s: float = 0.5) -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)  # the parent died: nobody will ever ask this server anything
+
+    threading.Thread(target=watch, name="lectern-parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    from lectern.adapters.local.llama_runtime import RuntimeCheckError, load_cpu_backend
+
+    _exit_with_parent()
+    try:
+        variant = load_cpu_backend()
+    except RuntimeCheckError as exc:
+        print(f"lectern: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print(f"lectern: llama.cpp CPU backend: {variant or 'built in'}", file=sys.stderr, flush=True)
     try:
         _patch()
     except Exception as exc:  # never stop the server over a missing usage chunk
