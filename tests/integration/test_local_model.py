@@ -91,3 +91,49 @@ def test_damaged_model_fails_fast_with_the_reason(tmp_path: Path) -> None:
         LlamaServer(damaged, log_dir=tmp_path, startup_timeout_s=60).start()
     assert time.perf_counter() - start < 30
     assert "Failed to load model" in str(err.value).splitlines()[0]
+
+
+def test_kill9_of_the_real_server_mid_stream_then_restart(tmp_path: Path) -> None:
+    """The real llama.cpp server under SupervisedModel: kill -9 while it streams; the stream fails with the
+    reason, the supervisor notices within a second or two and restarts it, and the next answer is correct."""
+    import os
+    import signal
+
+    from lectern.adapters.local.llama_supervisor import SupervisedModel
+    from lectern.domain.errors import ModelUnavailable
+
+    if not llama_available():
+        pytest.fail("llama-cpp-python (with its [server] extras) is not installed: run `make venv`.")
+    gguf = ensure_gguf(MODEL_CACHE)
+    servers: list[LlamaServer] = []
+
+    def make_server() -> LlamaServer:
+        servers.append(LlamaServer(gguf, log_dir=tmp_path, n_ctx=2048, n_threads=os.cpu_count() or 2))
+        return servers[-1]
+
+    model = SupervisedModel(make_server, lambda url: MessagesApiChatModel(url, "local", timeout_s=120), "local",
+                            backoff_s=(0.5,))
+    try:
+        model.warm()
+        stream = model.stream(MESSAGES, max_tokens=64, temperature=0.0)
+        assert isinstance(next(stream), str)
+        proc = servers[-1]._proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        with pytest.raises(ModelUnavailable, match=r"stopped while answering: the model server stopped \(killed by SIGKILL"):
+            for _ in stream:
+                pass
+        while model.status == "ok" and time.monotonic() - killed_at < 5:
+            time.sleep(0.02)
+        assert model.status == "restarting" and time.monotonic() - killed_at < 2.0, model.status
+        assert "SIGKILL" in model.detail
+        while model.status != "ok" and time.monotonic() - killed_at < 120:
+            time.sleep(0.1)
+        assert model.status == "ok", model.detail
+        gen = model.generate(MESSAGES, max_tokens=64, temperature=0.0)
+        assert "Brunswick" in gen.text, gen.text
+        assert len(servers) == 2 and model.restarts == 1
+    finally:
+        model.close()
+    assert not any(s.running for s in servers)

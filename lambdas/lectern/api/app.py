@@ -67,6 +67,8 @@ class ApiServices:
     limits: Any = None
     # origins allowed to call the API from a browser (the page on CloudFront); empty = same origin only
     cors_origins: tuple[str, ...] = ()
+    # why a component is not ok: component -> reason (e.g. the local model server's last exit)
+    health_details: Callable[[], dict[str, str]] | None = None
 
 
 def sse_frame(event: str, data: dict) -> str:
@@ -140,8 +142,11 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
     @app.get("/v1/health", summary="Liveness and component status")
     def health() -> Health:
         components = services.health()
-        ok = all(v in ("ok", "starting") for v in components.values())
-        return Health(status="ok" if ok else "degraded", version=lectern.__version__, components=components)
+        ok = all(v in ("ok", "starting", "idle") for v in components.values())
+        details = services.health_details() if services.health_details else {}
+        return Health(
+            status="ok" if ok else "degraded", version=lectern.__version__, components=components, details=details
+        )
 
     @app.post(
         "/v1/documents",

@@ -174,7 +174,12 @@ class SearchResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
-    components: dict[str, str]
+    components: dict[str, str] = Field(
+        description="component -> ok | starting | idle | restarting | failed | down | stopped"
+    )
+    details: dict[str, str] = Field(
+        default_factory=dict, description="component -> why it is not ok (absent when it is)"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from lectern.adapters.local.file_blobs import FileBlobStore
+from lectern.adapters.local.llama_supervisor import ConfigurationError, SupervisedModel
 from lectern.adapters.local.sqlite_db import SqliteDatabase
 from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.adapters.local.sqlite_index import SqliteSearchIndex
@@ -24,13 +23,11 @@ from lectern.domain.answering import AnswerConfig, Answerer
 from lectern.domain.auth import ApiKeyAuthenticator, hash_key, new_key
 from lectern.domain.chunking import ChunkingConfig
 from lectern.domain.documents import DocumentService
-from lectern.domain.errors import ModelUnavailable
 from lectern.domain.extraction import ExtractionLimits
 from lectern.domain.feedback import FeedbackService, TracedAnswerer
 from lectern.domain.fusion import FusionConfig
 from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.limits import BudgetedAnswerer, LimitPolicy, TenantLimits
-from lectern.domain.models import ChatMessage, Generation
 from lectern.domain.ports import ChatModel, Embedder
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import RetrievalConfig, Retriever
@@ -42,79 +39,35 @@ from lectern.settings import LocalSettings
 log = logging.getLogger(__name__)
 
 
-class LocalLlamaModel:
-    """The packaged GGUF behind llama.cpp's OpenAI-compatible server, started in the background on demand."""
+def local_llama_model(settings: LocalSettings) -> SupervisedModel:
+    """The packaged GGUF behind llama.cpp's OpenAI-compatible server: a child process started in the background
+    on demand, watched and restarted by `SupervisedModel`."""
+    from lectern.adapters.local.llama_server import LlamaServer, llama_available
+    from lectern.adapters.local.model_files import ModelFileError, ensure_gguf
+    from lectern.adapters.messages_api import MessagesApiChatModel
 
-    def __init__(self, settings: LocalSettings) -> None:
-        self.settings = settings
-        self.model_id = settings.llm_model_name
-        self._ready = threading.Event()
-        self._error: str | None = None
-        self._server: object | None = None
-        self._client: ChatModel | None = None
-        self._lock = threading.Lock()
-        self._started = False
-
-    @property
-    def status(self) -> str:
-        if self._error:
-            return "error"
-        return "ok" if self._ready.is_set() else ("starting" if self._started else "idle")
-
-    def warm(self) -> None:
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-        threading.Thread(target=self._start, name="lectern-llm-start", daemon=True).start()
-
-    def _start(self) -> None:
+    def make_server() -> LlamaServer:
+        if not llama_available():
+            raise ConfigurationError("llama-cpp-python is not installed; run `make venv`")
         try:
-            from lectern.adapters.local.llama_server import LlamaServer
-            from lectern.adapters.local.model_files import ensure_gguf
-            from lectern.adapters.messages_api import MessagesApiChatModel
-
             path = ensure_gguf(
-                self.settings.model_cache_dir or self.settings.data_dir / "models",
-                override=self.settings.llm_model_path,
-                model=packaged_model(self.settings),
+                settings.model_cache_dir or settings.data_dir / "models",
+                override=settings.llm_model_path,
+                model=packaged_model(settings),
             )
-            server = LlamaServer(
-                model_path=path,
-                log_dir=self.settings.data_dir / "logs",
-                n_ctx=self.settings.llm_ctx,
-                n_threads=self.settings.llm_threads or (os.cpu_count() or 2),
-            )
-            server.start()
-            self._server = server
-            self._client = MessagesApiChatModel(
-                base_url=server.base_url, model=self.model_id, timeout_s=self.settings.llm_timeout_s
-            )
-            self._ready.set()
-        except Exception as exc:  # reported through health and every answer
-            log.exception("the local model could not start")
-            self._error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        except (ModelFileError, OSError) as exc:
+            raise ConfigurationError(str(exc)) from None
+        return LlamaServer(
+            model_path=path,
+            log_dir=settings.data_dir / "logs",
+            n_ctx=settings.llm_ctx,
+            n_threads=settings.llm_threads or (os.cpu_count() or 2),
+        )
 
-    def _wait(self) -> ChatModel:
-        self.warm()
-        if not self._ready.wait(timeout=180):
-            raise ModelUnavailable("The local model is still loading; try again in a moment.")
-        if self._error or self._client is None:
-            raise ModelUnavailable(f"The local model could not start: {self._error}")
-        return self._client
+    def make_client(base_url: str) -> ChatModel:
+        return MessagesApiChatModel(base_url=base_url, model=settings.llm_model_name, timeout_s=settings.llm_timeout_s)
 
-    def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Generation:
-        return self._wait().generate(messages, max_tokens=max_tokens, temperature=temperature)
-
-    def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
-    ) -> Iterator[str | Generation]:
-        return self._wait().stream(messages, max_tokens=max_tokens, temperature=temperature)
-
-    def close(self) -> None:
-        server = self._server
-        if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+    return SupervisedModel(make_server, make_client, settings.llm_model_name)
 
 
 def packaged_model(settings: LocalSettings):  # type: ignore[no-untyped-def]
@@ -144,7 +97,7 @@ def make_chat_model(settings: LocalSettings) -> ChatModel:
         return MessagesApiChatModel(
             base_url=settings.llm_base_url, model=settings.llm_model_name, timeout_s=settings.llm_timeout_s
         )
-    return LocalLlamaModel(settings)
+    return local_llama_model(settings)
 
 
 def make_strong_model(settings: LocalSettings) -> ChatModel | None:
@@ -244,6 +197,11 @@ class LocalLectern:
         status = getattr(self.model, "status", "ok")
         return {"index": "ok", "embedder": "ok", "model": status}
 
+    def health_details(self) -> dict[str, str]:
+        """Why a component is not ok (the model server's last exit, its restarts), for /v1/health."""
+        detail = getattr(self.model, "detail", "")
+        return {"model": detail} if detail else {}
+
     def tenant_of(self, event: object) -> str:
         """`auth=none`: everything belongs to the configured tenant. `auth=api_key`: the key's tenant."""
         if self.settings.auth == "none" or self.keys is None:
@@ -266,6 +224,7 @@ class LocalLectern:
             answerer=self.answerer,
             tenant_of=self.tenant_of,
             health=self.health,
+            health_details=self.health_details,
             feedback=FeedbackService(self.queries) if self.queries is not None else None,
             user_of=lambda event: local_user(self.tenant_of(event), event),
             limits=self.limits,

@@ -24,6 +24,7 @@ from typing import IO
 import httpx
 
 import lectern
+from lectern.adapters.local.llama_runtime import describe_exit
 
 SERVE_MODULE = "lectern.adapters.local.llama_serve"
 LOG_NAME = "llama-server.log"
@@ -168,7 +169,7 @@ class LlamaServer:
                     tail = self.log_tail()
                     last = tail.splitlines()[-1] if tail else ""
                     raise LlamaServerError(
-                        f"The local model server exited during start-up (exit code {code}): {last[:200]} "
+                        f"The local model server exited during start-up ({describe_exit(code)}): {last[:200]} "
                         f"Log {self.log_path}:\n{tail}"
                     )
                 if self._ready(client):
@@ -188,6 +189,18 @@ class LlamaServer:
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
         return str(self.model_path) in ids  # ours, not another process that took the port
+
+    def wait(self) -> int | None:
+        """Block until the server process exits and return its code (negative: the signal that killed it);
+        None when no process is running. `stop()` from another thread ends the wait too."""
+        proc = self._proc
+        if proc is None:
+            return None
+        return proc.wait()
+
+    def last_log_line(self) -> str:
+        lines = [line for line in self.log_tail(4000).splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
 
     def log_tail(self, max_chars: int = 2000) -> str:
         try:
