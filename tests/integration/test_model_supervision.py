@@ -2,8 +2,8 @@
 
 The child is a stand-in for llama.cpp's server (tests/fakes/openai_chat_server.py: same command line, same
 OpenAI-compatible wire format, the extractive model's answers streamed word by word), started by the real
-LlamaServer, watched by the real SupervisedModel, behind the real API and local HTTP server. The same kill with
-the real llama.cpp server runs in tests/integration/test_local_model.py.
+LlamaServer, watched by the real SupervisedModel, behind the real API and local HTTP server. The same kill
+with the real llama.cpp server runs in tests/integration/test_local_model.py.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from tests.integration.helpers import parse_sse, upload, wait_status
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "openai_chat_server.py"
 TEXT = (
-    "The Varnholt Bridge crosses the river Elsk in the town of Mirendal. The Varnholt Bridge was designed by the "
-    "engineer Talia Brunswick and opened in 1987. The bridge is painted a pale green colour."
+    "The Varnholt Bridge crosses the river Elsk in the town of Mirendal. The Varnholt Bridge was designed by "
+    "the engineer Talia Brunswick and opened in 1987. The bridge is painted a pale green colour."
 )
 QUESTION = "Who designed the Varnholt Bridge?"
 
@@ -69,10 +69,17 @@ class Served:
             time.sleep(0.05)
         raise AssertionError(f"health never matched: {h}")
 
-    def ask_sse(self, question: str = QUESTION, on_token: Callable[[], None] | None = None) -> list[tuple[str, str]]:
+    def ask_sse(
+        self, question: str = QUESTION, on_token: Callable[[], None] | None = None
+    ) -> list[tuple[str, str]]:
         frames: list[tuple[str, str]] = []
-        with httpx.stream("POST", f"{self.base}/v1/query", json={"question": question},
-                          headers={"Accept": "text/event-stream"}, timeout=30) as r:
+        with httpx.stream(
+            "POST",
+            f"{self.base}/v1/query",
+            json={"question": question},
+            headers={"Accept": "text/event-stream"},
+            timeout=30,
+        ) as r:
             assert r.status_code == 200, r.read()
             buf = ""
             for text in r.iter_text():
@@ -87,11 +94,11 @@ class Served:
 
 
 def _snapshot(data: Path) -> dict[str, str]:
-    """Everything a user stored: documents, chunks, vectors' rows, original files (not logs, not query traces)."""
+    """Everything a user stored: documents, chunks, original files (not logs, not query traces)."""
     out: dict[str, str] = {}
     with sqlite3.connect(data / "lectern.db") as conn:
         for table in ("documents", "chunks"):
-            rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608 - fixed names
+            rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
             out[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
     for path in sorted((data / "files").rglob("*")):
         if path.is_file():
@@ -112,15 +119,21 @@ def served(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Iterato
     servers: list[LlamaServer] = []
 
     def make_server() -> LlamaServer:
-        servers.append(FakeLlama(gguf, log_dir=tmp_path / "data" / "logs", startup_timeout_s=30, stop_grace_s=2))
+        servers.append(
+            FakeLlama(gguf, log_dir=tmp_path / "data" / "logs", startup_timeout_s=30, stop_grace_s=2)
+        )
         return servers[-1]
 
     model = SupervisedModel(
-        make_server, lambda url: MessagesApiChatModel(url, "fake-llama", timeout_s=30), "fake-llama",
-        backoff_s=(0.5,), max_crashes=5,
+        make_server,
+        lambda url: MessagesApiChatModel(url, "fake-llama", timeout_s=30),
+        "fake-llama",
+        backoff_s=(0.5,),
+        max_crashes=5,
     )
-    settings = LocalSettings.from_env({}, data_dir=tmp_path / "data", llm="fake", port=0, auth="none",
-                                      cache_enabled=False)
+    settings = LocalSettings.from_env(
+        {}, data_dir=tmp_path / "data", llm="fake", port=0, auth="none", cache_enabled=False
+    )
     lectern = build_local(settings, embedder=embedder, model=model)
     server = LocalServer("127.0.0.1", 0, lectern.make_app, frontend_dir(), 60 * 1024 * 1024)
     lectern.signer.base_url = server.url

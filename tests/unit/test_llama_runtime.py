@@ -21,12 +21,13 @@ from lectern.adapters.local import llama_runtime as rt
 ZEN5 = """processor	: 0
 vendor_id	: AuthenticAMD
 model name	: AMD EPYC
-flags		: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 avx512f avx512dq avx512ifma avx512cd \
-avx512bw avx512vl avx_vnni avx512_bf16 avx512vbmi avx512_vbmi2 avx512_vnni avx512_bitalg avx512_vpopcntdq
+flags		: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 avx512f avx512dq \
+avx512ifma avx512cd avx512bw avx512vl avx_vnni avx512_bf16 avx512vbmi avx512_vbmi2 avx512_vnni \
+avx512_bitalg avx512_vpopcntdq
 """
 SAPPHIRE_RAPIDS = """model name	: Intel(R) Xeon(R) Platinum 8488C
-flags		: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 avx512f avx512dq avx512cd avx512bw \
-avx512vl avx512vbmi avx512_vnni avx512_bf16 avx512_fp16 avx_vnni amx_bf16 amx_tile amx_int8
+flags		: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 avx512f avx512dq \
+avx512cd avx512bw avx512vl avx512vbmi avx512_vnni avx512_bf16 avx512_fp16 avx_vnni amx_bf16 amx_tile amx_int8
 """
 HASWELL = """model name	: Intel(R) Xeon(R) CPU E5-2676 v3 @ 2.40GHz
 flags		: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2
@@ -37,12 +38,27 @@ flags		: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2
 """
 GRAVITON3 = """processor	: 0
 BogoMIPS	: 2100.00
-Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc \
-dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs paca pacg dcpodp svei8mm svebf16 i8mm bf16
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp \
+cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs \
+paca pacg dcpodp svei8mm svebf16 i8mm bf16
 CPU implementer	: 0x41
 """
-X86_BUILD = ["x64", "sse42", "sandybridge", "ivybridge", "piledriver", "haswell", "skylakex", "cannonlake",
-             "cascadelake", "icelake", "cooperlake", "zen4", "alderlake", "sapphirerapids"]
+X86_BUILD = [
+    "x64",
+    "sse42",
+    "sandybridge",
+    "ivybridge",
+    "piledriver",
+    "haswell",
+    "skylakex",
+    "cannonlake",
+    "cascadelake",
+    "icelake",
+    "cooperlake",
+    "zen4",
+    "alderlake",
+    "sapphirerapids",
+]
 ARM_BUILD = list(rt.ARM_VARIANTS)
 
 
@@ -104,12 +120,20 @@ def test_describe_exit_names_the_signal() -> None:
     assert rt.describe_exit(3) == "exit code 3"
 
 
-# --- the check, with stub interpreters ----------------------------------------------------------------------------
+# --- the check, with stub interpreters --------------------
 
-def _stub(tmp_path: Path, crash_on: set[str], prefix: Path, ranked: list[str], *, installed: bool = False,
-          script: Path | None = None) -> Path:
+
+def _stub(
+    tmp_path: Path,
+    crash_on: set[str],
+    prefix: Path,
+    ranked: list[str],
+    *,
+    installed: bool = False,
+    script: Path | None = None,
+) -> Path:
     """A stand-in for a venv's python: lists `ranked` variants, dies of SIGSEGV generating with a variant in
-    `crash_on` (`*` = every variant), answers for the others; delegates the check itself to the real Python."""
+    `crash_on` (`*` = every variant), answers for the others; delegates the check itself to real Python."""
     die = 'echo "llama_model_load: loading model" >&2; kill -SEGV $$'
     if "*" in crash_on:
         crash = die
@@ -139,19 +163,37 @@ esac
 def venv(tmp_path: Path) -> Path:
     prefix = tmp_path / "venv"
     prefix.mkdir()
-    (prefix / rt.BUILD_FILE).write_text(json.dumps({
-        "cmake_args": "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON",
-        "cache_dir": "/cache/llama_cpp_python-0.3.36-abc",
-    }))
+    (prefix / rt.BUILD_FILE).write_text(
+        json.dumps(
+            {
+                "cmake_args": "-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON",
+                "cache_dir": "/cache/llama_cpp_python-0.3.36-abc",
+            }
+        )
+    )
     return prefix
 
 
 def _check(python: Path, model: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(Path(rt.__file__).resolve().parents[3]))
     return subprocess.run(
-        [sys.executable, "-m", "lectern.adapters.local.llama_runtime", "check", "--python", str(python),
-         "--model", str(model), "--timeout", "30"],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "lectern.adapters.local.llama_runtime",
+            "check",
+            "--python",
+            str(python),
+            "--model",
+            str(model),
+            "--timeout",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -189,8 +231,9 @@ def test_check_fails_with_what_a_user_needs_and_marks_nothing_ready(tmp_path: Pa
 
 def test_recorded_check_only_holds_on_the_same_cpu(tmp_path: Path) -> None:
     cpu = rt.read_cpu()
-    (tmp_path / rt.CHECK_FILE).write_text(json.dumps({"ok": True, "variant": "haswell",
-                                                       "cpu_fingerprint": cpu.fingerprint}))
+    (tmp_path / rt.CHECK_FILE).write_text(
+        json.dumps({"ok": True, "variant": "haswell", "cpu_fingerprint": cpu.fingerprint})
+    )
     assert rt.recorded_check(cpu, str(tmp_path))["variant"] == "haswell"
     other = rt.read_cpu(SAPPHIRE_RAPIDS, arch="x86_64", kernel="6.1")
     assert rt.recorded_check(other, str(tmp_path)) == {}
@@ -203,10 +246,20 @@ def test_install_script_fails_loudly_and_leaves_the_venv_unmarked(tmp_path: Path
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     repo = Path(rt.__file__).resolve().parents[4]
-    env = dict(os.environ, PYTHONPATH=str(repo / "lambdas"), LECTERN_LLM_MODEL_PATH=str(model),
-               LECTERN_WHEEL_CACHE=str(tmp_path / "wheels"))
-    proc = subprocess.run(["bash", str(repo / "scripts" / "install_llama.sh"), str(venv)], capture_output=True,
-                          text=True, env=env, timeout=120, check=False)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(repo / "lambdas"),
+        LECTERN_LLM_MODEL_PATH=str(model),
+        LECTERN_WHEEL_CACHE=str(tmp_path / "wheels"),
+    )
+    proc = subprocess.run(
+        ["bash", str(repo / "scripts" / "install_llama.sh"), str(venv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "already installed" in proc.stdout  # the stub's llama-cpp-python and model parts
     assert "zen4: killed by SIGSEGV" in proc.stderr and "flags seen:" in proc.stderr

@@ -145,7 +145,10 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         ok = all(v in ("ok", "starting", "idle") for v in components.values())
         details = services.health_details() if services.health_details else {}
         return Health(
-            status="ok" if ok else "degraded", version=lectern.__version__, components=components, details=details
+            status="ok" if ok else "degraded",
+            version=lectern.__version__,
+            components=components,
+            details=details,
         )
 
     @app.post(

@@ -295,6 +295,7 @@ def write_results(folder: Path) -> list[Path]:
         ("routing-eval.json", routing_section),
         ("guardrails-eval.json", guardrails_section),
         ("load-local.json", load_section),
+        ("llama-builds.json", llama_builds_section),
     ):
         data = _load(folder / name)
         if data:
@@ -406,6 +407,32 @@ def load_section(lo: dict[str, Any]) -> list[str]:
         f"Run {lo.get('started_at', '?')} on {m.get('cpus', '?')} CPUs (load average {m.get('loadavg_before')} "
         f"before, {m.get('loadavg_after')} after; the load generator shares the cores). {lo.get('note', '')} "
         "Command: `.venv/bin/python scripts/load_test.py --users 50 --spawn-rate 10 --duration 120s`.",
+    ]
+
+
+def llama_builds_section(lb: dict[str, Any]) -> list[str]:
+    rows = [
+        f"| {name} | {c.get('variant') or 'built in'} | `{c.get('build') or '?'}` | "
+        f"{c['ttft_s_median']:.2f} | "
+        f"{c['prompt_tokens_per_s_median']:.0f} | {c['decode_tokens_per_s_median']:.1f} |"
+        for name, c in lb["configs"].items()
+    ]
+    m = lb.get("machine", {})
+    first = next(iter(lb["configs"].values()))
+    return [
+        "### Local model runtime — portable build vs native",
+        "",
+        f"One streamed answer per fresh process ({lb['model']}, {first['prompt_tokens']} prompt tokens, "
+        f"{lb['max_tokens']} new tokens max, {lb['threads']} threads), median of the rounds, configurations "
+        "interleaved round by round.",
+        "",
+        "| build | CPU backend | flags | TTFT s | prompt tokens/s | decode tokens/s |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"{m.get('cpus', '?')} × {m.get('cpu', '?')} (flags: {lb.get('cpu_flags', '?')}); load average "
+        f"{lb['load_avg_before'][0]:.2f} before, {lb['load_avg_after'][0]:.2f} after. "
+        f"Command: `.venv/bin/python scripts/{lb['command']}`.",
     ]
 
 

@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def local_llama_model(settings: LocalSettings) -> SupervisedModel:
-    """The packaged GGUF behind llama.cpp's OpenAI-compatible server: a child process started in the background
-    on demand, watched and restarted by `SupervisedModel`."""
+    """The packaged GGUF behind llama.cpp's OpenAI-compatible server: a child process started in the
+    background on demand, watched and restarted by `SupervisedModel`."""
     from lectern.adapters.local.llama_server import LlamaServer, llama_available
     from lectern.adapters.local.model_files import ModelFileError, ensure_gguf
     from lectern.adapters.messages_api import MessagesApiChatModel
@@ -65,7 +65,9 @@ def local_llama_model(settings: LocalSettings) -> SupervisedModel:
         )
 
     def make_client(base_url: str) -> ChatModel:
-        return MessagesApiChatModel(base_url=base_url, model=settings.llm_model_name, timeout_s=settings.llm_timeout_s)
+        return MessagesApiChatModel(
+            base_url=base_url, model=settings.llm_model_name, timeout_s=settings.llm_timeout_s
+        )
 
     return SupervisedModel(make_server, make_client, settings.llm_model_name)
 

@@ -1,24 +1,25 @@
-"""Which llama.cpp CPU backend this machine runs, and one real generation to prove it before anything says ready.
+"""Which llama.cpp CPU backend this machine runs, and a real generation proving it before the venv is ready.
 
 scripts/install_llama.sh builds llama-cpp-python with llama.cpp's runtime dispatch (`GGML_BACKEND_DL=ON`,
 `GGML_CPU_ALL_VARIANTS=ON`): one shared library per CPU generation (`libggml-cpu-haswell.so`,
 `libggml-cpu-zen4.so`, `libggml-cpu-sapphirerapids.so`, ...), none of them built for the machine that compiled
-them. llama.cpp would pick one by asking each library's score function, but that function reads CPUID only — it
-does not check that the kernel enabled the registers (its own source says "FIXME: this does not check for OS
-support") — and llama-cpp-python never loads the libraries at all (llama.cpp looks beside the executable and in
-the working directory, neither of which is the wheel's folder). So Lectern chooses:
+them. llama.cpp would pick one by asking each library's score function, but that function reads CPUID only —
+it does not check that the kernel enabled the registers (its own source says "FIXME: this does not check for
+OS support") — and llama-cpp-python never loads the libraries at all (llama.cpp looks beside the executable
+and in the working directory, neither of which is the wheel's folder). So Lectern chooses:
 
-1. the CPU features the kernel reports in /proc/cpuinfo (it clears the flags of features whose register state it
-   does not manage, e.g. AVX-512 under a hypervisor that hides it, AMX on kernels before 5.16);
-2. the variants this build ships whose every required feature is present, best first, by llama.cpp's own scoring;
+1. the CPU features the kernel reports in /proc/cpuinfo (it clears the flags of features whose register state
+   it does not manage, e.g. AVX-512 under a hypervisor that hides it, AMX on kernels before 5.16);
+2. the variants this build ships whose every required feature is present, best first, by llama.cpp's own
+   scoring;
 3. at install time (`check`), a real generation of a few tokens with the packaged model in a child process per
    variant, best first: a variant whose child dies (SIGILL, SIGSEGV, ...) is rejected and the next one tried.
    The result is recorded in the virtual environment (`lectern-llama-check.json`) with the CPU's fingerprint;
-4. at run time (`load_cpu_backend`, in the model server's own process), the recorded variant when the CPU is the
-   one it was checked on, else the best ranked one. `LECTERN_LLAMA_CPU_VARIANT` forces a variant.
+4. at run time (`load_cpu_backend`, in the model server's own process), the recorded variant when the CPU is
+   the one it was checked on, else the best ranked one. `LECTERN_LLAMA_CPU_VARIANT` forces a variant.
 
-A build without variants (`LECTERN_LLAMA_CMAKE_ARGS` set to a single-target build) has its CPU backend linked in;
-then nothing is chosen and `check` tests that one build.
+A build without variants (`LECTERN_LLAMA_CMAKE_ARGS` set to a single-target build) has its CPU backend linked
+in; then nothing is chosen and `check` tests that one build.
 
 Standard library only: the model server's child process and the install script import this before llama_cpp.
 """
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CHECK_FILE = "lectern-llama-check.json"  # in the virtual environment (sys.prefix), written by `check`
 BUILD_FILE = "lectern-llama-build.json"  # in the virtual environment, written by scripts/install_llama.sh
@@ -59,25 +61,64 @@ X86_VARIANTS: dict[str, tuple[str, ...]] = {
     "cascadelake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VNNI"),
     "icelake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI"),
     "cooperlake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VNNI", "AVX512_BF16"),
-    "zen4": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16"),
+    "zen4": (
+        "SSE42",
+        "AVX",
+        "F16C",
+        "FMA",
+        "AVX2",
+        "BMI2",
+        "AVX512",
+        "AVX512_VBMI",
+        "AVX512_VNNI",
+        "AVX512_BF16",
+    ),
     "alderlake": ("SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX_VNNI"),
     "sapphirerapids": (
-        "SSE42", "AVX", "F16C", "FMA", "AVX2", "BMI2", "AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16",
-        "AMX_TILE", "AMX_INT8",
+        "SSE42",
+        "AVX",
+        "F16C",
+        "FMA",
+        "AVX2",
+        "BMI2",
+        "AVX512",
+        "AVX512_VBMI",
+        "AVX512_VNNI",
+        "AVX512_BF16",
+        "AMX_TILE",
+        "AMX_INT8",
     ),
 }
 # The /proc/cpuinfo flags each feature needs (the AVX512 group is what ggml's score function checks).
 X86_FLAGS: dict[str, tuple[str, ...]] = {
-    "SSE42": ("sse4_2",), "AVX": ("avx",), "F16C": ("f16c",), "FMA": ("fma",), "AVX2": ("avx2",),
-    "BMI2": ("bmi2",), "AVX_VNNI": ("avx_vnni",),
+    "SSE42": ("sse4_2",),
+    "AVX": ("avx",),
+    "F16C": ("f16c",),
+    "FMA": ("fma",),
+    "AVX2": ("avx2",),
+    "BMI2": ("bmi2",),
+    "AVX_VNNI": ("avx_vnni",),
     "AVX512": ("avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"),
-    "AVX512_VBMI": ("avx512vbmi",), "AVX512_VNNI": ("avx512_vnni",), "AVX512_BF16": ("avx512_bf16",),
-    "AMX_TILE": ("amx_tile",), "AMX_INT8": ("amx_int8",),
+    "AVX512_VBMI": ("avx512vbmi",),
+    "AVX512_VNNI": ("avx512_vnni",),
+    "AVX512_BF16": ("avx512_bf16",),
+    "AMX_TILE": ("amx_tile",),
+    "AMX_INT8": ("amx_int8",),
 }
 # ggml_backend_cpu_x86_score: each feature's weight (AMX_TILE itself is not scored).
 X86_SCORE: dict[str, int] = {
-    "FMA": 1, "F16C": 1 << 1, "SSE42": 1 << 2, "BMI2": 1 << 3, "AVX": 1 << 4, "AVX2": 1 << 5, "AVX_VNNI": 1 << 6,
-    "AVX512": 1 << 7, "AVX512_VBMI": 1 << 8, "AVX512_BF16": 1 << 9, "AVX512_VNNI": 1 << 10, "AMX_INT8": 1 << 11,
+    "FMA": 1,
+    "F16C": 1 << 1,
+    "SSE42": 1 << 2,
+    "BMI2": 1 << 3,
+    "AVX": 1 << 4,
+    "AVX2": 1 << 5,
+    "AVX_VNNI": 1 << 6,
+    "AVX512": 1 << 7,
+    "AVX512_VBMI": 1 << 8,
+    "AVX512_BF16": 1 << 9,
+    "AVX512_VNNI": 1 << 10,
+    "AMX_INT8": 1 << 11,
 }
 # Linux arm64: variant -> features; feature -> the /proc/cpuinfo "Features" word (HWCAP names).
 ARM_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -91,7 +132,11 @@ ARM_VARIANTS: dict[str, tuple[str, ...]] = {
     "armv9.2_2": ("DOTPROD", "FP16", "SVE", "I8MM", "SVE2", "SME"),
 }
 ARM_FLAGS: dict[str, tuple[str, ...]] = {
-    "DOTPROD": ("asimddp",), "FP16": ("asimdhp",), "SVE": ("sve",), "I8MM": ("i8mm",), "SVE2": ("sve2",),
+    "DOTPROD": ("asimddp",),
+    "FP16": ("asimdhp",),
+    "SVE": ("sve",),
+    "I8MM": ("i8mm",),
+    "SVE2": ("sve2",),
     "SME": ("sme",),
 }
 # The flags worth printing when a generation fails (all of them would be 100+ words).
@@ -127,7 +172,7 @@ def read_cpu(cpuinfo: str | None = None, arch: str | None = None, kernel: str | 
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
         except OSError:
             cpuinfo = ""
-    model, flags = "", set()
+    model, flags = "", set[str]()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
@@ -185,7 +230,7 @@ def variant_libraries() -> dict[str, Path]:
         if name.startswith(_LIB_PREFIX) and name.endswith(".so"):
             path = Path(str(f.locate())).resolve()
             if path.is_file():
-                found[name[len(_LIB_PREFIX): -len(".so")]] = path
+                found[name[len(_LIB_PREFIX) : -len(".so")]] = path
     return found
 
 
@@ -220,15 +265,16 @@ def choose_variant(
     if not available:
         if forced:
             raise RuntimeCheckError(
-                f"{VARIANT_ENV}={forced} but this llama-cpp-python build has no CPU variants (a single-target "
-                "build); unset it or rebuild with scripts/install_llama.sh."
+                f"{VARIANT_ENV}={forced} but this llama-cpp-python build has no CPU variants (a single-"
+                "target build); unset it or rebuild with scripts/install_llama.sh."
             )
         return None
     ranked = rank_variants(cpu, available)
     if forced:
         if forced not in available:
             raise RuntimeCheckError(
-                f"{VARIANT_ENV}={forced}: this build has no such CPU variant (it has: {', '.join(sorted(available))})."
+                f"{VARIANT_ENV}={forced}: this build has no such CPU variant "
+                f"(it has: {', '.join(sorted(available))})."
             )
         if forced not in ranked:
             raise RuntimeCheckError(
@@ -247,8 +293,9 @@ def choose_variant(
 
 
 def load_cpu_backend(variant: str | None = None) -> str | None:
-    """In the process that will run llama.cpp, before any model is loaded: register the chosen CPU backend with
-    the ggml library llama_cpp itself uses. Returns the variant loaded (None: a build without variants)."""
+    """In the process that will run llama.cpp, before any model is loaded: register the chosen CPU backend
+    with the ggml library llama_cpp itself uses. Returns the variant loaded (None: a build without
+    variants)."""
     cpu = read_cpu()
     available = variant_libraries()
     forced = variant or os.environ.get(VARIANT_ENV) or None
@@ -269,8 +316,8 @@ def load_cpu_backend(variant: str | None = None) -> str | None:
 
 def _linked_libggml() -> ctypes.CDLL:
     """The libggml that libllama itself is linked against. The wheel holds several copies of it (libggml.so,
-    libggml.so.0, ... are separate files: wheels have no symbolic links), and a backend registered with another
-    copy would be invisible to llama.cpp; so: the copy the dynamic loader mapped for libllama."""
+    libggml.so.0, ... are separate files: wheels have no symbolic links), and a backend registered with
+    another copy would be invisible to llama.cpp; so: the copy the dynamic loader mapped for libllama."""
     import llama_cpp.llama_cpp  # noqa: F401  loads libllama, and with it its libggml
 
     try:
@@ -280,12 +327,12 @@ def _linked_libggml() -> ctypes.CDLL:
     for line in maps:
         path = line.split()[-1] if line.split() else ""
         name = Path(path).name
-        if name == "libggml.so" or (name.startswith("libggml.so.") and name[len("libggml.so."):].isdigit()):
+        if name == "libggml.so" or (name.startswith("libggml.so.") and name[len("libggml.so.") :].isdigit()):
             return ctypes.CDLL(path)  # same file as the mapped one: the same handle, not a second copy
     return ctypes.CDLL("libggml.so.0")  # by soname: the loaded object if there is one
 
 
-# --- the install-time check: one real generation per variant, in a child process ---------------------------------
+# --- the install-time check: one real generation per variant, in a child process --------------------
 
 SMOKE_PROMPT = "Count from 1 to 5, separated by spaces."
 
@@ -346,17 +393,23 @@ def run_check(
     runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
 ) -> CheckResult:
     """Generate a few tokens with `model` in a child process for each candidate variant, best first; the first
-    that answers wins. `variants` defaults to the ranked variants of `python`'s llama-cpp-python build (asked in
-    a child, so a broken install cannot crash this process)."""
+    that answers wins. `variants` defaults to the ranked variants of `python`'s llama-cpp-python build (asked
+    in a child, so a broken install cannot crash this process)."""
     if variants is None:
         variants = list_candidates(python, runner=runner) or [None]
     result = CheckResult(ok=False, variant=None)
     for variant in variants:
-        print(f"  llama.cpp CPU backend {variant or '(built in)'}: generating...", file=sys.stderr, flush=True)
+        print(
+            f"  llama.cpp CPU backend {variant or '(built in)'}: generating...", file=sys.stderr, flush=True
+        )
         try:
             proc = runner(
-                _child_command(python, model, variant), capture_output=True, text=True, timeout=timeout_s,
-                env=_child_env(), check=False,
+                _child_command(python, model, variant),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=_child_env(),
+                check=False,
             )
         except subprocess.TimeoutExpired:
             result.attempts.append(Attempt(variant, False, f"no answer within {timeout_s:.0f} s", -9))
@@ -379,7 +432,11 @@ def list_candidates(
 ) -> list[str | None]:
     proc = runner(
         [python, "-m", "lectern.adapters.local.llama_runtime", "variants", "--json"],
-        capture_output=True, text=True, timeout=60, env=_child_env(), check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_child_env(),
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeCheckError(
@@ -396,12 +453,14 @@ def failure_message(result: CheckResult, cpu: CpuInfo, build: dict[str, object],
     return (
         "The local language model could not generate on this machine: llama.cpp crashed or failed.\n"
         f"{tried}\n"
-        f"CPU: {cpu.model or 'unknown'} ({cpu.arch}, kernel {cpu.kernel}); flags seen: {cpu.reported_flags()}\n"
+        f"CPU: {cpu.model or 'unknown'} ({cpu.arch}, kernel {cpu.kernel}); "
+        f"flags seen: {cpu.reported_flags()}\n"
         f"llama-cpp-python build flags: {flags}\n"
         "To rebuild: delete the cached wheel and build again, e.g.\n"
         f"  rm -rf {build.get('cache_dir') or '~/.cache/lectern/wheels/<key>'} && make venv\n"
         "or choose a plain baseline build:\n"
-        "  LECTERN_LLAMA_CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON' make venv\n"
+        "  LECTERN_LLAMA_CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON' "
+        "make venv\n"
         f"The virtual environment {venv} is not marked ready."
     )
 
@@ -411,9 +470,10 @@ def _generate(model: Path, variant: str | None, max_tokens: int = 8) -> dict[str
     import llama_cpp
 
     start = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_threads=max(1, min(4, os.cpu_count() or 1)),
-                          verbose=False)
-    out = llm.create_chat_completion(
+    llm = llama_cpp.Llama(
+        model_path=str(model), n_ctx=512, n_threads=max(1, min(4, os.cpu_count() or 1)), verbose=False
+    )
+    out: Any = llm.create_chat_completion(
         messages=[{"role": "user", "content": SMOKE_PROMPT}], max_tokens=max_tokens, temperature=0.0
     )
     text = out["choices"][0]["message"]["content"] or ""
@@ -421,6 +481,39 @@ def _generate(model: Path, variant: str | None, max_tokens: int = 8) -> dict[str
     if tokens <= 0:
         raise RuntimeCheckError("the model generated no tokens")
     return {"variant": loaded, "tokens": tokens, "seconds": time.perf_counter() - start, "text": text}
+
+
+def _bench(model: Path, variant: str | None, prompt: str, max_tokens: int, threads: int) -> dict[str, object]:
+    """One timed streamed answer in a fresh process: load, time to first token, decode speed."""
+    loaded = load_cpu_backend(variant)
+    import llama_cpp
+
+    t0 = time.perf_counter()
+    llm = llama_cpp.Llama(
+        model_path=str(model), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    load_s = time.perf_counter() - t0
+    prompt_tokens = len(llm.tokenize(prompt.encode()))
+    start = time.perf_counter()
+    first = end = 0.0
+    tokens = 0
+    chunks: Any = llm.create_chat_completion(
+        messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0, stream=True
+    )
+    for chunk in chunks:
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            end = time.perf_counter()
+            first = first or end
+            tokens += 1
+    return {
+        "variant": loaded,
+        "load_s": load_s,
+        "prompt_tokens": prompt_tokens,
+        "ttft_s": first - start,
+        "completion_tokens": tokens,
+        "decode_tokens_per_s": (tokens - 1) / (end - first) if tokens > 1 else 0.0,
+        "prompt_tokens_per_s": prompt_tokens / (first - start) if first else 0.0,
+    }
 
 
 def _default_model() -> Path:
@@ -436,20 +529,34 @@ def _default_model() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lectern.adapters.local.llama_runtime", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m lectern.adapters.local.llama_runtime",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_check = sub.add_parser("check", help="generate a few tokens per variant (best first); record the result")
+    p_check = sub.add_parser(
+        "check", help="generate a few tokens per variant (best first); record the result"
+    )
     p_check.add_argument("--python", default=sys.executable, help="the interpreter of the venv to check")
     p_check.add_argument("--model", type=Path, help="a GGUF (default: the packaged model)")
     p_check.add_argument("--timeout", type=float, default=300.0)
-    p_check.add_argument("--if-stale", action="store_true",
-                         help="do nothing when the recorded check holds for this CPU, kernel and build")
+    p_check.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="do nothing when the recorded check holds for this CPU, kernel and build",
+    )
     p_var = sub.add_parser("variants", help="the CPU variants of the installed build, ranked for this CPU")
     p_var.add_argument("--json", action="store_true")
     p_gen = sub.add_parser("generate", help="(child process) load one variant and generate a few tokens")
     p_gen.add_argument("--model", type=Path, required=True)
     p_gen.add_argument("--variant")
+    p_bench = sub.add_parser("bench", help="(child process) one timed streamed answer; prints JSON")
+    p_bench.add_argument("--model", type=Path, required=True)
+    p_bench.add_argument("--variant")
+    p_bench.add_argument("--prompt-file", type=Path, required=True)
+    p_bench.add_argument("--max-tokens", type=int, default=64)
+    p_bench.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
 
     cpu = read_cpu()
@@ -465,6 +572,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate":
         print(json.dumps(_generate(args.model, args.variant)), flush=True)
         return 0
+    if args.command == "bench":
+        prompt = args.prompt_file.read_text()
+        print(json.dumps(_bench(args.model, args.variant, prompt, args.max_tokens, args.threads)), flush=True)
+        return 0
 
     # check: which venv? the one whose interpreter is --python
     prefix = subprocess.run(  # noqa: S603 - our interpreter argument, no shell
@@ -474,8 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = build_info(prefix)
     recorded = recorded_check(cpu, prefix)
     if args.if_stale and recorded and recorded.get("build") == build:
-        print(f"llama.cpp was checked on this CPU ({recorded.get('variant') or 'built-in'} backend, "
-              f"{recorded.get('checked_at')}).")
+        print(
+            f"llama.cpp was checked on this CPU ({recorded.get('variant') or 'built-in'} backend, "
+            f"{recorded.get('checked_at')})."
+        )
         return 0
     record_path.unlink(missing_ok=True)  # never leave an old "ok" behind a failing check
     print("Checking the local model runtime on this CPU: a few tokens with the packaged model...", flush=True)
@@ -504,8 +617,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = record_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, record_path)
-    print(f"llama.cpp generates on this CPU with the {result.variant or 'built-in'} backend "
-          f"({result.attempts[-1].detail}).")
+    print(
+        f"llama.cpp generates on this CPU with the {result.variant or 'built-in'} backend "
+        f"({result.attempts[-1].detail})."
+    )
     return 0
 
 

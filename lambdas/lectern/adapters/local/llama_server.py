@@ -169,7 +169,8 @@ class LlamaServer:
                     tail = self.log_tail()
                     last = tail.splitlines()[-1] if tail else ""
                     raise LlamaServerError(
-                        f"The local model server exited during start-up ({describe_exit(code)}): {last[:200]} "
+                        f"The local model server exited during start-up ({describe_exit(code)}): "
+                        f"{last[:200]} "
                         f"Log {self.log_path}:\n{tail}"
                     )
                 if self._ready(client):

@@ -1,15 +1,15 @@
-"""The local model server, supervised: started in the background, watched, restarted with backoff when it dies.
+"""The local model server, supervised: started in the background, watched, restarted with backoff.
 
 `SupervisedModel` is the `ChatModel` the local container hands to the domain. One thread owns the server's
-life: it starts the child (`LlamaServer`), then blocks in `wait()` on the child, so a crash, a `kill -9` or the
-out-of-memory killer is noticed the moment the process is reaped. Then:
+life: it starts the child (`LlamaServer`), then blocks in `wait()` on the child, so a crash, a `kill -9` or
+the out-of-memory killer is noticed the moment the process is reaped. Then:
 
 - `status` is "restarting" (health reports the model down, with the reason) and every question is refused at
   once with `ModelUnavailable` (HTTP 503, or an SSE `error` event for an answer already streaming) — nothing
   waits on a process that is gone;
 - the server is started again after a backoff (1, 2, 4, ... seconds);
-- `max_crashes` exits within `crash_window_s` stop the restarts: `status` becomes "failed", health and the log say
-  so, and questions are refused with the reason until `lectern up` is restarted.
+- `max_crashes` exits within `crash_window_s` stop the restarts: `status` becomes "failed", health and the log
+  say so, and questions are refused with the reason until `lectern up` is restarted.
 
 A configuration error (no model file, llama-cpp-python missing) is "failed" at once: restarting cannot fix it.
 """
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 class Server(Protocol):
     """What the supervisor needs of a model server process (`LlamaServer`)."""
 
-    base_url: str
+    @property
+    def base_url(self) -> str: ...
 
     def start(self) -> None: ...  # spawn and wait until it answers; raise on failure
 
@@ -87,7 +88,7 @@ class SupervisedModel:
         self._thread: threading.Thread | None = None
         self.restarts = 0
 
-    # --- what health and the page see ---------------------------------------------------------------------------
+    # --- what health and the page see --------------------
 
     @property
     def status(self) -> str:
@@ -99,14 +100,16 @@ class SupervisedModel:
         with self._cond:
             return "" if self._state == "ok" else self._reason
 
-    # --- life cycle -----------------------------------------------------------------------------------------------
+    # --- life cycle --------------------
 
     def warm(self) -> None:
         with self._cond:
             if self._thread is not None or self._closed.is_set():
                 return
             self._state, self._reason = "starting", "the model server is starting"
-            self._thread = threading.Thread(target=self._supervise, name="lectern-llm-supervisor", daemon=True)
+            self._thread = threading.Thread(
+                target=self._supervise, name="lectern-llm-supervisor", daemon=True
+            )
             self._thread.start()
 
     def _set(self, state: str, reason: str = "") -> None:
@@ -155,14 +158,22 @@ class SupervisedModel:
         n = len(self._crashes)
         last = f"; its last log line: {last_log_line[:300]}" if last_log_line else ""
         if n >= self._max_crashes:
-            message = (f"the model server stopped {n} times within {self._window / 60:.0f} min and is not "
-                       f"restarted again (last time: {reason}); fix the cause and restart `lectern up`")
+            message = (
+                f"the model server stopped {n} times within {self._window / 60:.0f} min and is not "
+                f"restarted again (last time: {reason}); fix the cause and restart `lectern up`"
+            )
             log.error("local model: %s%s", message, last)
             self._set("failed", message)
             return False
         delay = self._backoff[min(n - 1, len(self._backoff) - 1)]
-        log.error("the local model server stopped (%s)%s; restarting in %.1f s (%d of %d)",
-                  reason, last, delay, n, self._max_crashes)
+        log.error(
+            "the local model server stopped (%s)%s; restarting in %.1f s (%d of %d)",
+            reason,
+            last,
+            delay,
+            n,
+            self._max_crashes,
+        )
         self._set("restarting", f"the model server stopped ({reason}); restarting")
         self.restarts += 1
         return not self._closed.wait(delay)
@@ -176,8 +187,10 @@ class SupervisedModel:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=15)
+        if self._server is not None and self._server is not server:
+            self._server.stop()  # one that was being spawned while we closed
 
-    # --- ChatModel --------------------------------------------------------------------------------------------------
+    # --- ChatModel --------------------
 
     def _current(self) -> tuple[ChatModel, int]:
         self.warm()
@@ -190,17 +203,21 @@ class SupervisedModel:
                 raise ModelUnavailable("The local model is still loading; try again in a moment.")
             if self._state == "failed":
                 raise ModelUnavailable(f"The local model is unavailable: {self._reason}.")
-            raise ModelUnavailable(f"The local model is unavailable right now: {self._reason}. "
-                                   "Try again in a few seconds.")
+            raise ModelUnavailable(
+                f"The local model is unavailable right now: {self._reason}. Try again in a few seconds."
+            )
 
     def _explain(self, exc: ModelUnavailable, generation: int) -> ModelUnavailable:
         """A request that failed because its server died says so (the monitor notices within milliseconds)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._generation != generation or self._state != "ok",
-                                timeout=self._notice_wait)
+            self._cond.wait_for(
+                lambda: self._generation != generation or self._state != "ok", timeout=self._notice_wait
+            )
             if self._state != "ok" or self._generation != generation:
-                return ModelUnavailable(f"The local model server stopped while answering: {self._reason}. "
-                                        "Try again in a few seconds.")
+                return ModelUnavailable(
+                    f"The local model server stopped while answering: {self._reason}. "
+                    "Try again in a few seconds."
+                )
         return exc
 
     def generate(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Generation:
@@ -217,7 +234,11 @@ class SupervisedModel:
         return self._stream(client, generation, messages, max_tokens, temperature)
 
     def _stream(
-        self, client: ChatModel, generation: int, messages: Sequence[ChatMessage], max_tokens: int,
+        self,
+        client: ChatModel,
+        generation: int,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
         temperature: float,
     ) -> Iterator[str | Generation]:
         try:
