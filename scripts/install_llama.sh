@@ -33,8 +33,8 @@ case "$ARCH" in
   *) DEFAULT_ARGS="-DGGML_NATIVE=OFF" ;;  # no variant list for this architecture: its generic build
 esac
 BUILD_ARGS="${LECTERN_LLAMA_CMAKE_ARGS:-$DEFAULT_ARGS}"
-COMPILER="$( (c++ -dumpfullversion 2>/dev/null || c++ --version 2>/dev/null | head -1 || echo none) | tr -d '\n')"
-LIBC="$(ldd --version 2>&1 | head -1 | tr -d '\n')"
+COMPILER="$( (c++ -dumpfullversion 2>/dev/null || c++ --version 2>/dev/null | sed -n 1p || echo none) | tr -d '\n')"
+LIBC="$(ldd --version 2>&1 | sed -n 1p | tr -d '\n')"
 KEY="$(printf '%s|%s|%s|%s|%s' "$VERSION" "$ARCH" "$BUILD_ARGS" "$COMPILER" "$LIBC" | sha256sum | cut -c1-16)"
 WHEEL_DIR="$CACHE/llama_cpp_python-$VERSION-$KEY"
 BUILD_RECORD="$VENV/lectern-llama-build.json"
