@@ -239,8 +239,22 @@ def test_recorded_check_only_holds_on_the_same_cpu(tmp_path: Path) -> None:
     assert rt.recorded_check(other, str(tmp_path)) == {}
 
 
+def _chatty_tools(tmp_path: Path) -> str:
+    """`ldd` and `c++` that print far more than a pipe holds: under `set -o pipefail`, `tool | head -1` then dies
+    of SIGPIPE (exit 141 — what failed CI's `make venv`), while a reader that drains the pipe does not."""
+    bin_dir = tmp_path / "chatty-bin"
+    bin_dir.mkdir()
+    lines = 'i=0; while [ $i -lt 20000 ]; do echo "line $i of a long version banner"; i=$((i+1)); done'
+    for name, body in {"ldd": lines, "c++": f'[ "$1" = "-dumpfullversion" ] && exit 1\n{lines}'}.items():
+        tool = bin_dir / name
+        tool.write_text(f"#!/bin/sh\n{body}\n")
+        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
 def test_install_script_fails_loudly_and_leaves_the_venv_unmarked(tmp_path: Path, venv: Path) -> None:
-    """scripts/install_llama.sh end to end with a venv whose llama.cpp dies on every variant."""
+    """scripts/install_llama.sh end to end with a venv whose llama.cpp dies on every variant (and, on PATH,
+    compiler/libc tools whose version banners overflow a pipe: the cache key must still be computed)."""
     (venv / "bin").mkdir()
     _stub(tmp_path, {"*"}, venv, ["zen4", "haswell"], installed=True, script=venv / "bin" / "python")
     model = tmp_path / "m.gguf"
@@ -251,6 +265,7 @@ def test_install_script_fails_loudly_and_leaves_the_venv_unmarked(tmp_path: Path
         PYTHONPATH=str(repo / "lambdas"),
         LECTERN_LLM_MODEL_PATH=str(model),
         LECTERN_WHEEL_CACHE=str(tmp_path / "wheels"),
+        PATH=_chatty_tools(tmp_path),
     )
     proc = subprocess.run(
         ["bash", str(repo / "scripts" / "install_llama.sh"), str(venv)],
