@@ -1,22 +1,148 @@
-"""Local settings, parsed from `LECTERN_*` environment variables into a pydantic model at start-up.
+"""Lectern's settings: one core of the fields both modes share, with one set of validators, extended by the local
+model here and the AWS model in `lectern.aws.settings`.
 
-A misconfigured process fails at once with a readable message instead of misbehaving later.
+Every setting is a `LECTERN_<NAME>` environment variable (pydantic-settings; an empty value counts as unset).
+A misconfigured process fails at once with a message naming every bad variable instead of misbehaving later.
+A new setting is one field: on `CoreSettings` when both modes read it, on `LocalSettings` or `AwsSettings` when
+only one does. Where the modes' defaults differ on purpose (a small CPU model wants less context; a Lambda fleet
+takes more requests), the constraint is declared once (the `Annotated` types below) and each mode states its
+default.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class SettingsError(RuntimeError):
     pass
 
 
-class LocalSettings(BaseModel):
+S = TypeVar("S", bound="CoreSettings")
+
+# The environment one `from_env(environ)` call reads; None = os.environ.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("lectern_settings_environ", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """`LECTERN_*` variables from the mapping given to `from_env`, or from os.environ."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return {
+            (k if self.case_sensitive else k.lower()): (None if v == self.env_parse_none_str else v)
+            for k, v in environ.items()
+            if not (self.env_ignore_empty and v == "")
+        }
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+# Constraints of the settings whose default differs between the modes: declared once, defaulted per mode.
+MaxContextTokens = Annotated[int, Field(ge=100, description="passage tokens put into a prompt")]
+RateLimitPerMinute = Annotated[int, Field(ge=0, description="API requests per tenant per minute; 0 = off")]
+DailyTokenBudget = Annotated[int, Field(ge=0, description="generation tokens per tenant per UTC day")]
+CacheMaxEntries = Annotated[int, Field(ge=1, le=5000, description="semantic cache entries per tenant")]
+
+
+class CoreSettings(BaseSettings):
+    """What answering, retrieval, ingestion limits, routing, prompts and the cache read, in both modes."""
+
+    model_config = SettingsConfigDict(env_prefix="LECTERN_", extra="ignore", env_ignore_empty=True)
+
+    # prompts and A/B: a share of users (stable hash of the user id) get prompt_version_b
+    prompt_version: str = "answer-v3"
+    prompt_version_b: str | None = None
+    prompt_b_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    # routing: complex questions go to the strong model when one is configured (the decision is always recorded)
+    routing: bool = Field(default=True, description="route complex questions to the strong model")
+    route_long_context_tokens: int = Field(default=1200, ge=0, description="0 = rule off")
+    route_min_similarity: float = Field(default=0.4, le=1.0, description="negative = rule off")
+    # ingestion limits and chunking
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_pages: int = Field(default=2000, ge=1)
+    chunk_size: int = Field(default=200, ge=16, le=512, description="tokens per chunk")
+    chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
+    # retrieval and the "I don't know" gate
+    bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=1, le=1000)
+    top_k: int = Field(default=5, ge=1, le=20)
+    max_context_tokens: MaxContextTokens = 600
+    min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
+    min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    # per-tenant limits
+    rate_limit_per_minute: RateLimitPerMinute = 120
+    daily_token_budget: DailyTokenBudget = 500_000
+    # semantic answer cache (lectern.domain.cache); threshold from `lectern eval cache` with the local embedder
+    cache_enabled: bool = True
+    cache_threshold: float = Field(default=0.89, ge=0.0, le=1.0)
+    cache_key_terms_guard: bool = True
+    cache_ttl_s: int = Field(default=24 * 3600, ge=60)
+    cache_max_entries: CacheMaxEntries = 1000
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap(cls, v: int, info: ValidationInfo) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and v >= size // 2:
+            raise ValueError(f"chunk_overlap must be less than half of chunk_size ({size})")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # keyword arguments first, then the environment; no .env files or secret directories
+        return init_settings, _Environment(settings_cls)
+
+    @classmethod
+    def from_env(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+        """Settings from `environ` (default os.environ), with `overrides` (None = not given) taking precedence."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(given) - set(cls.model_fields))
+        if unknown:
+            raise SettingsError(f"Invalid Lectern settings:\n  unknown setting(s): {', '.join(unknown)}")
+        try:
+            with _reading(environ):
+                return cls(**given)
+        except ValidationError as exc:
+            raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """Every bad variable on its own line: `  LECTERN_CHUNK_OVERLAP: chunk_overlap must be less than ...`."""
+    lines = []
+    for err in exc.errors():
+        loc = "_".join(str(p) for p in err["loc"])
+        name = f"LECTERN_{loc.upper()}" if loc else "LECTERN_*"
+        lines.append(f"  {name}: {err['msg'].removeprefix('Value error, ')}")
+    return "Invalid Lectern settings:\n" + "\n".join(lines)
+
+
+class LocalSettings(CoreSettings):
+    """`lectern up` and the CLI on one machine."""
+
     data_dir: Path = Field(default=Path(".lectern"), description="Everything Lectern stores lives here.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -27,8 +153,6 @@ class LocalSettings(BaseModel):
     # 'api_key': every API call needs a key (hashed at rest; `lectern keys create`); the first `lectern up` creates
     # one for tenant_id and prints it. 'none': one user on a trusted machine, everything is tenant_id's.
     auth: Literal["api_key", "none"] = "api_key"
-    rate_limit_per_minute: int = Field(default=120, ge=0, description="API requests per tenant per minute; 0 = off")
-    daily_token_budget: int = Field(default=500_000, ge=0, description="generation tokens per tenant per UTC day")
     # generation: 'llama' = the packaged GGUF through llama.cpp's server; 'openai' = any OpenAI/TGI Messages API
     # server at llm_base_url; 'fake' = a deterministic extractive stand-in for tests of everything but the model.
     llm: Literal["llama", "openai", "fake"] = "llama"
@@ -44,29 +168,11 @@ class LocalSettings(BaseModel):
     llm_threads: int = Field(default=0, ge=0, description="0 = all cores")
     llm_ctx: int = Field(default=4096, ge=512)
     llm_timeout_s: float = Field(default=120.0, gt=0)
-    prompt_version: str = "answer-v3"
-    # A/B: a share of users (stable hash of the user id) get prompt_version_b
-    prompt_version_b: str | None = None
-    prompt_b_share: float = Field(default=0.0, ge=0.0, le=1.0)
-    # routing: complex questions go to a stronger model when one is configured ('none': the decision is still
-    # recorded, the default model answers); 'openai' = a Messages API server at strong_llm_base_url
+    # the strong model for routed questions: 'none' = the default model answers; 'openai' = a Messages API server
     strong_llm: Literal["none", "openai", "fake"] = "none"
     strong_llm_base_url: str | None = None
     strong_llm_model_name: str = "strong"
-    routing: bool = True
-    route_long_context_tokens: int = Field(default=1200, ge=0, description="0 = rule off")
-    route_min_similarity: float = Field(default=0.4, le=1.0, description="negative = rule off")
-    chunk_size: int = Field(default=200, ge=16, le=512)
-    chunk_overlap: int = Field(default=32, ge=0)
     fusion: Literal["min_max", "rrf"] = "min_max"
-    bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    candidates: int = Field(default=100, ge=1, le=1000)
-    top_k: int = Field(default=5, ge=1, le=20)
-    max_context_tokens: int = Field(default=600, ge=100)
-    min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
-    min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
-    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
-    max_pages: int = Field(default=2000, ge=1)
     ingest_workers: int = Field(default=1, ge=1, le=8)
     max_attempts: int = Field(default=3, ge=1)
     # guardrails (lectern.domain.guardrails): PII masking, prompt-injection checks on questions and passages,
@@ -74,36 +180,7 @@ class LocalSettings(BaseModel):
     guardrails: bool = True
     guardrail_policy: Path | None = None
     guardrail_learned_injection: bool = True  # learned classifier OR lexical patterns (adapters/local/guardrails)
-    # semantic answer cache (lectern.domain.cache); threshold from `lectern eval cache` with the local embedder
-    cache_enabled: bool = True
-    cache_threshold: float = Field(default=0.89, ge=0.0, le=1.0)
-    cache_key_terms_guard: bool = True
-    cache_ttl_s: int = Field(default=24 * 3600, ge=1)
-    cache_max_entries: int = Field(default=1000, ge=1)
-
-    @field_validator("chunk_overlap")
-    @classmethod
-    def _overlap(cls, v: int, info: object) -> int:
-        size = getattr(info, "data", {}).get("chunk_size", 200)
-        if v >= size // 2:
-            raise ValueError("chunk_overlap must be less than half of chunk_size")
-        return v
 
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> LocalSettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            key = f"LECTERN_{name.upper()}"
-            if key in env and env[key] != "":
-                values[name] = env[key]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            lines = [f"  LECTERN_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
-            raise SettingsError("Invalid Lectern settings:\n" + "\n".join(lines)) from None

@@ -23,7 +23,6 @@ from lectern.adapters.local.guardrails import (
     LexicalInjectionDetector,
     build_local_guard,
     hashed_features,
-    learned_injection_enabled,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,18 +125,16 @@ def test_redaction_keeps_the_lexical_spans_when_the_patterns_flag() -> None:
     assert combined.score(text, source="passage").spans == lexical.score(text, source="passage").spans
 
 
-def test_the_setting_switches_the_learned_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert learned_injection_enabled({}) and not learned_injection_enabled(
-        {"LECTERN_GUARDRAIL_LEARNED_INJECTION": "false"}
-    )
-    monkeypatch.setenv("LECTERN_GUARDRAIL_LEARNED_INJECTION", "0")
-    assert type(build_local_guard().injection) is LexicalInjectionDetector
-    monkeypatch.delenv("LECTERN_GUARDRAIL_LEARNED_INJECTION")
-    assert isinstance(build_local_guard().injection, CombinedInjectionDetector)
-    assert type(build_local_guard(learned_injection=False).injection) is LexicalInjectionDetector
+def test_the_setting_switches_the_learned_detector() -> None:
+    from lectern.local.container import make_guard
     from lectern.settings import LocalSettings
 
-    assert LocalSettings().guardrail_learned_injection is True
+    assert LocalSettings.from_env({}).guardrail_learned_injection is True
+    off = LocalSettings.from_env({"LECTERN_GUARDRAIL_LEARNED_INJECTION": "false"})
+    assert type(make_guard(off, None).injection) is LexicalInjectionDetector  # type: ignore[union-attr]
+    on = LocalSettings.from_env({"LECTERN_GUARDRAIL_LEARNED_INJECTION": "1"})
+    assert isinstance(make_guard(on, None).injection, CombinedInjectionDetector)  # type: ignore[union-attr]
+    assert type(build_local_guard(learned_injection=False).injection) is LexicalInjectionDetector
 
 
 def _script():

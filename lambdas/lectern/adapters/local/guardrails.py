@@ -23,7 +23,6 @@ import binascii
 import codecs
 import ipaddress
 import json
-import os
 import re
 import unicodedata
 import zlib
@@ -878,24 +877,16 @@ class OverlapGroundingChecker:
 # ================================================================================================ wiring
 
 
-def learned_injection_enabled(environ: dict[str, str] | None = None) -> bool:
-    """LECTERN_GUARDRAIL_LEARNED_INJECTION (settings.LocalSettings.guardrail_learned_injection), on by default."""
-    value = (os.environ if environ is None else environ).get("LECTERN_GUARDRAIL_LEARNED_INJECTION", "true")
-    return value.strip().lower() not in ("0", "false", "no", "off")
-
-
 def build_local_guard(
     policy: GuardrailPolicy | None = None,
     *,
     embedder: Embedder | None = None,
     regions: Sequence[str] = ("US", "GB"),
-    learned_injection: bool | None = None,
+    learned_injection: bool = True,
 ) -> PolicyGuard:
     """The local AnswerGuard: every detector here, the embedder (if given) for grounding and denied topics.
-    `learned_injection` (default: the LECTERN_GUARDRAIL_LEARNED_INJECTION setting, on) adds the learned
-    classifier to the lexical injection detector (CombinedInjectionDetector)."""
-    if learned_injection is None:
-        learned_injection = learned_injection_enabled()
+    `learned_injection` (the LECTERN_GUARDRAIL_LEARNED_INJECTION setting, read by lectern.settings, on by
+    default) adds the learned classifier to the lexical injection detector (CombinedInjectionDetector)."""
     injection: LexicalInjectionDetector | CombinedInjectionDetector = (
         CombinedInjectionDetector() if learned_injection else LexicalInjectionDetector()
     )
