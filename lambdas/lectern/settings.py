@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -104,6 +104,64 @@ class CoreSettings(BaseSettings):
             raise ValueError(f"chunk_overlap must be less than half of chunk_size ({size})")
         return v
 
+    # -- the domain's configuration objects, built from these fields in one place (imports are lazy: a Lambda's
+    # settings must not pull in extraction libraries) ------------------------------------------------------
+    def chunking_config(self) -> Any:
+        from lectern.domain.chunking import ChunkingConfig
+
+        return ChunkingConfig(size=self.chunk_size, overlap=self.chunk_overlap)
+
+    def extraction_limits(self) -> Any:
+        from lectern.domain.extraction import ExtractionLimits
+
+        return ExtractionLimits(max_bytes=self.max_upload_bytes, max_pages=self.max_pages)
+
+    def fusion_config(self, method: str = "min_max") -> Any:
+        from lectern.domain.fusion import FusionConfig
+
+        return FusionConfig(method=method, weights=(self.bm25_weight, round(1.0 - self.bm25_weight, 6)))  # type: ignore[arg-type]
+
+    def retrieval_config(self) -> Any:
+        from lectern.domain.retrieval import RetrievalConfig
+
+        return RetrievalConfig(candidates=self.candidates, fusion=self.fusion_config())
+
+    def routing_config(self) -> Any:
+        from lectern.domain.routing import RoutingConfig
+
+        return RoutingConfig(
+            enabled=self.routing,
+            long_context_tokens=self.route_long_context_tokens,
+            min_similarity=self.route_min_similarity,
+        )
+
+    def answer_config(self) -> Any:
+        from lectern.domain.answering import AnswerConfig
+
+        return AnswerConfig(
+            top_k=self.top_k,
+            max_context_tokens=self.max_context_tokens,
+            min_similarity=self.min_similarity,
+            min_relative_score=self.min_relative_score,
+        )
+
+    def cache_config(self) -> Any:
+        from lectern.domain.cache import CacheConfig
+
+        return CacheConfig(
+            threshold=self.cache_threshold,
+            key_terms_guard=self.cache_key_terms_guard,
+            ttl_s=self.cache_ttl_s,
+            max_entries=self.cache_max_entries,
+        )
+
+    def limit_policy(self) -> Any:
+        from lectern.domain.limits import LimitPolicy
+
+        return LimitPolicy(
+            requests_per_window=self.rate_limit_per_minute, window_s=60, daily_tokens=self.daily_token_budget
+        )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -184,3 +242,8 @@ class LocalSettings(CoreSettings):
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def retrieval_config(self) -> Any:
+        from lectern.domain.retrieval import RetrievalConfig
+
+        return RetrievalConfig(candidates=self.candidates, fusion=self.fusion_config(self.fusion))

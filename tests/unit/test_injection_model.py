@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lectern.adapters.local.guardrails import (
     FEATURE_BITS,

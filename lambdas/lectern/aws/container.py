@@ -1,6 +1,7 @@
-"""Wires the AWS adapters to the domain from `AwsSettings`: the AWS twin of `lectern.local.container`.
+"""The AWS adapters: the ports that `lectern.wiring.Services` builds the domain services from on AWS, the twin of
+`lectern.local.container`.
 
-Components are built lazily (a handler that only marks a document INDEXED never creates an OpenSearch client or
+Adapters are built lazily (a handler that only marks a document INDEXED never creates an OpenSearch client or
 a Bedrock client) and once per cold start. Tests pass `overrides` to swap one component (a fake server is
 usually reached through the endpoint variables instead, leaving the production wiring untouched).
 """
@@ -14,16 +15,9 @@ from typing import Any
 
 from lectern.api.app import ApiServices
 from lectern.aws.settings import AwsSettings
-from lectern.domain.answering import AnswerConfig, Answerer
-from lectern.domain.chunking import ChunkingConfig, whitespace_tokens
-from lectern.domain.documents import DocumentService
+from lectern.domain.chunking import whitespace_tokens
 from lectern.domain.errors import Unauthenticated
-from lectern.domain.extraction import ExtractionLimits
-from lectern.domain.feedback import FeedbackService, TracedAnswerer
-from lectern.domain.fusion import FusionConfig
-from lectern.domain.ingest import IngestionPipeline
-from lectern.domain.prompts import load_template
-from lectern.domain.retrieval import RetrievalConfig, Retriever
+from lectern.wiring import Services
 
 
 class EventDrivenTrigger:
@@ -33,13 +27,12 @@ class EventDrivenTrigger:
         return None
 
 
-class AwsLectern:
+class AwsLectern(Services):
+    settings: AwsSettings
+
     def __init__(self, settings: AwsSettings, **overrides: Any) -> None:
         self.settings = settings
-        for name, value in overrides.items():
-            if name not in type(self).__dict__:
-                raise TypeError(f"unknown component {name!r}")
-            self.__dict__[name] = value  # wins over the cached_property
+        self.override(**overrides)
 
     # -- adapters ------------------------------------------------------------------------------------------
     @cached_property
@@ -139,61 +132,31 @@ class AwsLectern:
         return FallbackChatModel(primary, self.fallback_model)
 
     @cached_property
-    def router(self) -> Any:
-        from lectern.domain.routing import ModelRouter, RoutingConfig
-
-        s = self.settings
-        config = RoutingConfig(
-            enabled=s.routing,
-            long_context_tokens=s.route_long_context_tokens,
-            min_similarity=s.route_min_similarity,
-        )
-        return ModelRouter(self.model, self.strong_model if s.routing else None, config)
-
-    @cached_property
     def queries(self) -> Any:
         from lectern.adapters.aws.dynamo_queries import DynamoQueryLog
 
         return DynamoQueryLog(self.settings.table_name, retention_days=self.settings.query_log_retention_days)
 
-    # -- domain services -----------------------------------------------------------------------------------
+    @cached_property
+    def limit_counters(self) -> Any:
+        from lectern.adapters.aws.dynamo_limits import DynamoLimitCounters
+
+        return DynamoLimitCounters(self.settings.table_name)
+
+    @cached_property
+    def answer_cache(self) -> Any:
+        from lectern.adapters.aws.dynamo_cache import DynamoAnswerCache
+
+        return DynamoAnswerCache(self.settings.table_name)
+
+    @cached_property
+    def trigger(self) -> Any:
+        return EventDrivenTrigger()
+
     @property
     def token_counter(self) -> Callable[[str], int]:
         # Titan's tokenizer is not published; whitespace words are a stable, conservative proxy for chunk sizes.
         return whitespace_tokens
-
-    @cached_property
-    def pipeline(self) -> IngestionPipeline:
-        s = self.settings
-        return IngestionPipeline(
-            documents=self.documents,
-            blobs=self.blobs,
-            index=self.index,
-            embedder=self.embedder,
-            token_counter=self.token_counter,
-            chunking=ChunkingConfig(size=s.chunk_size, overlap=s.chunk_overlap),
-            limits=ExtractionLimits(max_bytes=s.max_upload_bytes, max_pages=s.max_pages),
-        )
-
-    @cached_property
-    def document_service(self) -> DocumentService:
-        return DocumentService(
-            documents=self.documents,
-            blobs=self.blobs,
-            index=self.index,
-            trigger=EventDrivenTrigger(),
-            signer=self.signer,
-            max_upload_bytes=self.settings.max_upload_bytes,
-        )
-
-    @cached_property
-    def retriever(self) -> Retriever:
-        s = self.settings
-        fusion = FusionConfig(method="min_max", weights=(s.bm25_weight, round(1.0 - s.bm25_weight, 6)))
-        # OpenSearch Serverless: search pipelines and the hybrid query are not verified there, so fuse in the domain
-        engine = s.engine_fusion and s.opensearch_kind == "managed"
-        config = RetrievalConfig(candidates=s.candidates, fusion=fusion, engine_fusion=engine)
-        return Retriever(self.index, self.embedder, config, reranker=self.reranker)
 
     @cached_property
     def guard(self) -> Any:
@@ -216,67 +179,22 @@ class AwsLectern:
 
         return BedrockReranker(self.settings.rerank_model_arn)
 
-    @cached_property
-    def answerer(self) -> Any:
+    # -- measurement around the answer stack (lectern.wiring composes it) ----------------------------------
+    def observe(self, answerer: Any) -> Any:
         from lectern.aws.observability import MeteredAnswerer
 
-        s = self.settings
-        inner = Answerer(
-            retriever=self.retriever,
-            model=self.model,
-            router=self.router,
-            template=load_template(s.prompt_version),
-            prompt_b=load_template(s.prompt_version_b) if s.prompt_version_b else None,
-            prompt_b_share=s.prompt_b_share,
-            token_counter=self.token_counter,
-            config=AnswerConfig(
-                top_k=s.top_k,
-                max_context_tokens=s.max_context_tokens,
-                min_similarity=s.min_similarity,
-                min_relative_score=s.min_relative_score,
-            ),
-            guard=self.guard,
-        )
-        inner = self._with_cache(inner)  # type: ignore[assignment]
-        from lectern.domain.limits import BudgetedAnswerer
+        return MeteredAnswerer(answerer, fallback_probe=self._fallback_reason)
 
-        metered = MeteredAnswerer(TracedAnswerer(inner, self.queries), fallback_probe=self._fallback_reason)
-        return BudgetedAnswerer(metered, self.limits)  # a refused question costs nothing and is not traced
+    def on_cache_lookup(self) -> Callable[..., None] | None:
+        from lectern.aws.observability import cache_lookup_metrics
 
-    @cached_property
-    def limits(self) -> Any:
-        from lectern.adapters.aws.dynamo_limits import DynamoLimitCounters
-        from lectern.domain.limits import LimitPolicy, TenantLimits
-
-        s = self.settings
-        policy = LimitPolicy(
-            requests_per_window=s.rate_limit_per_minute, window_s=60, daily_tokens=s.daily_token_budget
-        )
-        return TenantLimits(DynamoLimitCounters(s.table_name), policy)
+        return cache_lookup_metrics()
 
     def _fallback_reason(self) -> str | None:
         """Why the last answer on this thread came from the fallback (whichever tier answered), or None."""
         models = [self.model] + ([self.strong_model] if "strong_model" in self.__dict__ else [])
         reasons = [getattr(m, "last_fallback_reason", None) for m in models]
         return next((r for r in reasons if r), None)
-
-    def _with_cache(self, inner: Answerer) -> Any:
-        """The Answerer behind the semantic answer cache (DynamoDB single table), with CacheHits/CacheMisses."""
-        s = self.settings
-        if not s.cache_enabled:
-            return inner
-        from lectern.adapters.aws.dynamo_cache import DynamoAnswerCache
-        from lectern.aws.observability import cache_lookup_metrics
-        from lectern.domain.cache import CacheConfig, SemanticCache
-
-        config = CacheConfig(
-            threshold=s.cache_threshold,
-            key_terms_guard=s.cache_key_terms_guard,
-            ttl_s=s.cache_ttl_s,
-            max_entries=s.cache_max_entries,
-        )
-        store = DynamoAnswerCache(s.table_name)
-        return SemanticCache(inner, store, self.documents, config=config, on_lookup=cache_lookup_metrics())
 
     # -- API -----------------------------------------------------------------------------------------------
     def tenant_of(self, event: Any) -> str:
@@ -289,7 +207,7 @@ class AwsLectern:
             raise Unauthenticated("This request carries no tenant; sign in again.")
         return str(tenant)
 
-    def user_of(self, event: Any) -> str | None:
+    def user_of(self, event: Any, tenant: str | None = None) -> str | None:
         """The caller within the tenant (Cognito `sub`): the prompt A/B bucket. None without the claim."""
         claims = (
             ((event.request_context.authorizer or {}).get("claims") or {}) if event.request_context else {}
@@ -307,7 +225,7 @@ class AwsLectern:
             answerer=self.answerer,
             tenant_of=self.tenant_of,
             health=self.health,
-            feedback=FeedbackService(self.queries),
+            feedback=self.feedback,
             user_of=self.user_of,
             limits=self.limits,
             cors_origins=tuple(self.settings.cors_origins),

@@ -83,9 +83,16 @@ class AwsSettings(CoreSettings):
             raise ValueError("set both LECTERN_GUARDRAIL_ID and LECTERN_GUARDRAIL_VERSION, or neither")
         return self
 
+    def retrieval_config(self) -> Any:
+        from lectern.domain.retrieval import RetrievalConfig
+
+        # OpenSearch Serverless: search pipelines and the hybrid query are not verified there; fuse in the domain
+        engine = self.engine_fusion and self.opensearch_kind == "managed"
+        return RetrievalConfig(candidates=self.candidates, fusion=self.fusion_config(), engine_fusion=engine)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AwsSettings:
         try:
             return super().from_env(environ, **overrides)
         except SettingsError as exc:
-            raise SettingsError(str(exc).replace("Invalid Lectern settings", "Invalid Lambda configuration", 1))
+            raise SettingsError(str(exc).replace("Invalid Lectern settings", "Invalid Lambda configuration", 1)) from None

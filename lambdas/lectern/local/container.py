@@ -1,11 +1,14 @@
-"""Wires the local adapters to the domain from `LocalSettings`. The one place that knows every concrete class."""
+"""The local adapters: the ports that `lectern.wiring.Services` builds the domain services from on one machine,
+the twin of `lectern.aws.container`. The one place that knows every concrete local class."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
@@ -19,22 +22,12 @@ from lectern.adapters.local.sqlite_limits import SqliteLimitCounters
 from lectern.adapters.local.sqlite_queries import SqliteQueryLog
 from lectern.adapters.local.upload_signer import HmacUploadSigner, load_or_create_secret
 from lectern.api.app import ApiServices, build_app
-from lectern.domain.answering import AnswerConfig, Answerer
 from lectern.domain.auth import ApiKeyAuthenticator, hash_key, new_key
-from lectern.domain.chunking import ChunkingConfig
-from lectern.domain.documents import DocumentService
-from lectern.domain.extraction import ExtractionLimits
-from lectern.domain.feedback import FeedbackService, TracedAnswerer
-from lectern.domain.fusion import FusionConfig
-from lectern.domain.ingest import IngestionPipeline
-from lectern.domain.limits import BudgetedAnswerer, LimitPolicy, TenantLimits
 from lectern.domain.ports import ChatModel, Embedder
-from lectern.domain.prompts import load_template
-from lectern.domain.retrieval import RetrievalConfig, Retriever
-from lectern.domain.routing import ModelRouter, RoutingConfig
 from lectern.local.uploads import register_upload_route
 from lectern.local.worker import LocalIngestionWorker
 from lectern.settings import LocalSettings
+from lectern.wiring import Services
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +126,6 @@ def local_user(tenant: str, event: object) -> str:
     return f"{tenant}/{str(client)[:64]}"
 
 
-def with_answer_cache(
-    answerer: Answerer, db: SqliteDatabase, documents: SqliteDocumentRepository, settings: LocalSettings
-) -> object:
-    """The Answerer behind the semantic answer cache (a table in the same SQLite database)."""
-    from lectern.adapters.local.sqlite_cache import SqliteAnswerCache
-    from lectern.domain.cache import CacheConfig, SemanticCache
-
-    config = CacheConfig(
-        threshold=settings.cache_threshold,
-        key_terms_guard=settings.cache_key_terms_guard,
-        ttl_s=settings.cache_ttl_s,
-        max_entries=settings.cache_max_entries,
-    )
-    return SemanticCache(answerer, SqliteAnswerCache(db), documents, config=config)
-
-
 def make_guard(settings: LocalSettings, embedder: Embedder | None) -> object | None:
     """The local guardrail (PII, prompt injection on questions and passages, grounding), or None when off."""
     if not settings.guardrails:
@@ -175,26 +152,71 @@ def frontend_dir() -> Path | None:
     return None
 
 
-@dataclass
-class LocalLectern:
-    settings: LocalSettings
-    db: SqliteDatabase
-    documents: SqliteDocumentRepository
-    blobs: FileBlobStore
-    index: SqliteSearchIndex
-    embedder: Embedder
-    model: ChatModel
-    signer: HmacUploadSigner
-    pipeline: IngestionPipeline
-    worker: LocalIngestionWorker
-    document_service: DocumentService
-    retriever: Retriever
-    answerer: Answerer
-    extra: dict[str, object] = field(default_factory=dict)
-    queries: SqliteQueryLog | None = None
-    keys: SqliteApiKeyStore | None = None
-    limits: TenantLimits | None = None
+class LocalLectern(Services):
+    """The local adapters (SQLite, files, ONNX embedder, llama.cpp), from which `Services` builds the domain."""
 
+    settings: LocalSettings
+
+    def __init__(
+        self,
+        settings: LocalSettings,
+        db: SqliteDatabase,
+        embedder: Embedder,
+        model: ChatModel | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.documents = SqliteDocumentRepository(db)
+        self.blobs = FileBlobStore(settings.data_dir / "files")
+        self.embedder = embedder
+        self.index = SqliteSearchIndex(db, embedder.dimension, embedder.model_id)
+        self.signer = HmacUploadSigner(load_or_create_secret(settings.data_dir / "secret.key"), settings.base_url)
+        self.queries = SqliteQueryLog(db)
+        self.keys = SqliteApiKeyStore(db)
+        self.limit_counters = SqliteLimitCounters(db)
+        self.model = model or make_chat_model(settings)
+        self.extra: dict[str, object] = {}
+        self.override(**overrides)
+
+    # -- the remaining ports -------------------------------------------------------------------------------
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        count = getattr(self.embedder, "count_tokens", None)
+        if count is None:
+            from lectern.domain.chunking import whitespace_tokens
+
+            return whitespace_tokens
+        return count  # type: ignore[no-any-return]
+
+    @cached_property
+    def strong_model(self) -> ChatModel | None:
+        return make_strong_model(self.settings)
+
+    @cached_property
+    def guard(self) -> Any:
+        return make_guard(self.settings, self.embedder)
+
+    @cached_property
+    def answer_cache(self) -> Any:
+        from lectern.adapters.local.sqlite_cache import SqliteAnswerCache
+
+        return SqliteAnswerCache(self.db)
+
+    @cached_property
+    def worker(self) -> LocalIngestionWorker:
+        s = self.settings
+        return LocalIngestionWorker(
+            self.pipeline, self.documents, self.blobs, workers=s.ingest_workers, max_attempts=s.max_attempts
+        )
+
+    @property
+    def trigger(self) -> LocalIngestionWorker:
+        return self.worker
+
+    reranker = None
+
+    # -- API -----------------------------------------------------------------------------------------------
     def health(self) -> dict[str, str]:
         status = getattr(self.model, "status", "ok")
         return {"index": "ok", "embedder": "ok", "model": status}
@@ -206,14 +228,14 @@ class LocalLectern:
 
     def tenant_of(self, event: object) -> str:
         """`auth=none`: everything belongs to the configured tenant. `auth=api_key`: the key's tenant."""
-        if self.settings.auth == "none" or self.keys is None:
+        if self.settings.auth == "none":
             return self.settings.tenant_id
         return ApiKeyAuthenticator(self.keys).tenant_for(getattr(event, "headers", None))
 
     def ensure_first_key(self) -> str | None:
         """With API keys on and none created yet: create one for the configured tenant and return it (shown once;
         only its hash is kept)."""
-        if self.settings.auth != "api_key" or self.keys is None or self.keys.list():
+        if self.settings.auth != "api_key" or self.keys.list():
             return None
         key = new_key()
         self.keys.add(hash_key(key), self.settings.tenant_id, "created by lectern up")
@@ -227,8 +249,8 @@ class LocalLectern:
             tenant_of=self.tenant_of,
             health=self.health,
             health_details=self.health_details,
-            feedback=FeedbackService(self.queries) if self.queries is not None else None,
-            user_of=lambda event: local_user(self.tenant_of(event), event),
+            feedback=self.feedback,
+            user_of=lambda event, tenant: local_user(tenant, event),
             limits=self.limits,
         )
 
@@ -238,7 +260,8 @@ class LocalLectern:
         return app
 
     def close(self) -> None:
-        self.worker.stop()
+        if "worker" in self.__dict__:
+            self.worker.stop()
         close = getattr(self.model, "close", None)
         if close:
             close()
@@ -248,94 +271,6 @@ class LocalLectern:
 def build_local(
     settings: LocalSettings, *, embedder: Embedder | None = None, model: ChatModel | None = None
 ) -> LocalLectern:
-    data = settings.data_dir
-    data.mkdir(parents=True, exist_ok=True)
-    db = SqliteDatabase(data / "lectern.db")
-    documents = SqliteDocumentRepository(db)
-    blobs = FileBlobStore(data / "files")
-    embedder = embedder or make_embedder()
-    index = SqliteSearchIndex(db, embedder.dimension, embedder.model_id)
-    count = getattr(embedder, "count_tokens", None)
-    if count is None:
-        from lectern.domain.chunking import whitespace_tokens
-
-        count = whitespace_tokens
-    limits = ExtractionLimits(max_bytes=settings.max_upload_bytes, max_pages=settings.max_pages)
-    pipeline = IngestionPipeline(
-        documents=documents,
-        blobs=blobs,
-        index=index,
-        embedder=embedder,
-        token_counter=count,
-        chunking=ChunkingConfig(size=settings.chunk_size, overlap=settings.chunk_overlap),
-        limits=limits,
-    )
-    worker = LocalIngestionWorker(
-        pipeline, documents, blobs, workers=settings.ingest_workers, max_attempts=settings.max_attempts
-    )
-    signer = HmacUploadSigner(load_or_create_secret(data / "secret.key"), settings.base_url)
-    document_service = DocumentService(
-        documents=documents,
-        blobs=blobs,
-        index=index,
-        trigger=worker,
-        signer=signer,
-        max_upload_bytes=settings.max_upload_bytes,
-    )
-    fusion = FusionConfig(
-        method=settings.fusion, weights=(settings.bm25_weight, round(1.0 - settings.bm25_weight, 6))
-    )
-    retriever = Retriever(index, embedder, RetrievalConfig(candidates=settings.candidates, fusion=fusion))
-    model = model or make_chat_model(settings)
-    routing = RoutingConfig(
-        enabled=settings.routing,
-        long_context_tokens=settings.route_long_context_tokens,
-        min_similarity=settings.route_min_similarity,
-    )
-    answerer = Answerer(
-        retriever=retriever,
-        model=model,
-        router=ModelRouter(model, make_strong_model(settings), routing),
-        template=load_template(settings.prompt_version),
-        prompt_b=load_template(settings.prompt_version_b) if settings.prompt_version_b else None,
-        prompt_b_share=settings.prompt_b_share,
-        token_counter=count,
-        config=AnswerConfig(
-            top_k=settings.top_k,
-            max_context_tokens=settings.max_context_tokens,
-            min_similarity=settings.min_similarity,
-            min_relative_score=settings.min_relative_score,
-        ),
-        guard=make_guard(settings, embedder),  # type: ignore[arg-type]
-    )
-    if settings.cache_enabled:
-        answerer = with_answer_cache(answerer, db, documents, settings)  # type: ignore[assignment]
-    queries = SqliteQueryLog(db)
-    traced = TracedAnswerer(answerer, queries)  # a cached answer is traced as a cache hit
-    limits = TenantLimits(
-        SqliteLimitCounters(db),
-        LimitPolicy(
-            requests_per_window=settings.rate_limit_per_minute,
-            window_s=60,
-            daily_tokens=settings.daily_token_budget,
-        ),
-    )
-    return LocalLectern(
-        settings=settings,
-        db=db,
-        documents=documents,
-        blobs=blobs,
-        index=index,
-        embedder=embedder,
-        model=model,
-        signer=signer,
-        pipeline=pipeline,
-        worker=worker,
-        document_service=document_service,
-        retriever=retriever,
-        # outermost: the token budget (a refused question is neither traced nor cached)
-        answerer=BudgetedAnswerer(traced, limits),  # type: ignore[arg-type]  # same answer/stream as an Answerer
-        queries=queries,
-        keys=SqliteApiKeyStore(db),
-        limits=limits,
-    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = SqliteDatabase(settings.data_dir / "lectern.db")
+    return LocalLectern(settings, db, embedder or make_embedder(), model)

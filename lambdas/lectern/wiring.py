@@ -1,0 +1,166 @@
+"""The wiring core: the domain services built from settings and ports, the same way in both modes.
+
+`Services` is what both containers are: `lectern.local.container.LocalLectern` and
+`lectern.aws.container.AwsLectern` extend it with their adapters (the `Ports`) and nothing else, so the only
+difference between running on one machine and on AWS is which adapters are passed in. Every service is built on
+first use and once (a Lambda that only marks a document INDEXED never creates a search client or a model
+client); a test may replace any component by name before first use (`Services.override`).
+
+The answer stack is composed here, once, from the inside out:
+
+    Answerer (retrieval, guard, routing, prompt, grounding)
+      -> SemanticCache       when the cache is on (a hit skips retrieval and generation)
+      -> TracedAnswerer      every answer, cached or not, is recorded for feedback and evaluation
+      -> ports.observe(...)  mode-specific measurement (AWS: CloudWatch metrics, fallback reasons)
+      -> BudgetedAnswerer    outermost: a refused question is neither generated, cached nor traced
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, Protocol
+
+from lectern.domain.answering import Answerer
+from lectern.domain.documents import DocumentService
+from lectern.domain.ingest import IngestionPipeline
+from lectern.domain.ports import ChatModel, Embedder
+from lectern.domain.prompts import load_template
+from lectern.domain.retrieval import Retriever
+from lectern.settings import CoreSettings
+
+
+class Ports(Protocol):
+    """The adapters a mode supplies (lectern.domain.ports names their interfaces)."""
+
+    settings: CoreSettings
+    documents: Any  # DocumentRepository
+    blobs: Any  # BlobStore
+    index: Any  # SearchIndex
+    embedder: Embedder
+    model: ChatModel
+    strong_model: ChatModel | None  # routed questions; None: the default model answers them
+    signer: Any  # UploadSigner
+    trigger: Any  # IngestionTrigger
+    queries: Any  # QueryLog
+    limit_counters: Any  # LimitCounters
+    answer_cache: Any  # AnswerCacheStore, read only when the cache is on
+    guard: Any  # AnswerGuard | None
+    reranker: Any  # Reranker | None
+
+    @property
+    def token_counter(self) -> Callable[[str], int]: ...
+
+    def observe(self, answerer: Any) -> Any: ...  # mode-specific measurement around the traced answerer
+
+    def on_cache_lookup(self) -> Callable[..., None] | None: ...
+
+
+class Services:
+    """Domain services over `self`'s ports. Subclasses supply the ports as attributes (eager or lazy)."""
+
+    settings: CoreSettings
+
+    def override(self, **components: Any) -> None:
+        """Replace components by name before their first use (tests, benchmarks)."""
+        for name, value in components.items():
+            if not hasattr(type(self), name):
+                raise TypeError(f"unknown component {name!r}")
+            self.__dict__[name] = value  # wins over a cached_property
+
+    @cached_property
+    def pipeline(self) -> IngestionPipeline:
+        p: Any = self
+        return IngestionPipeline(
+            documents=p.documents,
+            blobs=p.blobs,
+            index=p.index,
+            embedder=p.embedder,
+            token_counter=p.token_counter,
+            chunking=self.settings.chunking_config(),
+            limits=self.settings.extraction_limits(),
+        )
+
+    @cached_property
+    def document_service(self) -> DocumentService:
+        p: Any = self
+        return DocumentService(
+            documents=p.documents,
+            blobs=p.blobs,
+            index=p.index,
+            trigger=p.trigger,
+            signer=p.signer,
+            max_upload_bytes=self.settings.max_upload_bytes,
+        )
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        p: Any = self
+        return Retriever(p.index, p.embedder, self.settings.retrieval_config(), reranker=p.reranker)
+
+    @cached_property
+    def router(self) -> Any:
+        from lectern.domain.routing import ModelRouter
+
+        p: Any = self
+        s = self.settings
+        return ModelRouter(p.model, p.strong_model if s.routing else None, s.routing_config())
+
+    @cached_property
+    def limits(self) -> Any:
+        from lectern.domain.limits import TenantLimits
+
+        p: Any = self
+        return TenantLimits(p.limit_counters, self.settings.limit_policy())
+
+    @cached_property
+    def core_answerer(self) -> Answerer:
+        """The innermost stage: retrieval, guard, routing, prompt, generation, grounding."""
+        p: Any = self
+        s = self.settings
+        return Answerer(
+            retriever=self.retriever,
+            model=p.model,
+            router=self.router,
+            template=load_template(s.prompt_version),
+            prompt_b=load_template(s.prompt_version_b) if s.prompt_version_b else None,
+            prompt_b_share=s.prompt_b_share,
+            token_counter=p.token_counter,
+            config=s.answer_config(),
+            guard=p.guard,
+        )
+
+    @cached_property
+    def answerer(self) -> Any:
+        """The whole answer stack (see the module docstring); answers and streams like an Answerer."""
+        from lectern.domain.feedback import TracedAnswerer
+        from lectern.domain.limits import BudgetedAnswerer
+
+        p: Any = self
+        stage: Any = self.core_answerer
+        if self.settings.cache_enabled:
+            from lectern.domain.cache import SemanticCache
+
+            stage = SemanticCache(
+                stage,
+                p.answer_cache,
+                p.documents,
+                config=self.settings.cache_config(),
+                on_lookup=p.on_cache_lookup(),
+            )
+        stage = p.observe(TracedAnswerer(stage, p.queries))
+        return BudgetedAnswerer(stage, self.limits)
+
+    @cached_property
+    def feedback(self) -> Any:
+        from lectern.domain.feedback import FeedbackService
+
+        p: Any = self
+        return FeedbackService(p.queries)
+
+    # defaults of the optional ports
+    def observe(self, answerer: Any) -> Any:
+        return answerer
+
+    def on_cache_lookup(self) -> Callable[..., None] | None:
+        return None
