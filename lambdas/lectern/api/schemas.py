@@ -103,9 +103,7 @@ class QueryResponse(BaseModel):
     latency_ms: int
     prompt_version: str
     abstained: bool
-    cost_usd: float = Field(
-        description="Generation cost in USD at lectern/data/model_prices.json (0 for local)"
-    )
+    cost_usd: float = Field(description="Generation cost in USD at lectern/data/model_prices.json (0 for local)")
     cache_hit: bool = False
     route: str = Field(default="", description="Which model tier answered and why, e.g. 'strong: comparison'")
 

@@ -1,0 +1,64 @@
+"""/v1/documents: create an upload slot, list, get and delete documents."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from lectern.api.routes import ERRORS, caller
+from lectern.api.schemas import (
+    CreateDocumentRequest,
+    CreateDocumentResponse,
+    DocumentList,
+    DocumentOut,
+    ErrorResponse,
+    UploadOut,
+)
+
+if TYPE_CHECKING:
+    from lectern.api.app import ApiServices
+
+_CREATE_RESPONSES = {
+    201: {"description": "Created", "content": {"application/json": {"model": CreateDocumentResponse}}},
+    413: {"description": "Too large", "content": {"application/json": {"model": ErrorResponse}}},
+    415: {"description": "Unsupported type", "content": {"application/json": {"model": ErrorResponse}}},
+    **ERRORS,
+}
+
+
+def router(services: ApiServices) -> Router:
+    r = Router()
+
+    @r.post(
+        "/v1/documents",
+        summary="Create a document and get an upload slot (S3 presigned POST shape)",
+        responses=_CREATE_RESPONSES,
+    )
+    def create_document(body: Annotated[CreateDocumentRequest, Body()]) -> Response[CreateDocumentResponse]:
+        doc, slot = services.documents.create_upload(
+            caller(r).tenant_id, body.filename, body.content_type, body.size_bytes
+        )
+        out = CreateDocumentResponse(document_id=doc.document_id, upload=UploadOut(url=slot.url, fields=slot.fields))
+        return Response(201, content_types.APPLICATION_JSON, out)
+
+    @r.get("/v1/documents", summary="List documents")
+    def list_documents() -> DocumentList:
+        return DocumentList(documents=[DocumentOut.of(d) for d in services.documents.list(caller(r).tenant_id)])
+
+    @r.get("/v1/documents/<document_id>", summary="Get a document's status", responses=ERRORS)
+    def get_document(document_id: Annotated[str, Path(max_length=64)]) -> DocumentOut:
+        return DocumentOut.of(services.documents.get(caller(r).tenant_id, document_id))
+
+    @r.delete(
+        "/v1/documents/<document_id>",
+        summary="Delete a document, its chunks and index entries",
+        responses={204: {"description": "Deleted"}, **ERRORS},
+    )
+    def delete_document(document_id: Annotated[str, Path(max_length=64)]) -> Response[None]:
+        services.documents.delete(caller(r).tenant_id, document_id)
+        return Response(204, content_types.APPLICATION_JSON, "")
+
+    return r
