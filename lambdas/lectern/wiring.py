@@ -6,13 +6,14 @@ difference between running on one machine and on AWS is which adapters are passe
 first use and once (a Lambda that only marks a document INDEXED never creates a search client or a model
 client); a test may replace any component by name before first use (`Services.override`).
 
-The answer stack is composed here, once, from the inside out:
+The answer pipeline (lectern.domain.pipeline) is composed here, once, outermost first:
 
-    Answerer (retrieval, guard, routing, prompt, grounding)
-      -> SemanticCache       when the cache is on (a hit skips retrieval and generation)
-      -> TracedAnswerer      every answer, cached or not, is recorded for feedback and evaluation
-      -> ports.observe(...)  mode-specific measurement (AWS: CloudWatch metrics, fallback reasons)
-      -> BudgetedAnswerer    outermost: a refused question is neither generated, cached nor traced
+    BudgetStage         the tenant's daily tokens: a refused question is neither generated, cached nor traced
+    ports.observe()     mode-specific measurement (AWS: CloudWatch metrics, fallback reasons)
+    TraceStage          every answer, cached or not, is recorded for feedback and evaluation
+    QuestionGuardStage  PII masked / attacks refused before the cache sees the question (when a guard is set)
+    SemanticCache       when the cache is on: a hit answers without retrieval or generation
+    Answerer            the core: retrieval, passage guard, gate, routing, prompt, generation, grounding
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from lectern.domain.answering import Answerer
 from lectern.domain.documents import DocumentService
 from lectern.domain.ingest import IngestionPipeline
+from lectern.domain.pipeline import AnswerPipeline, QuestionGuardStage
 from lectern.domain.ports import ChatModel, Embedder
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import Retriever
@@ -51,7 +53,7 @@ class Ports(Protocol):
     @property
     def token_counter(self) -> Callable[[str], int]: ...
 
-    def observe(self, answerer: Any) -> Any: ...  # mode-specific measurement around the traced answerer
+    def observe(self) -> list[Any]: ...  # mode-specific measurement stages (lectern.domain.pipeline)
 
     def on_cache_lookup(self) -> Callable[..., None] | None: ...
 
@@ -131,25 +133,30 @@ class Services:
         )
 
     @cached_property
-    def answerer(self) -> Any:
-        """The whole answer stack (see the module docstring); answers and streams like an Answerer."""
-        from lectern.domain.feedback import TracedAnswerer
-        from lectern.domain.limits import BudgetedAnswerer
+    def answerer(self) -> AnswerPipeline:
+        """The answer pipeline (see the module docstring): answers and streams for the API, CLI and evaluation."""
+        from lectern.domain.feedback import TraceStage
+        from lectern.domain.limits import BudgetStage
 
         p: Any = self
-        stage: Any = self.core_answerer
+        core = self.core_answerer
+        stages: list[Any] = [BudgetStage(self.limits), *p.observe(), TraceStage(p.queries)]
+        if p.guard is not None:
+            stages.append(QuestionGuardStage(p.guard))
         if self.settings.cache_enabled:
             from lectern.domain.cache import SemanticCache
 
-            stage = SemanticCache(
-                stage,
-                p.answer_cache,
-                p.documents,
-                config=self.settings.cache_config(),
-                on_lookup=p.on_cache_lookup(),
+            stages.append(
+                SemanticCache(
+                    p.answer_cache,
+                    p.documents,
+                    embed=lambda text: core.retriever.embedder.embed_query(text),
+                    prompt_version=lambda user_id: core.prompt_for(user_id).version,
+                    config=self.settings.cache_config(),
+                    on_lookup=p.on_cache_lookup(),
+                )
             )
-        stage = p.observe(TracedAnswerer(stage, p.queries))
-        return BudgetedAnswerer(stage, self.limits)
+        return AnswerPipeline(core, stages)
 
     @cached_property
     def feedback(self) -> Any:
@@ -159,8 +166,9 @@ class Services:
         return FeedbackService(p.queries)
 
     # defaults of the optional ports
-    def observe(self, answerer: Any) -> Any:
-        return answerer
+    def observe(self) -> list[Any]:
+        """Mode-specific measurement stages, between the budget and the trace (AWS: CloudWatch metrics)."""
+        return []
 
     def on_cache_lookup(self) -> Callable[..., None] | None:
         return None

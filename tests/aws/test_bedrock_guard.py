@@ -11,6 +11,7 @@ from lectern.adapters.aws.bedrock import BedrockConverseModel, BedrockGuardrail
 from lectern.adapters.aws.bedrock_guard import BedrockAnswerGuard
 from lectern.domain.answering import I_DONT_KNOW, Answerer
 from lectern.domain.errors import GuardrailBlocked
+from lectern.domain.pipeline import QuestionGuardStage
 from lectern.domain.models import Chunk, ScoredChunk
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import RetrievalResult
@@ -120,9 +121,9 @@ def test_aws_container_wires_the_guard_only_with_a_guardrail() -> None:
     )
     guard = with_guard.guard
     assert isinstance(guard, BedrockAnswerGuard) and guard.guardrail.guardrail_id == "gr-1"
-    inner = with_guard.answerer
-    for _ in range(6):
-        if isinstance(inner, Answerer):
-            break
-        inner = inner.__dict__.get("inner")
-    assert isinstance(inner, Answerer) and inner.guard is guard
+    pipeline = with_guard.answerer
+    assert isinstance(pipeline.core, Answerer) and pipeline.core.guard is guard
+    # the question is checked before the cache looks it up (a hit cannot bypass the guard)
+    kinds = [type(s).__name__ for s in pipeline.stages]
+    assert kinds.index("QuestionGuardStage") < kinds.index("SemanticCache")
+    assert pipeline.stage(QuestionGuardStage).guard is guard

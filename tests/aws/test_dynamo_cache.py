@@ -18,7 +18,7 @@ from lectern.adapters.aws.table import create_table, deserialize_item
 from lectern.domain.cache import CacheConfig, CacheEntry, SemanticCache
 from lectern.domain.models import Document, DocumentStatus
 from tests.fakes.embedder import HashEmbedder
-from tests.unit.test_cache import FakeAnswerer
+from tests.unit.test_cache import Cached, FakeAnswerer
 
 TABLE = "lectern-cache-test"
 T = "acme"
@@ -120,10 +120,11 @@ def test_semantic_cache_on_dynamodb_invalidated_by_reprocessing_the_cited_docume
     inner = FakeAnswerer()
     words = HashEmbedder()
     hits: list[tuple[bool, str]] = []
-    cache = SemanticCache(
-        inner, DynamoAnswerCache(TABLE, client_or_resource=ddb), docs, config=CacheConfig(threshold=0.85),
+    cache = Cached(inner, SemanticCache(
+        DynamoAnswerCache(TABLE, client_or_resource=ddb), docs, config=CacheConfig(threshold=0.85),
         embed=lambda t: words.embed_query(re.sub(r"\d", "", t)), on_lookup=lambda h, t: hits.append((h, t)),
-    )  # fmt: skip
+        prompt_version=lambda user_id: inner.template.version,
+    ))  # fmt: skip
     q = "How many blankets were delivered on January 23?"
     assert not cache.answer(T, q).cache_hit
     assert cache.answer(T, "how many blankets were delivered on january 23").cache_hit  # exact tier
@@ -162,31 +163,25 @@ def test_cache_lookup_metrics_emit_hits_and_misses() -> None:
     m.clear_metrics()
 
 
-def _find(obj: object, cls: type) -> object | None:
-    for _ in range(6):
-        if isinstance(obj, cls):
-            return obj
-        obj = getattr(obj, "__dict__", {}).get("inner")
-    return None
-
-
 @pytest.mark.parametrize("enabled", [True, False])
 def test_aws_container_puts_the_cache_behind_the_metered_answerer(ddb, enabled: bool) -> None:
     from lectern.aws.container import AwsLectern
-    from lectern.aws.observability import MeteredAnswerer
+    from lectern.aws.observability import MetricsStage
     from lectern.aws.settings import AwsSettings
+    from lectern.domain.feedback import TraceStage
+    from lectern.domain.limits import BudgetStage
 
     settings = AwsSettings(
         documents_bucket="lectern-docs", table_name=TABLE, opensearch_endpoint="https://search.example.com",
         cache_enabled=enabled, cache_threshold=0.93, cache_max_entries=42,
     )  # fmt: skip
     lectern = AwsLectern(settings, retriever=FakeAnswerer().retriever)
-    from lectern.domain.limits import BudgetedAnswerer
-
-    answerer = lectern.answerer
-    # outermost the token budget, then the metrics (so cache hits are metered), then the cache
-    assert isinstance(answerer, BudgetedAnswerer) and isinstance(answerer.inner, MeteredAnswerer)
-    cache = _find(answerer, SemanticCache)
+    pipeline = lectern.answerer
+    # outermost the token budget, then the metrics (so cache hits are metered), the trace, then the cache
+    kinds = [type(s) for s in pipeline.stages]
+    assert kinds[:3] == [BudgetStage, MetricsStage, TraceStage]
+    assert kinds[3:] == ([SemanticCache] if enabled else [])
+    cache = pipeline.stage(SemanticCache)
     if not enabled:
         assert cache is None
         return

@@ -106,7 +106,8 @@ def test_expired_traces_are_ignored_before_ttl_deletes_them(ddb):
 def test_metered_answerer_emits_a_per_tenant_cost_metric(capsys):
     from aws_lambda_powertools import Metrics
 
-    from lectern.aws.observability import MeteredAnswerer
+    from lectern.aws.observability import MetricsStage
+    from lectern.domain.pipeline import AnswerPipeline, Done
     from lectern.domain.models import Answer, Usage
 
     answer = Answer(
@@ -114,11 +115,11 @@ def test_metered_answerer_emits_a_per_tenant_cost_metric(capsys):
     )
 
     class Inner:
-        def answer(self, tenant_id, question, **kwargs):
-            return answer
+        def events(self, request):
+            yield Done(answer)
 
     metrics = Metrics(namespace="Lectern", service="lectern")
-    MeteredAnswerer(Inner(), metrics=metrics).answer("acme", "Compare A and B")  # type: ignore[arg-type]
+    AnswerPipeline(Inner(), [MetricsStage(metrics=metrics)]).answer("acme", "Compare A and B")
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     tenant = [b for b in blobs if "TenantQueryCostUSD" in b]
     assert len(tenant) == 1 and tenant[0]["tenant"] == "acme"

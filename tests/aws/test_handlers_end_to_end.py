@@ -86,8 +86,9 @@ def test_streaming_query_is_buffered_into_server_sent_events(aws_harness):
     )
     assert r["statusCode"] == 200
     events = [block.split("\n")[0] for block in r["body"].strip().split("\n\n")]
-    assert events[0] == "event: token" and events[-1] == "event: done"
-    assert "event: citations" in events
+    assert events[0] == "event: status" and events[-1] == "event: done"
+    assert "event: token" in events and "event: citations" in events
+    assert events.index("event: status") < events.index("event: token") < events.index("event: citations")
     assert h.bedrock.of("converse-stream"), "the stream must use ConverseStream"
 
 

@@ -91,11 +91,16 @@ def test_model_abstention_drops_citations(index):
     assert a.abstained and a.citations == []
 
 
-def test_stream_emits_tokens_then_citations_then_done(index):
+def test_stream_emits_status_tokens_then_citations_then_done(index):
     answerer, _ = _answerer(index, "200 laptops [1].")
     events = list(answerer.stream("t", "How many laptops were delivered?"))
     kinds = [e.kind for e in events]
-    assert kinds[-2:] == ["citations", "done"] and set(kinds[:-2]) == {"token"}
+    assert kinds[-2:] == ["citations", "done"] and set(kinds[:-2]) == {"status", "token"}
+    stages = [e.stage for e in events if e.kind == "status"]
+    assert stages[:2] == ["retrieving", "generating"]  # before the tokens, with the time elapsed so far
+    assert kinds.index("token") > kinds.index("status")
+    elapsed = [e.elapsed_ms for e in events if e.kind == "status"]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
     assert "".join(e.text for e in events if e.kind == "token") == "200 laptops [1]."
 
 

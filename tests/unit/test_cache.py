@@ -13,7 +13,7 @@ import pytest
 
 from lectern.adapters.local.sqlite_cache import SqliteAnswerCache
 from lectern.adapters.local.sqlite_db import SqliteDatabase
-from lectern.domain.answering import AnswerEvent
+from lectern.domain.pipeline import AnswerPipeline, AnswerRequest, Citations, Done, QuestionGuardStage, Token
 from lectern.domain.cache import (
     CacheConfig,
     SemanticCache,
@@ -93,18 +93,42 @@ class FakeAnswerer:
             route="cheap: default",
         )  # fmt: skip
 
-    def answer(self, tenant_id: str, question: str, *, top_k=None, filters=None, **kwargs: Any) -> Answer:
-        self.kwargs.append(kwargs)
-        return self._make(question, top_k)
+    def events(self, request: AnswerRequest) -> Iterator[Any]:
+        """The core of a pipeline: the request's events (the kwargs it was asked with recorded)."""
+        self.kwargs.append({"user_id": request.user_id} if request.user_id else {})
+        a = self._make(request.question, request.top_k)
+        if request.live:
+            yield Token(a.answer[:5])
+            yield Token(a.answer[5:])
+        yield Citations(a.citations)
+        yield Done(a)
 
-    def stream(
-        self, tenant_id: str, question: str, *, top_k=None, filters=None, **kwargs: Any
-    ) -> Iterator[AnswerEvent]:
-        a = self._make(question, top_k)
-        yield AnswerEvent("token", text=a.answer[:5])
-        yield AnswerEvent("token", text=a.answer[5:])
-        yield AnswerEvent("citations", citations=a.citations)
-        yield AnswerEvent("done", answer=a)
+
+class Cached:
+    """The cache stage in a pipeline around `inner` (with the guard in front when `inner.guard` is set), plus
+    the stage's own attributes, as the tests below use them."""
+
+    def __init__(self, inner: FakeAnswerer, stage: SemanticCache) -> None:
+        self.inner, self.stage = inner, stage
+
+    def _pipeline(self) -> AnswerPipeline:
+        guard = [QuestionGuardStage(self.inner.guard)] if self.inner.guard is not None else []
+        return AnswerPipeline(self.inner, [*guard, self.stage])
+
+    def answer(self, tenant_id: str, question: str, **kwargs: Any) -> Answer:
+        return self._pipeline().answer(tenant_id, question, **kwargs)
+
+    def stream(self, tenant_id: str, question: str, **kwargs: Any) -> Iterator[Any]:
+        return self._pipeline().stream(tenant_id, question, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # the stage's config, store, lookup, remember
+        return getattr(self.stage, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("inner", "stage"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.stage, name, value)
 
 
 class Clock:
@@ -127,11 +151,13 @@ def env(tmp_path: Path):
     outcomes: list[tuple[bool, str]] = []
     # blind to digits, as a real sentence embedder nearly is ("over $50" vs "over $500": 0.905 with MiniLM)
     words = HashEmbedder()
-    cache = SemanticCache(
-        inner, store, docs, config=CacheConfig(threshold=0.85, ttl_s=3600, max_entries=50), clock=clock,
+    stage = SemanticCache(
+        store, docs, config=CacheConfig(threshold=0.85, ttl_s=3600, max_entries=50), clock=clock,
         on_lookup=lambda hit, tier: outcomes.append((hit, tier)),
         embed=lambda t: words.embed_query(re.sub(r"\d", "", t)),
+        prompt_version=lambda user_id: inner.template.version,
     )  # fmt: skip
+    cache = Cached(inner, stage)
     yield cache, inner, docs, store, clock, outcomes
     db.close()
 

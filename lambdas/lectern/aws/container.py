@@ -180,10 +180,10 @@ class AwsLectern(Services):
         return BedrockReranker(self.settings.rerank_model_arn)
 
     # -- measurement around the answer stack (lectern.wiring composes it) ----------------------------------
-    def observe(self, answerer: Any) -> Any:
-        from lectern.aws.observability import MeteredAnswerer
+    def observe(self) -> list[Any]:
+        from lectern.aws.observability import MetricsStage
 
-        return MeteredAnswerer(answerer, fallback_probe=self._fallback_reason)
+        return [MetricsStage(fallback_probe=self._fallback_reason)]
 
     def on_cache_lookup(self) -> Callable[..., None] | None:
         from lectern.aws.observability import cache_lookup_metrics

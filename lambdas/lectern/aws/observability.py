@@ -13,10 +13,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lectern.domain.answering import Answerer, AnswerEvent
 from lectern.domain.costing import PriceTable, default_prices
 from lectern.domain.errors import GuardrailBlocked, ModelUnavailable
 from lectern.domain.models import Answer
+from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Done, Next
 
 NAMESPACE = "Lectern"
 logger = Logger(service="lectern")
@@ -24,44 +24,29 @@ tracer = Tracer(service="lectern")
 metrics = Metrics(namespace=NAMESPACE, service="lectern")
 
 
-class MeteredAnswerer:
-    """The domain's Answerer with EMF metrics around it: latency, tokens, cost, fallback, guardrail blocks.
+class MetricsStage:
+    """The answer pipeline's stage for EMF metrics (AWS): latency, tokens, cost, fallback, guardrail blocks.
 
     `fallback_probe()` returns the reason the last answer on this thread came from the fallback model (or None).
     """
 
     def __init__(
         self,
-        inner: Answerer,
         *,
         metrics: Metrics = metrics,
         prices: PriceTable | None = None,
         fallback_probe: Any = None,
     ) -> None:
-        self.inner = inner
         self.metrics = metrics
         self.prices = prices or default_prices()
         self.fallback_probe = fallback_probe or (lambda: None)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def answer(self, tenant_id: str, question: str, **kwargs: Any) -> Answer:
+    def run(self, request: AnswerRequest, next: Next) -> Iterator[AnswerEvent]:
         started = time.perf_counter()
         try:
-            result = self.inner.answer(tenant_id, question, **kwargs)
-        except (GuardrailBlocked, ModelUnavailable) as exc:
-            self._failure(exc)
-            raise
-        self._record(result, started, tenant_id)
-        return result
-
-    def stream(self, tenant_id: str, question: str, **kwargs: Any) -> Iterator[AnswerEvent]:
-        started = time.perf_counter()
-        try:
-            for event in self.inner.stream(tenant_id, question, **kwargs):
-                if event.kind == "done" and event.answer is not None:
-                    self._record(event.answer, started, tenant_id)
+            for event in next(request):
+                if isinstance(event, Done):
+                    self._record(event.answer, started, request.tenant_id)
                 yield event
         except (GuardrailBlocked, ModelUnavailable) as exc:
             self._failure(exc)

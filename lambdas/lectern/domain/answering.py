@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from lectern.domain.costing import PriceTable, default_prices
 from lectern.domain.errors import ValidationFailed
 from lectern.domain.models import Answer, ChatMessage, Citation, Generation, ScoredChunk, SearchFilters, Usage
+from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Citations, Done, Status, Token, final_answer
 from lectern.domain.ports import ChatModel
 from lectern.domain.prompts import PromptSplit, PromptTemplate
 from lectern.domain.retrieval import RetrievalResult, Retriever
@@ -45,16 +46,6 @@ class AnswerConfig:
     )
     max_tokens: int = 256
     temperature: float = 0.1
-
-
-@dataclass
-class AnswerEvent:
-    """What a streaming answer emits: `token` (text), then `citations`, then `done` (the whole Answer)."""
-
-    kind: str
-    text: str = ""
-    answer: Answer | None = None
-    citations: list[Citation] = field(default_factory=list)
 
 
 def build_context(
@@ -178,6 +169,7 @@ class Answerer:
         top_k: int | None = None,
         filters: SearchFilters | None = None,
         user_id: str | None = None,
+        question_checked: bool = False,
     ) -> AnswerPlan:
         """Everything before generation: checks, retrieval, context, the gate, the route, the prompt.
 
@@ -185,7 +177,7 @@ class Answerer:
         model is called), so it measures the decisions the service would make."""
         template = self.prompt_for(user_id)
         q = self._check(question)
-        if self.guard is not None:
+        if self.guard is not None and not question_checked:
             q = self.guard.check_question(tenant_id, q)
         k = top_k or self.config.top_k
         result = self.retriever.retrieve(tenant_id, q, top_k=k, filters=filters)
@@ -213,69 +205,8 @@ class Answerer:
         filters: SearchFilters | None = None,
         user_id: str | None = None,
     ) -> Iterator[AnswerEvent]:
-        """`token`* then `citations` then `done`, with tokens as the model produces them."""
-        return self._events(tenant_id, question, top_k=top_k, filters=filters, live=True, user_id=user_id)
-
-    def _events(
-        self,
-        tenant_id: str,
-        question: str,
-        *,
-        top_k: int | None,
-        filters: SearchFilters | None,
-        live: bool,
-        user_id: str | None = None,
-    ) -> Iterator[AnswerEvent]:
-        started = time.perf_counter()
-        plan = self.plan(tenant_id, question, top_k=top_k, filters=filters, user_id=user_id)
-        meta = _Meta(uuid.uuid4().hex, plan.template.version, plan.route, started)
-        if plan.gated:
-            yield AnswerEvent("token", text=I_DONT_KNOW)
-            yield AnswerEvent("citations")
-            yield AnswerEvent(
-                "done", answer=self._answer(meta, I_DONT_KNOW, [], "retrieval-gate", Usage(), True)
-            )
-            return
-        model, messages, passages = plan.model, plan.messages, plan.passages
-        assert model is not None
-        final: Generation | None = None
-        parts: list[str] = []
-        if live:
-            # PII the model writes itself is masked in the stream too (holding back a few characters at a time)
-            masker = self.guard.stream_masker() if hasattr(self.guard, "stream_masker") else None
-            for item in model.stream(
-                messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-            ):
-                if isinstance(item, Generation):
-                    final = item
-                else:
-                    parts.append(item)
-                    out = masker.push(item) if masker is not None else item
-                    if out:
-                        yield AnswerEvent("token", text=out)
-            if masker is not None and (tail := masker.flush()):
-                yield AnswerEvent("token", text=tail)
-        else:  # one request/response call: no streaming machinery when nobody reads the tokens
-            final = model.generate(
-                messages, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-            )
-        text = clean_answer(final.text if final and final.text else "".join(parts))
-        if self.guard is not None:
-            # the final answer (what is returned, stored or cached) is the checked one: grounding, PII
-            text = self.guard.check_answer(tenant_id, text, passages)
-        usage = final.usage if final else Usage()
-        model_id = final.model if final else model.model_id
-        if is_abstention(text) and not cited_numbers(text, len(passages)):
-            yield AnswerEvent("citations")
-            yield AnswerEvent(
-                "done", answer=self._answer(meta, I_DONT_KNOW, [], model_id, usage, True, passages)
-            )
-            return
-        citations = make_citations(text, passages)
-        yield AnswerEvent("citations", citations=citations)
-        yield AnswerEvent(
-            "done", answer=self._answer(meta, text, citations, model_id, usage, False, passages)
-        )
+        """`status`/`token`* then `citations` then `done`, with tokens as the model produces them."""
+        return self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=True))
 
     def answer(
         self,
@@ -286,13 +217,76 @@ class Answerer:
         filters: SearchFilters | None = None,
         user_id: str | None = None,
     ) -> Answer:
-        final = None
-        events = self._events(tenant_id, question, top_k=top_k, filters=filters, live=False, user_id=user_id)
-        for event in events:
-            if event.kind == "done":
-                final = event.answer
-        assert final is not None
-        return final
+        return final_answer(self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=False)))
+
+    def events(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
+        """The core of the answer pipeline (lectern.domain.pipeline): one request's events."""
+        started = time.perf_counter()
+
+        def status(stage: str) -> Status:
+            return Status(stage, int((time.perf_counter() - started) * 1000))  # type: ignore[arg-type]
+
+        # a bad or blocked question fails before any event (a 400, not an error in the middle of a stream)
+        q = self._check(request.question)
+        if self.guard is not None and not request.question_checked:
+            request = request.replace(question=self.guard.check_question(request.tenant_id, q), question_checked=True)
+        yield status("retrieving")
+        plan = self.plan(
+            request.tenant_id,
+            request.question,
+            top_k=request.top_k,
+            filters=request.filters,
+            user_id=request.user_id,
+            question_checked=request.question_checked,
+        )
+        meta = _Meta(uuid.uuid4().hex, plan.template.version, plan.route, started)
+        if plan.gated:
+            yield Token(I_DONT_KNOW)
+            yield Citations()
+            yield Done(self._answer(meta, I_DONT_KNOW, [], "retrieval-gate", Usage(), True))
+            return
+        yield status("generating")
+        final, parts = yield from self._generate(plan, live=request.live)
+        text = clean_answer(final.text if final and final.text else "".join(parts))
+        if self.guard is not None:
+            # the final answer (what is returned, stored or cached) is the checked one: grounding, PII
+            yield status("verifying")
+            text = self.guard.check_answer(request.tenant_id, text, plan.passages)
+        usage = final.usage if final else Usage()
+        model_id = final.model if final else plan.model.model_id  # type: ignore[union-attr]
+        passages = plan.passages
+        if is_abstention(text) and not cited_numbers(text, len(passages)):
+            yield Citations()
+            yield Done(self._answer(meta, I_DONT_KNOW, [], model_id, usage, True, passages))
+            return
+        citations = make_citations(text, passages)
+        yield Citations(citations)
+        yield Done(self._answer(meta, text, citations, model_id, usage, False, passages))
+
+    def _generate(
+        self, plan: AnswerPlan, *, live: bool
+    ) -> Generator[AnswerEvent, None, tuple[Generation | None, list[str]]]:
+        """Call the planned model: streamed (tokens yielded as they come, PII the model writes masked on the way,
+        holding back a few characters at a time) or in one request/response call when nobody reads the tokens."""
+        model = plan.model
+        assert model is not None
+        cfg = self.config
+        if not live:
+            return model.generate(plan.messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature), []
+        final: Generation | None = None
+        parts: list[str] = []
+        masker = self.guard.stream_masker() if hasattr(self.guard, "stream_masker") else None
+        for item in model.stream(plan.messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature):
+            if isinstance(item, Generation):
+                final = item
+                continue
+            parts.append(item)
+            out = masker.push(item) if masker is not None else item
+            if out:
+                yield Token(out)
+        if masker is not None and (tail := masker.flush()):
+            yield Token(tail)
+        return final, parts
 
     def _answer(
         self,

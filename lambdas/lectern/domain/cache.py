@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lectern.domain.models import Answer, Citation, Document, DocumentStatus, SearchFilters, Usage
+from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Citations, Done, Next, Token
 
 log = logging.getLogger(__name__)
 
@@ -271,72 +272,32 @@ def best_matches(
     return [(int(i), float(sims[i])) for i in sorted(top, key=lambda i: -sims[i])]
 
 
-# -- the wrapper ---------------------------------------------------------------------------------------------
+# -- the stage ----------------------------------------------------------------------------------------------
 @dataclass
 class SemanticCache:
-    """The Answerer with an answer cache in front. `on_lookup(hit, tier)` is told every lookup's outcome
-    (EMF CacheHits/CacheMisses on AWS). Unknown attributes are the inner Answerer's."""
+    """The answer pipeline's cache stage (lectern.domain.pipeline): a hit answers by itself, a miss goes on and
+    the fresh answer is remembered. `on_lookup(hit, tier)` is told every lookup's outcome (EMF CacheHits and
+    CacheMisses on AWS). It sits inside the question guard, so it only ever sees checked, masked questions."""
 
-    inner: Any  # Answerer (or anything with its answer/stream)
     store: CacheStore
     documents: DocumentLookup
+    embed: Callable[[str], np.ndarray]  # the retriever's embedder (embed_query)
+    prompt_version: Callable[[str | None], str]  # the prompt version a user gets (part of the cache scope)
     config: CacheConfig = field(default_factory=CacheConfig)
-    embed: Callable[[str], np.ndarray] | None = None  # default: inner.retriever.embedder.embed_query
     on_lookup: Callable[[bool, str], None] | None = None
     clock: Callable[[], float] = time.time
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not yet set (copy/pickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    # -- public --------------------------------------------------------------------------------------------
-    def _guarded(self, tenant_id: str, question: str) -> str:
-        """The question as the guard lets it through (PII masked; attacks raise GuardrailBlocked) *before* it is
-        looked up or stored: the cache never keeps a raw SSN, and a hit cannot bypass the guard."""
-        guard = getattr(self.inner, "guard", None)
-        if guard is None or not question or not question.strip():
-            return question
-        return guard.check_question(tenant_id, question.strip())
-
-    def answer(
-        self,
-        tenant_id: str,
-        question: str,
-        *,
-        top_k: int | None = None,
-        filters: SearchFilters | None = None,
-        **kwargs: Any,
-    ) -> Answer:
-        question = self._guarded(tenant_id, question)
-        found = self.lookup(tenant_id, question, top_k=top_k, filters=filters, **kwargs)
+    def run(self, request: AnswerRequest, next: Next) -> Iterator[AnswerEvent]:
+        r = request
+        found = self.lookup(r.tenant_id, r.question, top_k=r.top_k, filters=r.filters, user_id=r.user_id)
         if found.answer is not None:
-            return found.answer
-        result: Answer = self.inner.answer(tenant_id, question, top_k=top_k, filters=filters, **kwargs)
-        self.remember(tenant_id, question, result, top_k=top_k, filters=filters)
-        return result
-
-    def stream(
-        self,
-        tenant_id: str,
-        question: str,
-        *,
-        top_k: int | None = None,
-        filters: SearchFilters | None = None,
-        **kwargs: Any,
-    ) -> Iterator[Any]:
-        from lectern.domain.answering import AnswerEvent
-
-        question = self._guarded(tenant_id, question)
-        found = self.lookup(tenant_id, question, top_k=top_k, filters=filters, **kwargs)
-        if found.answer is not None:
-            yield AnswerEvent("token", text=found.answer.answer)
-            yield AnswerEvent("citations", citations=list(found.answer.citations))
-            yield AnswerEvent("done", answer=found.answer)
+            yield Token(found.answer.answer)
+            yield Citations(list(found.answer.citations))
+            yield Done(found.answer)
             return
-        for event in self.inner.stream(tenant_id, question, top_k=top_k, filters=filters, **kwargs):
-            if event.kind == "done" and event.answer is not None:
-                self.remember(tenant_id, question, event.answer, top_k=top_k, filters=filters)
+        for event in next(request):
+            if isinstance(event, Done):
+                self.remember(r.tenant_id, r.question, event.answer, top_k=r.top_k, filters=r.filters)
             yield event
 
     def lookup(
@@ -400,15 +361,10 @@ class SemanticCache:
 
     # -- internals -----------------------------------------------------------------------------------------
     def _embed(self, text: str) -> np.ndarray:
-        if self.embed is not None:
-            return self.embed(text)
-        return self.inner.retriever.embedder.embed_query(text)
+        return self.embed(text)
 
     def _prompt_version(self, user_id: str | None) -> str:
-        prompt_for = getattr(self.inner, "prompt_for", None)
-        if prompt_for is not None:
-            return str(prompt_for(user_id).version)
-        return str(self.inner.template.version)
+        return self.prompt_version(user_id)
 
     def _sources(self, tenant_id: str, answer: Answer) -> dict[str, str] | None:
         """Versions of every document cited or put in the prompt (None if one is not INDEXED now)."""

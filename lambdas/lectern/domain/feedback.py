@@ -3,7 +3,7 @@
 Every answer leaves a `QueryTrace` (tenant, time, prompt version, model, route, tokens, cost, latency, cache
 hit); `POST /v1/feedback` attaches a thumbs up/down (and an optional comment) to the trace of that tenant's
 query.
-`TracedAnswerer` wraps the outermost answerer (cache included), so a cached answer is traced as a cache hit.
+`TraceStage` sits outside the cache in the answer pipeline, so a cached answer is traced as a cache hit.
 The question text is not stored (it may hold personal data); the user id is stored as a short hash, enough to
 count distinct users per prompt version.
 """
@@ -14,11 +14,12 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from lectern.domain.clock import utc_now_iso
 from lectern.domain.errors import NotFound
 from lectern.domain.models import Answer
+from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Done, Next
 
 if TYPE_CHECKING:
     from lectern.domain.ports import QueryLog
@@ -71,31 +72,18 @@ def user_hash(user_id: str | None) -> str | None:
     return hashlib.sha256(user_id.encode()).hexdigest()[:16] if user_id else None
 
 
-class TracedAnswerer:
-    """Any answerer (the domain's, or one wrapped in a cache) that records a trace of each answer it gives.
+class TraceStage:
+    """The answer pipeline's trace stage: every answer given (a cache hit too) is recorded for feedback and
+    evaluation. A failing trace write is logged, never turned into a failed answer: the user already has it."""
 
-    A failing trace write is logged, never turned into a failed answer: the user already has the answer.
-    """
-
-    def __init__(self, inner: Any, log_: QueryLog, clock: Callable[[], str] = utc_now_iso) -> None:
-        self.inner = inner
+    def __init__(self, log_: QueryLog, clock: Callable[[], str] = utc_now_iso) -> None:
         self.log = log_
         self.clock = clock
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def answer(self, tenant_id: str, question: str, *, user_id: str | None = None, **kwargs: Any) -> Answer:
-        result: Answer = self.inner.answer(tenant_id, question, user_id=user_id, **kwargs)
-        self._record(tenant_id, result, user_id)
-        return result
-
-    def stream(
-        self, tenant_id: str, question: str, *, user_id: str | None = None, **kwargs: Any
-    ) -> Iterator[Any]:
-        for event in self.inner.stream(tenant_id, question, user_id=user_id, **kwargs):
-            if event.kind == "done" and event.answer is not None:
-                self._record(tenant_id, event.answer, user_id)
+    def run(self, request: AnswerRequest, next: Next) -> Iterator[AnswerEvent]:
+        for event in next(request):
+            if isinstance(event, Done):
+                self._record(request.tenant_id, event.answer, request.user_id)
             yield event
 
     def _record(self, tenant_id: str, answer: Answer, user_id: str | None) -> None:

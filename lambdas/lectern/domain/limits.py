@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from lectern.domain.errors import RateLimited
+from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Done, Next
 
 
 class LimitCounters(Protocol):
@@ -91,27 +92,18 @@ class TenantLimits:
         return self.counters.get(tenant_id, f"tokens:{day}")
 
 
-class BudgetedAnswerer:
-    """The Answerer with the tenant's daily token budget checked before and charged after each answer."""
+class BudgetStage:
+    """The answer pipeline's outermost stage: the tenant's daily token budget checked before and charged after
+    each answer (a refused question is neither generated, cached nor traced)."""
 
-    def __init__(self, inner: object, limits: TenantLimits) -> None:
-        self.inner = inner
+    def __init__(self, limits: TenantLimits) -> None:
         self.limits = limits
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def answer(self, tenant_id: str, question: str, **kwargs: object) -> object:
-        self.limits.check_budget(tenant_id)
-        result = self.inner.answer(tenant_id, question, **kwargs)  # type: ignore[attr-defined]
-        self._charge(tenant_id, result)
-        return result
-
-    def stream(self, tenant_id: str, question: str, **kwargs: object):  # type: ignore[no-untyped-def]
-        self.limits.check_budget(tenant_id)
-        for event in self.inner.stream(tenant_id, question, **kwargs):  # type: ignore[attr-defined]
-            if getattr(event, "kind", "") == "done" and getattr(event, "answer", None) is not None:
-                self._charge(tenant_id, event.answer)
+    def run(self, request: AnswerRequest, next: Next) -> Iterator[AnswerEvent]:
+        self.limits.check_budget(request.tenant_id)
+        for event in next(request):
+            if isinstance(event, Done):
+                self._charge(request.tenant_id, event.answer)
             yield event
 
     def _charge(self, tenant_id: str, answer: object) -> None:

@@ -266,9 +266,7 @@ def routing_eval(
 ) -> tuple[list[RoutedQuestion], dict[str, Any]]:
     """Plan each question with the service's own Answerer (no generation) and price the decisions."""
     tenant = lectern.settings.tenant_id
-    answerer = getattr(lectern.answerer, "inner", lectern.answerer)
-    while not hasattr(answerer, "plan") and hasattr(answerer, "inner"):
-        answerer = answerer.inner
+    answerer = lectern.answerer.core  # the pipeline's core plans; no stage runs (nothing is cached or traced)
     rows: list[RoutedQuestion] = []
     for qid, question in questions:
         plan = answerer.plan(tenant, question)

@@ -20,8 +20,8 @@ from lectern.api.schemas import (
     SearchResponse,
     SearchResult,
 )
-from lectern.domain.answering import AnswerEvent
 from lectern.domain.errors import LecternError
+from lectern.domain.pipeline import AnswerEvent, Citations, Done, Failed, Status, Token
 
 if TYPE_CHECKING:
     from lectern.api.app import ApiServices
@@ -50,17 +50,21 @@ class BufferSink:
 
 
 def emit(events: Iterator[AnswerEvent], sink: EventSink) -> None:
+    """The pipeline's typed events as server-sent events: status*, token*, citations, done — or error."""
     try:
         for ev in events:
-            if ev.kind == "token":
+            if isinstance(ev, Status):
+                sink.send("status", {"stage": ev.stage, "elapsed_ms": ev.elapsed_ms})
+            elif isinstance(ev, Token):
                 sink.send("token", {"text": ev.text})
-            elif ev.kind == "citations":
+            elif isinstance(ev, Citations):
                 sink.send("citations", {"citations": [CitationOut.of(c).model_dump() for c in ev.citations]})
-            elif ev.kind == "done" and ev.answer is not None:
+            elif isinstance(ev, Done):
                 sink.send("done", QueryResponse.of(ev.answer).model_dump())
     except LecternError as exc:
         # Headers (200) may already be out: the error travels as an event.
-        sink.send("error", {"error": {"code": exc.code, "message": exc.message}})
+        failed = Failed(exc.code, exc.message)
+        sink.send("error", {"error": {"code": failed.code, "message": failed.message}})
 
 
 def _chain(first: AnswerEvent, rest: Iterator[AnswerEvent]) -> Iterator[AnswerEvent]:
@@ -73,7 +77,7 @@ def router(services: ApiServices) -> Router:
 
     @r.post(
         "/v1/query",
-        summary="Ask a question; with Accept: text/event-stream the answer streams (token*, citations, done)",
+        summary="Ask a question; with Accept: text/event-stream the answer streams (status*, token*, citations, done)",
         responses={
             503: {"description": "No model", "content": {"application/json": {"model": ErrorResponse}}},
             **ERRORS,
@@ -89,7 +93,7 @@ def router(services: ApiServices) -> Router:
             events = services.answerer.stream(
                 who.tenant_id, body.question, top_k=body.top_k, filters=filters, user_id=who.user_id
             )
-            first = next(events)  # validation and retrieval errors surface here, before any 200 goes out
+            first = next(events)  # validation, guard and budget errors surface here, before any 200 goes out
             emit(_chain(first, events), sink)
             body_text = "".join(sink.parts) if isinstance(sink, BufferSink) else ""
             return Response(200, SSE, body_text, headers={"Cache-Control": "no-cache"})
