@@ -505,6 +505,20 @@ function alertFor(err, title) {
 
 const health = { el: $("health"), label: $("health-label"), state: "unknown" };
 
+/** "Model restarting: killed by SIGKILL; retrying in 2 s" from /v1/health's components and details. */
+function healthSummary(data) {
+  const components = data?.components || {};
+  const details = data?.details || {};
+  const bad = Object.entries(components).filter(([, v]) => !["ok", "starting", "idle"].includes(v));
+  if (!bad.length) return `API ${data?.status || "degraded"}`;
+  return bad
+    .map(([name, v]) => {
+      const label = name.charAt(0).toUpperCase() + name.slice(1);
+      return details[name] ? `${label} ${v}: ${details[name]}` : `${label} ${v}`;
+    })
+    .join(" · ");
+}
+
 async function checkHealth() {
   let state = "down";
   let text = "API unreachable";
@@ -515,7 +529,7 @@ async function checkHealth() {
       text = "API online";
     } else {
       state = "degraded";
-      text = `API ${data?.status || "degraded"}`;
+      text = healthSummary(data);
     }
   } catch (err) {
     if (err instanceof ApiError && err.message) text = `API unreachable: ${err.message}`;

@@ -11,8 +11,8 @@ from lectern.adapters.aws.bedrock import BedrockConverseModel, BedrockGuardrail
 from lectern.adapters.aws.bedrock_guard import BedrockAnswerGuard
 from lectern.domain.answering import I_DONT_KNOW, Answerer
 from lectern.domain.errors import GuardrailBlocked
-from lectern.domain.pipeline import QuestionGuardStage
 from lectern.domain.models import Chunk, ScoredChunk
+from lectern.domain.pipeline import QuestionGuardStage
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import RetrievalResult
 

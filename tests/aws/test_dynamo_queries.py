@@ -107,8 +107,8 @@ def test_metered_answerer_emits_a_per_tenant_cost_metric(capsys):
     from aws_lambda_powertools import Metrics
 
     from lectern.aws.observability import MetricsStage
-    from lectern.domain.pipeline import AnswerPipeline, Done
     from lectern.domain.models import Answer, Usage
+    from lectern.domain.pipeline import AnswerPipeline, Done
 
     answer = Answer(
         "x [1]", [], "us.amazon.nova-pro-v1:0", Usage(1000, 100), 5, "answer-v3", route="strong: comparison"

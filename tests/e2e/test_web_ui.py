@@ -8,6 +8,7 @@ See conftest.py for the fixtures and the environment variables.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -148,3 +149,23 @@ def test_page_fits_a_narrow_screen(browser, lectern_server: Any) -> None:
         assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 375px wide"
     finally:
         context.close()
+
+
+def test_health_names_the_component_that_is_down_and_why(page: Page, lectern_server: Any) -> None:
+    """While the model server restarts (see tests/integration/test_model_supervision.py for the real outage), the
+    page's health badge says which component is down and why, from /v1/health's `components` and `details`."""
+    body = {
+        "status": "degraded",
+        "version": "t",
+        "components": {"index": "ok", "model": "restarting"},
+        "details": {"model": "model server exited (killed by SIGKILL); restart 1 in 1.0 s"},
+    }
+    page.route(
+        f"{lectern_server.url}/v1/health",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body)),
+    )
+    page.goto(f"{lectern_server.url}/")
+    health = page.get_by_test_id("health")
+    expect(health).to_have_attribute("data-state", "degraded")
+    expect(health).to_contain_text("Model restarting: model server exited (killed by SIGKILL)")
+    assert "index" not in (health.text_content() or "").lower()

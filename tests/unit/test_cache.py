@@ -13,7 +13,6 @@ import pytest
 
 from lectern.adapters.local.sqlite_cache import SqliteAnswerCache
 from lectern.adapters.local.sqlite_db import SqliteDatabase
-from lectern.domain.pipeline import AnswerPipeline, AnswerRequest, Citations, Done, QuestionGuardStage, Token
 from lectern.domain.cache import (
     CacheConfig,
     SemanticCache,
@@ -33,6 +32,7 @@ from lectern.domain.models import (
     SearchFilters,
     Usage,
 )
+from lectern.domain.pipeline import AnswerPipeline, AnswerRequest, Citations, Done, QuestionGuardStage, Token
 from tests.fakes.embedder import HashEmbedder
 
 T = "acme"
