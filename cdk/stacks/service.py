@@ -117,6 +117,8 @@ class ServiceStack(Stack):
             embed_max_concurrency=config.ingestion.embed_max_concurrency,
             reindex_max_concurrency=config.ingestion.reindex_max_concurrency,
             log_retention=self.functions.retention,
+            bucket_name=data.store.bucket_name,
+            state_machine_prefix=f"{config.prefix.lower()}-{config.env_name}",
         )
         name = f"{config.prefix.lower()}-{config.env_name}"
         self.api = Api(

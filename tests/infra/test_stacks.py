@@ -269,6 +269,40 @@ def test_state_machines_load_the_asl_files_with_every_substitution(dev) -> None:
     )
 
 
+def _policy_statements(raw: dict, fragment: str) -> list[dict]:
+    return [
+        s
+        for k, p in resources(raw, "AWS::IAM::Policy").items()
+        if fragment in k
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_rebuild_is_a_distributed_map_over_s3_with_exactly_the_grants_it_needs(dev, prod) -> None:
+    for synth, env_name in ((dev, "dev"), (prod, "prod")):
+        raw = synth.raw("Service")
+        (rebuild,) = [
+            m
+            for m in resources(raw, "AWS::StepFunctions::StateMachine").values()
+            if "ReindexMaxConcurrency" in m["Properties"]["DefinitionSubstitutions"]
+        ]
+        props = rebuild["Properties"]
+        assert props["StateMachineName"] == f"lectern-{env_name}-rebuild"
+        assert "documents" in json.dumps(props["DefinitionSubstitutions"]["DocumentsBucket"])
+        text = json.dumps(_policy_statements(raw, "IngestionRebuildRole"))
+        assert "lectern.rebuild/*" in text and "lectern.rebuild/results/*" in text
+        assert '"states:StartExecution"' in text and f"stateMachine:lectern-{env_name}-rebuild" in text
+        assert f"execution:lectern-{env_name}-rebuild/*" in text
+        listing = _policy_statements(raw, "FunctionsListDocumentsRole")
+        (write,) = [s for s in listing if s.get("Sid") == "WriteRebuildList"]
+        assert write["Action"] == "s3:PutObject" and "lectern.rebuild/*" in json.dumps(write["Resource"])
+    asl = json.loads(REBUILD_ASL.read_text().replace("${ReindexMaxConcurrency}", "2"))
+    (state,) = [s for s in asl["States"].values() if s["Type"] == "Map"]
+    assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert state["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert state["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject"
+
+
 def test_uploads_of_originals_start_ingestion_through_eventbridge(dev) -> None:
     target = Capture()
     dev.template("Service").has_resource_properties(
