@@ -5,8 +5,8 @@ Why not moto: moto 5.2's interpreter (the LocalStack port) runs a Distributed Ma
     so the per-document results a rebuild reports would not exist;
   * a failed child execution is swallowed (its output becomes null) and ToleratedFailurePercentage/Count are
     not evaluated, so "a child failed" cannot be tested;
-  * each worker recurses once per item (`DistributedItemProcessorWorker._eval_pool`), so thousands of items
-    per worker end in RecursionError;
+  * each worker recurses once per item (`DistributedItemProcessorWorker._eval_pool` calls itself for the
+    next job), so thousands of items per worker run into Python's recursion limit;
   * it checks neither the 256 KiB state payload quota nor the 25,000-event history quota.
 So the rebuild runs here, on this interpreter; the ingestion machine still runs on moto (with the quotas
 checked by `asl_harness`'s event hook).

@@ -447,6 +447,49 @@ def test_guardrail_blocks_pii_harm_prompt_attacks_a_topic_and_checks_grounding(d
     t.resource_count_is("AWS::Bedrock::GuardrailVersion", 1)
 
 
+def _service_template(config: LecternConfig, outdir) -> dict:
+    from aws_cdk import App
+    from cdk.app import build
+
+    app = App(context={"lectern:bundle": "none"}, outdir=str(outdir))
+    stacks = build(app, config)
+    return app.synth().get_stack_by_name(stacks["Service"].stack_name).template
+
+
+def _guardrail_version(raw: dict) -> tuple[str, set[str]]:
+    """(the GuardrailVersion's logical id, what every function's LECTERN_GUARDRAIL_VERSION names)"""
+    (version_id,) = resources(raw, "AWS::Bedrock::GuardrailVersion")
+    referenced = {
+        json.dumps(f["Properties"]["Environment"]["Variables"]["LECTERN_GUARDRAIL_VERSION"])
+        for f in our_functions(raw).values()
+    }
+    return version_id, referenced
+
+
+def test_a_guardrail_edit_publishes_a_new_version_and_the_functions_follow_it(
+    dev, tmp_path, monkeypatch
+) -> None:
+    base = load_config("dev")
+    first_id, first_refs = _guardrail_version(dev.raw("Service"))
+    assert first_refs == {json.dumps({"Fn::GetAtt": [first_id, "Version"]})}
+    same_id, _ = _guardrail_version(_service_template(base, tmp_path / "same"))
+    assert same_id == first_id  # no edit: the same version resource, nothing republished
+
+    data = base.model_dump()
+    data["models"]["grounding_threshold"] = 0.8  # a threshold edit
+    edited_id, edited_refs = _guardrail_version(
+        _service_template(LecternConfig.model_validate(data), tmp_path / "edited")
+    )
+    assert edited_id != first_id and edited_id.startswith("ModelsGuardrailVersion")
+    assert edited_refs == {json.dumps({"Fn::GetAtt": [edited_id, "Version"]})}
+
+    import cdk.constructs.models as models
+
+    monkeypatch.setattr(models, "CONTENT_FILTERS", [*models.CONTENT_FILTERS[:-1]])  # a code-level edit
+    code_id, _ = _guardrail_version(_service_template(base, tmp_path / "code"))
+    assert code_id not in {first_id, edited_id}
+
+
 def test_fallback_model_is_off_by_default_and_wired_in_when_enabled(dev, tmp_path) -> None:
     assert not any(
         r["Type"].startswith("AWS::SageMaker::") for p in PARTS for r in dev.raw(p)["Resources"].values()
