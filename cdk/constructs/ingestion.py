@@ -68,6 +68,20 @@ class Ingestion(Construct):
                 "ingestion workflow (Step Functions sends failures to it); it needs no DLQ of its own.",
             )
         )
+        self.upload_dead_letters = sqs.Queue(
+            self,
+            "UploadEventDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        Validations.of(self.upload_dead_letters).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter queue of the upload rule's target (EventBridge "
+                "sends the events it could not deliver to it); it needs no DLQ of its own.",
+            )
+        )
         self.ingest = self._state_machine(
             "Ingest",
             "ingest.asl.json",
@@ -139,7 +153,17 @@ class Ingestion(Construct):
                     "object": {"key": [{"suffix": "/original"}]},
                 },
             ),
-            targets=[targets.SfnStateMachine(self.ingest)],
+            targets=[
+                targets.SfnStateMachine(
+                    self.ingest,
+                    # StartExecution throttled or failing: EventBridge retries with backoff for up to a day,
+                    # then the event goes to this queue instead of being dropped; the stuck-document sweep
+                    # marks the document FAILED meanwhile, and a redriven event still ingests it.
+                    dead_letter_queue=self.upload_dead_letters,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
         )
 
     def _state_machine(

@@ -8,6 +8,8 @@ import json
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -21,6 +23,7 @@ from cdk.constructs.models import Models
 from cdk.constructs.observability import Observability
 from cdk.stacks.data import DataStack
 from cdk.stacks.search import SearchStack
+from lectern.adapters.aws.table import STATUS_INDEX
 
 # Per-function access (explicit actions only: no s3:*, dynamodb:*, bedrock:*).
 S3_READ = ["s3:GetObject"]
@@ -120,6 +123,7 @@ class ServiceStack(Stack):
             bucket_name=data.store.bucket_name,
             state_machine_prefix=f"{config.prefix.lower()}-{config.env_name}",
         )
+        self._sweep(fns, table, config)
         name = f"{config.prefix.lower()}-{config.env_name}"
         self.api = Api(
             self,
@@ -158,11 +162,54 @@ class ServiceStack(Stack):
             ingest=self.ingestion.ingest,
             dead_letters=self.ingestion.dead_letters,
             search_metrics=search_metrics,
+            upload_dead_letters=self.ingestion.upload_dead_letters,
         )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "IngestStateMachineArn", value=self.ingestion.ingest.state_machine_arn)
         CfnOutput(self, "RebuildStateMachineArn", value=self.ingestion.rebuild.state_machine_arn)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.ingestion.dead_letters.queue_url)
+        CfnOutput(self, "UploadDeadLetterQueueUrl", value=self.ingestion.upload_dead_letters.queue_url)
+
+    def _sweep(self, fns: dict[str, lambda_.Function], table, config: LecternConfig) -> None:
+        """Every sweep_every_minutes, documents UPLOADING/PROCESSING past stuck_after_minutes become FAILED
+        (lectern.aws.handlers.sweep): a Query on the table's status index, then a conditional update each."""
+        minutes = str(config.ingestion.stuck_after_minutes)
+        fn = self.functions.make(
+            "SweepStuck",
+            "lectern.aws.handlers.sweep.mark_stuck",
+            description="Lectern mark_stuck: fail documents stuck uploading or processing",
+            memory_mb=256,
+            timeout=Duration.seconds(300),
+            reserved_concurrency=1,  # one sweep at a time
+            environment={
+                "LECTERN_STUCK_UPLOADING_AFTER_MINUTES": minutes,
+                "LECTERN_STUCK_PROCESSING_AFTER_MINUTES": minutes,
+            },
+        )
+        role = fn.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindStuckDocuments",
+                actions=["dynamodb:Query"],
+                resources=[f"{table.table_arn}/index/{STATUS_INDEX}"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="MarkStuckDocuments",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table.table_arn],
+            )
+        )
+        events.Rule(
+            self,
+            "SweepSchedule",
+            description="Fail documents stuck uploading or processing",
+            schedule=events.Schedule.rate(Duration.minutes(config.ingestion.sweep_every_minutes)),
+            targets=[targets.LambdaFunction(fn, retry_attempts=2, max_event_age=Duration.minutes(10))],
+        )
+        fns["SweepStuck"] = fn
 
     def _grant(self, fns, data, table, backend) -> None:
         bucket = data.store.bucket

@@ -176,6 +176,19 @@ class AwsLectern:
         )
 
     @cached_property
+    def sweeper(self) -> Any:
+        from datetime import timedelta
+
+        from lectern.domain.sweep import StuckDocumentSweeper, StuckLimits
+
+        s = self.settings
+        limits = StuckLimits(
+            uploading=timedelta(minutes=s.stuck_uploading_after_minutes),
+            processing=timedelta(minutes=s.stuck_processing_after_minutes),
+        )
+        return StuckDocumentSweeper(self.documents, self.documents, limits)
+
+    @cached_property
     def document_service(self) -> DocumentService:
         return DocumentService(
             documents=self.documents,

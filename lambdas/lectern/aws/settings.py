@@ -64,6 +64,10 @@ class AwsSettings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=0)
     daily_token_budget: int = Field(default=2_000_000, ge=0)
     idempotency_ttl_s: int = Field(default=3600, ge=60)
+    # the sweep (handlers.sweep.mark_stuck) fails documents UPLOADING/PROCESSING for longer than this; the
+    # PROCESSING limit must exceed the ingestion state machine's timeout (2 hours)
+    stuck_uploading_after_minutes: int = Field(default=180, ge=10)
+    stuck_processing_after_minutes: int = Field(default=180, ge=125)
     # semantic answer cache in the single table (lectern.adapters.aws.dynamo_cache). The threshold was measured
     # with the local MiniLM embedder; re-run `lectern eval cache` with Titan before relying on it.
     cache_enabled: bool = True
