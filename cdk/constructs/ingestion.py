@@ -19,6 +19,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk.constructs.lint import ignore
+
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "state_machines"
 INGEST_STEPS = {  # substitution -> (handler, memory MB, timeout s)
     "ValidateFunctionArn": ("lectern.aws.handlers.ingest.validate", 256, 30),
@@ -82,6 +84,13 @@ class Ingestion(Construct):
                 "sends the events it could not deliver to it); it needs no DLQ of its own.",
             )
         )
+        for queue in (self.dead_letters, self.upload_dead_letters):
+            ignore(
+                queue.node.default_child,
+                "ES6000",
+                "A dead-letter queue has no redrive policy of its own: it is where failures end, "
+                "for an operator to inspect and redrive.",
+            )
         self.ingest = self._state_machine(
             "Ingest",
             "ingest.asl.json",

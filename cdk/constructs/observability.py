@@ -19,6 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import AlarmsConfig, load_pricing
+from cdk.constructs.lint import ignore
 
 NAMESPACE = "Lectern"
 DIMENSIONS = {"service": "lectern"}
@@ -57,7 +58,13 @@ class Observability(Construct):
             )
         )
         if config.email:
-            self.topic.add_subscription(subs.EmailSubscription(config.email))
+            email = self.topic.add_subscription(subs.EmailSubscription(config.email))
+            ignore(
+                email.node.default_child,
+                "ES7000",
+                "An email subscription has nothing to redrive to: SNS retries email deliveries itself, and "
+                "the alarm state stays visible in CloudWatch and on the dashboard.",
+            )
         action = cw_actions.SnsAction(self.topic)
 
         api_name = api.rest_api_name
