@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= .lectern
 
-.PHONY: venv up test test-fast lint security openapi eval browser-deps clean
+.PHONY: venv up test test-fast lint security openapi eval browser-deps validators clean
 
 venv:
 	@bash scripts/bootstrap.sh $(VENV)
@@ -24,7 +24,11 @@ browser-deps:
 security: venv
 	@bash scripts/security_check.sh $(SECURITY_FLAGS)
 
-test: venv browser-deps
+# cfn-lint (in the venv), asl-validator (npm) and checkov (its own venv), pinned: tests/infra/test_validators.py
+validators:
+	@bash scripts/install_validators.sh
+
+test: venv browser-deps validators
 	@bash scripts/security_check.sh --offline-ok
 	$(PY) -m pytest -q
 

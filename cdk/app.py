@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 
-from aws_cdk import App, Environment, Tags, Validations
+from aws_cdk import App, Aspects, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from cdk.config import LecternConfig, load_config
+from cdk.constructs.lint import ExplicitMemorySize
 from cdk.constructs.nag import acknowledge_reviewed
 from cdk.stacks.data import DataStack
 from cdk.stacks.search import SearchStack
@@ -50,6 +51,7 @@ def build(app: App, config: LecternConfig) -> dict[str, object]:
     )
     for key, value in {"project": "lectern", "environment": config.env_name, **config.tags}.items():
         Tags.of(app).add(key, value)
+    Aspects.of(app).add(ExplicitMemorySize())
     return {"Data": data, "Search": search, "Service": service, "Web": web}
 
 

@@ -79,6 +79,10 @@ class IngestionConfig(_Model):
     # Reserved concurrency of the embedding function: a ceiling on parallel Titan calls (Bedrock's quota).
     embed_reserved_concurrency: int = Field(default=8, ge=1)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=5 * 1024**3)
+    # The sweep fails documents UPLOADING/PROCESSING for longer than this (more than the ingestion state
+    # machine's 2-hour timeout, so a running ingestion is never failed), every sweep_every_minutes.
+    stuck_after_minutes: int = Field(default=180, ge=125, le=7 * 24 * 60)
+    sweep_every_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
 
 class AlarmsConfig(_Model):

@@ -25,7 +25,7 @@ RESOURCE_COUNTS = {
     "waf_web_acls": 1,
     "waf_rules": 3,  # rate-based + two AWS managed rule groups
     "dashboards": 1,
-    "alarm_metrics": 7,  # 5xx rate (2 metrics), p95 (1), ingestion failures (1), DLQ (1), daily cost (2)
+    "alarm_metrics": 8,  # 5xx rate (2), p95 (1), ingestion failures (1), DLQ (1), upload DLQ (1), daily cost (2)
 }
 
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from cdk.constructs.lint import ignore
 
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "state_machines"
 INGEST_STEPS = {  # substitution -> (handler, memory MB, timeout s)
@@ -28,6 +31,9 @@ INGEST_STEPS = {  # substitution -> (handler, memory MB, timeout s)
     "MarkIndexedFunctionArn": ("lectern.aws.handlers.ingest.mark_indexed", 256, 30),
     "MarkFailedFunctionArn": ("lectern.aws.handlers.ingest.mark_failed", 256, 30),
 }
+REBUILD_PREFIX = (
+    "lectern.rebuild"  # lectern.aws.jobs.REBUILD_PREFIX: the list, and the results (ResultWriter)
+)
 REBUILD_STEPS = {
     "ListDocumentsFunctionArn": ("lectern.aws.handlers.rebuild.list_documents", 512, 300),
     "ReindexDocumentFunctionArn": ("lectern.aws.handlers.rebuild.reindex_document", 1024, 900),
@@ -45,8 +51,11 @@ class Ingestion(Construct):
         embed_max_concurrency: int,
         reindex_max_concurrency: int,
         log_retention: logs.RetentionDays,
+        bucket_name: str | None = None,
+        state_machine_prefix: str = "lectern",
     ) -> None:
         super().__init__(scope, construct_id)
+        bucket_name = bucket_name or bucket.bucket_name
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -61,6 +70,27 @@ class Ingestion(Construct):
                 "ingestion workflow (Step Functions sends failures to it); it needs no DLQ of its own.",
             )
         )
+        self.upload_dead_letters = sqs.Queue(
+            self,
+            "UploadEventDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        Validations.of(self.upload_dead_letters).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter queue of the upload rule's target (EventBridge "
+                "sends the events it could not deliver to it); it needs no DLQ of its own.",
+            )
+        )
+        for queue in (self.dead_letters, self.upload_dead_letters):
+            ignore(
+                queue.node.default_child,
+                "ES6000",
+                "A dead-letter queue has no redrive policy of its own: it is where failures end, "
+                "for an operator to inspect and redrive.",
+            )
         self.ingest = self._state_machine(
             "Ingest",
             "ingest.asl.json",
@@ -73,16 +103,53 @@ class Ingestion(Construct):
             log_retention,
         )
         self.dead_letters.grant_send_messages(self.ingest)
+        # The rebuild is a Distributed Map: ListDocuments writes the document list to S3, the map reads it
+        # (ItemReader) and writes the per-document results back (ResultWriter), and runs one child execution
+        # per document. A fixed name lets its own policy name it (StartExecution on itself) without a cycle.
+        rebuild_name = f"{state_machine_prefix}-rebuild"
         self.rebuild = self._state_machine(
             "Rebuild",
             "rebuild.asl.json",
             {
                 **{k: functions[k].function_arn for k in REBUILD_STEPS},
                 "ReindexMaxConcurrency": str(reindex_max_concurrency),
+                "DocumentsBucket": bucket_name,
             },
             [functions[k] for k in REBUILD_STEPS],
             log_retention,
+            name=rebuild_name,
+            timeout=Duration.hours(24),  # 10,000 documents at concurrency 2 take hours, not minutes
         )
+        objects = f"arn:{Aws.PARTITION}:s3:::{bucket_name}/{REBUILD_PREFIX}"
+        functions["ListDocumentsFunctionArn"].add_to_role_policy(
+            iam.PolicyStatement(sid="WriteRebuildList", actions=["s3:PutObject"], resources=[f"{objects}/*"])
+        )
+        machine_arn = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:stateMachine:{rebuild_name}"
+        execution_arns = (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{rebuild_name}/*"
+        )
+        for statement in (
+            iam.PolicyStatement(sid="ReadRebuildList", actions=["s3:GetObject"], resources=[f"{objects}/*"]),
+            iam.PolicyStatement(
+                sid="WriteRebuildResults",
+                actions=[
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
+                resources=[f"{objects}/results/*"],
+            ),
+            iam.PolicyStatement(
+                sid="StartChildExecutions", actions=["states:StartExecution"], resources=[machine_arn]
+            ),
+            iam.PolicyStatement(
+                sid="ManageChildExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[execution_arns],
+            ),
+        ):
+            self.rebuild.add_to_role_policy(statement)
         self.rule = events.Rule(
             self,
             "OnUpload",
@@ -95,7 +162,17 @@ class Ingestion(Construct):
                     "object": {"key": [{"suffix": "/original"}]},
                 },
             ),
-            targets=[targets.SfnStateMachine(self.ingest)],
+            targets=[
+                targets.SfnStateMachine(
+                    self.ingest,
+                    # StartExecution throttled or failing: EventBridge retries with backoff for up to a day,
+                    # then the event goes to this queue instead of being dropped; the stuck-document sweep
+                    # marks the document FAILED meanwhile, and a redriven event still ingests it.
+                    dead_letter_queue=self.upload_dead_letters,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
         )
 
     def _state_machine(
@@ -105,6 +182,8 @@ class Ingestion(Construct):
         substitutions: dict[str, str],
         invoked: list[lambda_.IFunction],
         log_retention: logs.RetentionDays,
+        name: str | None = None,
+        timeout: Duration | None = None,
     ) -> sfn.StateMachine:
         log_group = logs.LogGroup(
             self, f"{construct_id}Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
@@ -114,10 +193,11 @@ class Ingestion(Construct):
             construct_id,
             definition_body=sfn.DefinitionBody.from_file(str(STATE_MACHINES / filename)),
             definition_substitutions=substitutions,
+            state_machine_name=name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            timeout=Duration.hours(2),
+            timeout=timeout or Duration.hours(2),
         )
         for fn in invoked:
             fn.grant_invoke(machine)

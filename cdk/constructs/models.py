@@ -7,6 +7,10 @@ model, and ApplyGuardrail on our guardrail. No `bedrock:*`, no `foundation-model
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
 from aws_cdk import Acknowledgment, Aws, Validations
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
@@ -21,6 +25,41 @@ PII = {entity: action for entity, action in GuardrailPolicy().pii.items() if act
 CONTENT_FILTERS = ["SEXUAL", "VIOLENCE", "HATE", "INSULTS", "MISCONDUCT"]
 
 
+TOPICS = [
+    {
+        "name": "PersonalizedInvestmentAdvice",
+        "type": "DENY",
+        "definition": "Recommendations on which specific securities, funds or assets a person "
+        "should buy, sell or hold.",
+        "examples": ["Which stocks should I buy this week?", "Should I move my pension into crypto?"],
+    }
+]
+
+
+def guardrail_spec(config: LecternConfig) -> dict[str, Any]:
+    """The guardrail's whole configuration as plain data: the CfnGuardrail is built from it, and its hash
+    names the published version (`config_hash`)."""
+    m = config.models
+    return {
+        "name": f"{config.prefix.lower()}-{config.env_name}",
+        "description": "Lectern answers: PII, harmful content, prompt attacks, off-limits topics, grounding",
+        "blocked_input_messaging": "Lectern cannot help with that request.",
+        "blocked_outputs_messaging": "Lectern cannot answer that from your documents.",
+        "content_filters": [
+            *({"type": t, "input_strength": "HIGH", "output_strength": "HIGH"} for t in CONTENT_FILTERS),
+            # Prompt attacks are judged on input only (output strength must be NONE).
+            {"type": "PROMPT_ATTACK", "input_strength": "HIGH", "output_strength": "NONE"},
+        ],
+        "pii": dict(PII),
+        "topics": TOPICS,
+        "grounding": {"GROUNDING": m.grounding_threshold, "RELEVANCE": m.relevance_threshold},
+    }
+
+
+def config_hash(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10].upper()
+
+
 def _base_model(model_id: str) -> str:
     """us.amazon.nova-lite-v1:0 -> amazon.nova-lite-v1:0 (a cross-region profile id carries a geo prefix)."""
     head, _, rest = model_id.partition(".")
@@ -31,63 +70,65 @@ class Models(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: LecternConfig) -> None:
         super().__init__(scope, construct_id)
         self.config = config
-        m = config.models
+        spec = guardrail_spec(config)
+        self.guardrail_config_hash = config_hash(spec)
+        content, pii, topics, grounding = (
+            spec["content_filters"],
+            spec["pii"],
+            spec["topics"],
+            spec["grounding"],
+        )
         self.guardrail = bedrock.CfnGuardrail(
             self,
             "Guardrail",
-            name=f"{config.prefix.lower()}-{config.env_name}",
-            description="Lectern answers: PII, harmful content, prompt attacks, off-limits topics, grounding",
-            blocked_input_messaging="Lectern cannot help with that request.",
-            blocked_outputs_messaging="Lectern cannot answer that from your documents.",
+            name=spec["name"],
+            description=spec["description"],
+            blocked_input_messaging=spec["blocked_input_messaging"],
+            blocked_outputs_messaging=spec["blocked_outputs_messaging"],
             content_policy_config=bedrock.CfnGuardrail.ContentPolicyConfigProperty(
                 filters_config=[
-                    *(
-                        bedrock.CfnGuardrail.ContentFilterConfigProperty(
-                            type=t, input_strength="HIGH", output_strength="HIGH"
-                        )
-                        for t in CONTENT_FILTERS
-                    ),
-                    # Prompt attacks are judged on input only (output strength must be NONE).
                     bedrock.CfnGuardrail.ContentFilterConfigProperty(
-                        type="PROMPT_ATTACK", input_strength="HIGH", output_strength="NONE"
-                    ),
+                        type=f["type"],
+                        input_strength=f["input_strength"],
+                        output_strength=f["output_strength"],
+                    )
+                    for f in content
                 ]
             ),
             sensitive_information_policy_config=bedrock.CfnGuardrail.SensitiveInformationPolicyConfigProperty(
                 pii_entities_config=[
-                    bedrock.CfnGuardrail.PiiEntityConfigProperty(type=t, action=a) for t, a in PII.items()
+                    bedrock.CfnGuardrail.PiiEntityConfigProperty(type=e, action=a) for e, a in pii.items()
                 ]
             ),
             topic_policy_config=bedrock.CfnGuardrail.TopicPolicyConfigProperty(
                 topics_config=[
                     bedrock.CfnGuardrail.TopicConfigProperty(
-                        name="PersonalizedInvestmentAdvice",
-                        type="DENY",
-                        definition="Recommendations on which specific securities, funds or assets a person "
-                        "should buy, sell or hold.",
-                        examples=[
-                            "Which stocks should I buy this week?",
-                            "Should I move my pension into crypto?",
-                        ],
+                        name=topic["name"],
+                        type=topic["type"],
+                        definition=topic["definition"],
+                        examples=topic["examples"],
                     )
+                    for topic in topics
                 ]
             ),
             contextual_grounding_policy_config=bedrock.CfnGuardrail.ContextualGroundingPolicyConfigProperty(
                 filters_config=[
                     bedrock.CfnGuardrail.ContextualGroundingFilterConfigProperty(
-                        type="GROUNDING", threshold=m.grounding_threshold
-                    ),
-                    bedrock.CfnGuardrail.ContextualGroundingFilterConfigProperty(
-                        type="RELEVANCE", threshold=m.relevance_threshold
-                    ),
+                        type=kind, threshold=threshold
+                    )
+                    for kind, threshold in grounding.items()
                 ]
             ),
         )
+        # A guardrail version is an immutable snapshot, published when the resource is created. Its logical
+        # id carries the hash of the whole guardrail configuration: an edit makes a new version resource (a
+        # new published version) and LECTERN_GUARDRAIL_VERSION follows it; CloudFormation deletes the old
+        # version resource once the functions point at the new one. No edit: same id, no new version.
         self.guardrail_version = bedrock.CfnGuardrailVersion(
             self,
-            "GuardrailVersion",
+            f"GuardrailVersion{self.guardrail_config_hash}",
             guardrail_identifier=self.guardrail.attr_guardrail_id,
-            description="Published by the CDK app",
+            description=f"Published by the CDK app for guardrail configuration {self.guardrail_config_hash}",
         )
 
     # -- ARNs -----------------------------------------------------------------------------------------------

@@ -72,6 +72,20 @@ REVIEWED: tuple[Reviewed, ...] = (
         "permissions; the state machine's own actions are scoped.",
     ),
     Reviewed(
+        r"^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::[a-z0-9-]+-documents-<AWS::AccountId>-"
+        r"<AWS::Region>/lectern\.rebuild/(results/)?\*\]$",
+        rf"({STATE_MACHINE_ROLES}|/Functions/ListDocumentsRole/DefaultPolicy/Resource$)",
+        "The rebuild's document list and its Distributed Map results are named per run "
+        "(lectern.rebuild/{run}/, lectern.rebuild/results/{map run}/), under a prefix no tenant can have.",
+    ),
+    Reviewed(
+        r"^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+        r"execution:[a-z0-9-]+-rebuild/\*\]$",
+        STATE_MACHINE_ROLES,
+        "A Distributed Map's child executions are named when they start: the rebuild may describe and stop "
+        "the executions of its own state machine, and no other.",
+    ),
+    Reviewed(
         r"^AwsSolutions-IAM4\[Policy::.*AmazonAPIGatewayPushToCloudWatchLogs\]$",
         r"/Api/RestApi/CloudWatchRole/Resource$",
         "API Gateway's account-level logging role uses the AWS-managed policy AWS documents for it.",

@@ -19,6 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import AlarmsConfig, load_pricing
+from cdk.constructs.lint import ignore
 
 NAMESPACE = "Lectern"
 DIMENSIONS = {"service": "lectern"}
@@ -44,6 +45,7 @@ class Observability(Construct):
         ingest: sfn.StateMachine,
         dead_letters: sqs.Queue,
         search_metrics: list[cw.IMetric],
+        upload_dead_letters: sqs.Queue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name=f"{name} alarms", enforce_ssl=True)
@@ -56,7 +58,13 @@ class Observability(Construct):
             )
         )
         if config.email:
-            self.topic.add_subscription(subs.EmailSubscription(config.email))
+            email = self.topic.add_subscription(subs.EmailSubscription(config.email))
+            ignore(
+                email.node.default_child,
+                "ES7000",
+                "An email subscription has nothing to redrive to: SNS retries email deliveries itself, and "
+                "the alarm state stays visible in CloudWatch and on the dashboard.",
+            )
         action = cw_actions.SnsAction(self.topic)
 
         api_name = api.rest_api_name
@@ -138,6 +146,20 @@ class Observability(Construct):
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
         }
+        if upload_dead_letters is not None:
+            undelivered = upload_dead_letters.metric_approximate_number_of_messages_visible(
+                period=FIVE_MIN, statistic="Maximum"
+            )
+            self.alarms["UploadEventsNotDelivered"] = undelivered.create_alarm(
+                self,
+                "UploadEventsNotDelivered",
+                alarm_description="Upload events EventBridge could not deliver to the ingestion workflow "
+                "wait in the upload dead-letter queue: redrive them (the sweep marks the documents FAILED)",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
 

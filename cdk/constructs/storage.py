@@ -12,6 +12,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from lectern.adapters.aws.table import STATUS_INDEX, STATUS_INDEX_PK, STATUS_INDEX_SK
+
 
 class DocumentStore(Construct):
     def __init__(
@@ -91,4 +93,15 @@ class DocumentStore(Construct):
             encryption=dynamodb.TableEncryptionV2.dynamo_owned_key(),
             deletion_protection=False,
             removal_policy=RemovalPolicy.RETAIN,
+            # documents by status and age, for the stuck-document sweep (lectern.adapters.aws.table)
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=STATUS_INDEX,
+                    partition_key=dynamodb.Attribute(
+                        name=STATUS_INDEX_PK, type=dynamodb.AttributeType.STRING
+                    ),
+                    sort_key=dynamodb.Attribute(name=STATUS_INDEX_SK, type=dynamodb.AttributeType.STRING),
+                    projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                )
+            ],
         )

@@ -8,6 +8,8 @@ import json
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -17,10 +19,12 @@ from cdk.constructs.api import Api
 from cdk.constructs.fallback_model import FallbackModel
 from cdk.constructs.functions import Functions
 from cdk.constructs.ingestion import INGEST_STEPS, REBUILD_STEPS, Ingestion
+from cdk.constructs.lint import ignore
 from cdk.constructs.models import Models
 from cdk.constructs.observability import Observability
 from cdk.stacks.data import DataStack
 from cdk.stacks.search import SearchStack
+from lectern.adapters.aws.table import STATUS_INDEX
 
 # Per-function access (explicit actions only: no s3:*, dynamodb:*, bedrock:*).
 S3_READ = ["s3:GetObject"]
@@ -117,7 +121,10 @@ class ServiceStack(Stack):
             embed_max_concurrency=config.ingestion.embed_max_concurrency,
             reindex_max_concurrency=config.ingestion.reindex_max_concurrency,
             log_retention=self.functions.retention,
+            bucket_name=data.store.bucket_name,
+            state_machine_prefix=f"{config.prefix.lower()}-{config.env_name}",
         )
+        self._sweep(fns, table, config)
         name = f"{config.prefix.lower()}-{config.env_name}"
         self.api = Api(
             self,
@@ -156,11 +163,70 @@ class ServiceStack(Stack):
             ingest=self.ingestion.ingest,
             dead_letters=self.ingestion.dead_letters,
             search_metrics=search_metrics,
+            upload_dead_letters=self.ingestion.upload_dead_letters,
         )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "IngestStateMachineArn", value=self.ingestion.ingest.state_machine_arn)
         CfnOutput(self, "RebuildStateMachineArn", value=self.ingestion.rebuild.state_machine_arn)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.ingestion.dead_letters.queue_url)
+        CfnOutput(self, "UploadDeadLetterQueueUrl", value=self.ingestion.upload_dead_letters.queue_url)
+
+    def _sweep(self, fns: dict[str, lambda_.Function], table, config: LecternConfig) -> None:
+        """Every sweep_every_minutes, documents UPLOADING/PROCESSING past stuck_after_minutes become FAILED
+        (lectern.aws.handlers.sweep): a Query on the table's status index, then a conditional update each."""
+        minutes = str(config.ingestion.stuck_after_minutes)
+        fn = self.functions.make(
+            "SweepStuck",
+            "lectern.aws.handlers.sweep.mark_stuck",
+            description="Lectern mark_stuck: fail documents stuck uploading or processing",
+            memory_mb=256,
+            timeout=Duration.seconds(300),
+            reserved_concurrency=1,  # one sweep at a time
+            environment={
+                "LECTERN_STUCK_UPLOADING_AFTER_MINUTES": minutes,
+                "LECTERN_STUCK_PROCESSING_AFTER_MINUTES": minutes,
+            },
+        )
+        role = fn.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindStuckDocuments",
+                actions=["dynamodb:Query"],
+                resources=[f"{table.table_arn}/index/{STATUS_INDEX}"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="MarkStuckDocuments",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[table.table_arn],
+            )
+        )
+        # EventBridge invokes asynchronously: no Lambda-side retries (the next sweep is minutes away)
+        fn.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(10))
+        rule = events.Rule(
+            self,
+            "SweepSchedule",
+            description="Fail documents stuck uploading or processing",
+            schedule=events.Schedule.rate(Duration.minutes(config.ingestion.sweep_every_minutes)),
+            targets=[targets.LambdaFunction(fn, retry_attempts=2, max_event_age=Duration.minutes(10))],
+        )
+        for child in rule.node.find_all():
+            if isinstance(child, lambda_.CfnPermission):
+                ignore(
+                    child,
+                    "ES1007",
+                    "A failed sweep needs no async failure destination: EventBridge retries it, the next "
+                    "scheduled run sweeps everything still stuck, and its errors show on the dashboard.",
+                )
+        ignore(
+            rule.node.default_child,
+            "ES4000",
+            "A missed sweep needs no dead-letter queue: the schedule fires again within "
+            "sweep_every_minutes and sweeps everything still stuck.",
+        )
+        fns["SweepStuck"] = fn
 
     def _grant(self, fns, data, table, backend) -> None:
         bucket = data.store.bucket

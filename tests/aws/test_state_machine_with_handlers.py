@@ -32,12 +32,7 @@ def _real_handlers() -> dict:
 @contextmanager
 def machine(h, monkeypatch):
     """moto's in-process account, with the documents bucket and the table created in it."""
-    with harness(_real_handlers(), monkeypatch) as sfn:
-        s3 = clients.client("s3")
-        s3.create_bucket(Bucket=h.settings.documents_bucket)
-        s3.put_bucket_versioning(
-            Bucket=h.settings.documents_bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+    with harness(_real_handlers(), monkeypatch, documents_bucket=h.settings.documents_bucket) as sfn:
         create_table(clients.client("dynamodb"), h.settings.table_name)
         yield sfn
 
@@ -80,7 +75,9 @@ def test_throttled_embeddings_are_retried_by_the_state_machine(aws_harness, monk
         from lectern.adapters.aws.bedrock import TitanEmbedder
 
         no_retry = clients.client("bedrock-runtime", config=clients.client_config(max_attempts=0))
-        h.lectern.__dict__["embedder"] = TitanEmbedder(dimension=h.settings.embedding_dimension, client=no_retry)
+        h.lectern.__dict__["embedder"] = TitanEmbedder(
+            dimension=h.settings.embedding_dimension, client=no_retry
+        )
         h.bedrock.throttle_next(2, operations=("invoke",))
         run = sfn.ingest("real-throttled", _event(h, doc_id))
         assert run["status"] == "SUCCEEDED", run
@@ -112,3 +109,14 @@ def test_rebuild_state_machine_restores_the_index_without_embedding_again(aws_ha
         assert run["status"] == "SUCCEEDED", run
         assert len(h.bedrock.of("invoke")) == embeds
         assert h.lectern.index.count("acme", doc_id) == chunks
+        # the list went through S3 (Distributed Map ItemReader), the result too (ResultWriter)
+        out = json.loads(run["output"])
+        assert out["documents"] == 1
+        assert (
+            out["documents_list"]
+            == f"s3://{h.settings.documents_bucket}/lectern.rebuild/real-rebuild/documents.json"
+        )
+        manifest = json.loads(h.lectern.blobs.get(out["results"]["Key"]))
+        (part,) = manifest["ResultFiles"]["SUCCEEDED"]
+        (record,) = json.loads(h.lectern.blobs.get(part["Key"]))
+        assert json.loads(record["Output"])["status"] == "INDEXED"

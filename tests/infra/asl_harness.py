@@ -15,6 +15,17 @@ The callables are whatever the test passes: small stand-ins here, and the real h
 each substitution of the ASL file to the handler's dotted path.
 
 Retry waits are recorded instead of slept (the interpreter calls `time.sleep` in `retrier_decl`).
+
+The rebuild machine is a Distributed Map with an S3 ItemReader and ResultWriter, which moto does not run
+faithfully (see `asl_interpreter`): `Harness.rebuild` runs it on the in-repo interpreter instead, against the
+same moto account (S3 for the document list and the results) and the same dispatcher. The ingestion machine
+stays on moto.
+
+Step Functions' quotas are enforced on both paths: every state input/output and task result over 256 KiB
+(262,144 bytes of UTF-8 JSON), and every execution history over 25,000 events. The interpreter fails the
+execution with States.DataLimitExceeded (or raises `HistoryLimitExceeded`), as AWS would; on moto, a hook on
+its history EventManager records each violation and `Harness.run` raises `QuotaExceeded` (moto itself has no
+such limits and would let the execution succeed).
 """
 
 from __future__ import annotations
@@ -31,11 +42,25 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from tests.infra.asl_interpreter import (
+    HISTORY_EVENT_LIMIT,
+    STATE_PAYLOAD_LIMIT,
+    Execution,
+    Interpreter,
+    payload_size,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 INGEST_ASL = ROOT / "state_machines" / "ingest.asl.json"
 REBUILD_ASL = ROOT / "state_machines" / "rebuild.asl.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
+DOCUMENTS_BUCKET = "lectern-documents"
+
+
+class QuotaExceeded(AssertionError):
+    """A moto execution went past a Step Functions quota that moto does not enforce."""
+
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -102,12 +127,24 @@ def s3_object_created(bucket: str, key: str, size: int) -> dict[str, Any]:
 class Harness:
     """One moto account with the functions, the DLQ and the two state machines created."""
 
-    def __init__(self, handlers: Mapping[str, Handler], max_concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        max_concurrency: int = 2,
+        documents_bucket: str = DOCUMENTS_BUCKET,
+    ) -> None:
         self.handlers = dict(handlers)
         self.calls: list[tuple[str, dict[str, Any]]] = []  # (substitution name, event) in call order
         self.retry_waits: list[float] = []
+        self.violations: list[str] = []  # quotas passed by moto executions (see `moto_event_hook`)
+        self.largest_payload = 0  # bytes: the largest state input/output/task result seen, moto runs included
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.documents_bucket = documents_bucket
+        self.s3.create_bucket(Bucket=documents_bucket)
+        self.s3.put_bucket_versioning(Bucket=documents_bucket, VersioningConfiguration={"Status": "Enabled"})
+        self.last_rebuild: Interpreter | None = None
         lam = boto3.client("lambda", region_name=REGION)
         iam = boto3.client("iam", region_name=REGION)
         role = iam.create_role(
@@ -126,6 +163,7 @@ class Harness:
             ),
         )["Role"]["Arn"]
         self.function_of: dict[str, str] = {}  # deployed function name -> substitution name
+        self.function_arns: dict[str, str] = {}  # function ARN -> substitution name
         subs: dict[str, str | int] = {}
         for name in [*INGEST_FUNCTIONS, *REBUILD_FUNCTIONS]:
             fn = "lectern-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name.removesuffix("FunctionArn")).lower()
@@ -137,12 +175,14 @@ class Harness:
                 Code={"ZipFile": b"stand-in: the harness dispatches to Python"},
             )["FunctionArn"]
             self.function_of[fn] = name
+            self.function_arns[arn] = name
             subs[name] = arn
         self.dlq_url = self.sqs.create_queue(QueueName="lectern-ingest-dlq")["QueueUrl"]
         subs |= {
             "DeadLetterQueueUrl": self.dlq_url,
             "EmbedMaxConcurrency": max_concurrency,
             "ReindexMaxConcurrency": max_concurrency,
+            "DocumentsBucket": documents_bucket,
         }
         self.substitutions = subs
         self.ingest_arn = self.sfn.create_state_machine(
@@ -150,9 +190,10 @@ class Harness:
             definition=json.dumps(render(INGEST_ASL, subs)),
             roleArn=role,
         )["stateMachineArn"]
+        self.rebuild_definition = render(REBUILD_ASL, subs)
         self.rebuild_arn = self.sfn.create_state_machine(
             name="lectern-rebuild",
-            definition=json.dumps(render(REBUILD_ASL, subs)),
+            definition=json.dumps(self.rebuild_definition),
             roleArn=role,
         )["stateMachineArn"]
 
@@ -162,16 +203,54 @@ class Harness:
         self, backend: Any, function_name: str, qualifier: str | None, body: Any, response_headers: dict
     ):
         fn = backend.get_function(function_name, qualifier)
-        name = self.function_of[fn.function_name]
-        event = json.loads(body or "{}")
+        payload, function_error = self.dispatch(self.function_of[fn.function_name], json.loads(body or "{}"))
+        if function_error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps(payload).encode()
+
+    def dispatch(self, name: str, event: Any) -> tuple[Any, bool]:
+        """Run the function `name` on `event`: (its result, False), or (the Python runtime's error payload
+        for an unhandled exception, True)."""
         self.calls.append((name, event))
         try:
             result = self.handlers[name](event, None)
         except Exception as exc:  # what the Python runtime reports for an unhandled exception
-            response_headers["x-amz-function-error"] = "Unhandled"
-            payload = {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
-            return json.dumps(payload).encode()
-        return json.dumps(result).encode()
+            return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}, True
+        return json.loads(json.dumps(result)), False  # what crosses the wire is JSON
+
+    def _invoke_arn(self, function_arn: str, payload: Any) -> tuple[Any, bool]:
+        if function_arn not in self.function_arns:
+            error = {"errorType": "Lambda.ResourceNotFoundException", "errorMessage": function_arn}
+            return error, True
+        return self.dispatch(self.function_arns[function_arn], payload)
+
+    # -- quotas on moto executions -----------------------------------------------------------------------
+
+    def moto_event(self, event_id: int, event_details: Mapping[str, Any] | None) -> None:
+        """Called for every history event moto records: checks the event count and the payload sizes."""
+        if event_id > HISTORY_EVENT_LIMIT:
+            self.violations.append(f"history event {event_id:,} (limit {HISTORY_EVENT_LIMIT:,})")
+        for details in (event_details or {}).values():
+            if not isinstance(details, Mapping):
+                continue
+            if details.get("error") == "States.DataLimitExceeded":
+                # moto measures task results itself, but lets States.ALL catch the error; AWS does not
+                self.violations.append(f"States.DataLimitExceeded: {details.get('cause', '')}")
+            for field in ("input", "output"):
+                text = details.get(field)
+                if not isinstance(text, str):
+                    continue
+                try:
+                    size = payload_size(json.loads(text))
+                except ValueError:
+                    size = len(text.encode())
+                self.largest_payload = max(self.largest_payload, size)
+                if size > STATE_PAYLOAD_LIMIT:
+                    where = details.get("name") or details.get("resource") or "?"
+                    self.violations.append(
+                        f"{where} {field}: {size:,} bytes (limit {STATE_PAYLOAD_LIMIT:,}): "
+                        "States.DataLimitExceeded"
+                    )
 
     def called(self, name: str) -> list[dict[str, Any]]:
         return [event for n, event in self.calls if n == name]
@@ -179,6 +258,10 @@ class Harness:
     # -- executions ---------------------------------------------------------------------------------------
 
     def run(self, state_machine_arn: str, name: str, payload: dict[str, Any], timeout_s: float = 30) -> dict:
+        if state_machine_arn == self.rebuild_arn:
+            return self.rebuild(name, payload)
+        if payload_size(payload) > STATE_PAYLOAD_LIMIT:
+            raise QuotaExceeded(f"execution input of {payload_size(payload):,} bytes")
         arn = self.sfn.start_execution(
             stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload)
         )["executionArn"]
@@ -186,6 +269,8 @@ class Harness:
         while True:
             desc = self.sfn.describe_execution(executionArn=arn)
             if desc["status"] != "RUNNING":
+                if self.violations:
+                    raise QuotaExceeded(f"execution {name}: " + "; ".join(self.violations))
                 return desc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {name} still running after {timeout_s} s")
@@ -194,8 +279,22 @@ class Harness:
     def ingest(self, name: str, event: dict[str, Any]) -> dict:
         return self.run(self.ingest_arn, name, event)
 
-    def rebuild(self, name: str) -> dict:
-        return self.run(self.rebuild_arn, name, {})
+    def rebuild(self, name: str, payload: dict[str, Any] | None = None) -> dict:
+        """Run the rebuild machine on the in-repo interpreter (moto cannot run its Distributed Map
+        faithfully).
+
+        Returns what DescribeExecution would (status, output or error/cause); `last_rebuild` keeps the
+        interpreter, with `largest_payload` and each execution's event count."""
+        interpreter = Interpreter(
+            self.rebuild_definition,
+            state_machine_arn=self.rebuild_arn,
+            invoke=self._invoke_arn,
+            s3=self.s3,
+            retry_waits=self.retry_waits,
+        )
+        self.last_rebuild = interpreter
+        execution: Execution = interpreter.start(name, payload or {})
+        return execution.describe()
 
     def dead_letters(self) -> list[dict[str, Any]]:
         out = []
@@ -210,16 +309,30 @@ class Harness:
 
 
 @contextmanager
-def harness(handlers: Mapping[str, Handler], monkeypatch: Any, max_concurrency: int = 2) -> Iterator[Harness]:
+def harness(
+    handlers: Mapping[str, Handler],
+    monkeypatch: Any,
+    max_concurrency: int = 2,
+    documents_bucket: str = DOCUMENTS_BUCKET,
+) -> Iterator[Harness]:
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        h = Harness(handlers, max_concurrency)
+        h = Harness(handlers, max_concurrency, documents_bucket)
 
         def invoke(backend, function_name, qualifier, body, headers, response_headers):
             return h.invoke(backend, function_name, qualifier, body, response_headers)
 
+        add_event = EventManager.add_event
+
+        def add_event_checked(self, context, event_type, event_details=None, *args, **kwargs):
+            event_id = add_event(self, context, event_type, event_details, *args, **kwargs)
+            h.moto_event(event_id, event_details)
+            return event_id
+
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+        monkeypatch.setattr(EventManager, "add_event", add_event_checked)
         monkeypatch.setattr(retrier_decl, "time", types.SimpleNamespace(sleep=h.retry_waits.append))
         yield h

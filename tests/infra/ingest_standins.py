@@ -24,6 +24,7 @@ BATCH = 2  # chunks per embedding batch (small, so a few words make several batc
 @dataclass
 class World:
     max_bytes: int = 1000
+    bucket: str = "lectern-documents"  # the documents bucket in moto (the rebuild's list goes there)
     blobs: dict[str, bytes] = field(default_factory=dict)  # the documents bucket
     status: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # the table
     search_index: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # the search index
@@ -126,14 +127,20 @@ class World:
     # -- rebuild ------------------------------------------------------------------------------------------
 
     def list_documents(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """{run} -> {bucket, key, count}: the list is written to (moto's) S3, as the real handler does."""
+        import boto3
+
         self._enter("ListDocumentsFunctionArn", event)
-        return {
-            "documents": [
-                {"tenant_id": t, "document_id": d}
-                for (t, d), s in self.status.items()
-                if s["status"] == "INDEXED"
-            ]
-        }
+        docs = [
+            {"tenant_id": t, "document_id": d}
+            for (t, d), s in self.status.items()
+            if s["status"] == "INDEXED"
+        ]
+        key = f"lectern.rebuild/{event['run']}/documents.json"
+        boto3.client("s3", region_name="us-east-1").put_object(
+            Bucket=self.bucket, Key=key, Body=json.dumps(docs, separators=(",", ":")).encode()
+        )
+        return {"bucket": self.bucket, "key": key, "count": len(docs)}
 
     def reindex_document(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self._enter("ReindexDocumentFunctionArn", event)

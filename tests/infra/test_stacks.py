@@ -202,6 +202,7 @@ def test_every_function_is_python312_arm64_traced_with_the_contract_environment(
         ),
         "lectern.aws.handlers.rebuild.list_documents",
         "lectern.aws.handlers.rebuild.reindex_document",
+        "lectern.aws.handlers.sweep.mark_stuck",
     }
     for fn in fns.values():
         p = fn["Properties"]
@@ -269,6 +270,40 @@ def test_state_machines_load_the_asl_files_with_every_substitution(dev) -> None:
     )
 
 
+def _policy_statements(raw: dict, fragment: str) -> list[dict]:
+    return [
+        s
+        for k, p in resources(raw, "AWS::IAM::Policy").items()
+        if fragment in k
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_rebuild_is_a_distributed_map_over_s3_with_exactly_the_grants_it_needs(dev, prod) -> None:
+    for synth, env_name in ((dev, "dev"), (prod, "prod")):
+        raw = synth.raw("Service")
+        (rebuild,) = [
+            m
+            for m in resources(raw, "AWS::StepFunctions::StateMachine").values()
+            if "ReindexMaxConcurrency" in m["Properties"]["DefinitionSubstitutions"]
+        ]
+        props = rebuild["Properties"]
+        assert props["StateMachineName"] == f"lectern-{env_name}-rebuild"
+        assert "documents" in json.dumps(props["DefinitionSubstitutions"]["DocumentsBucket"])
+        text = json.dumps(_policy_statements(raw, "IngestionRebuildRole"))
+        assert "lectern.rebuild/*" in text and "lectern.rebuild/results/*" in text
+        assert '"states:StartExecution"' in text and f"stateMachine:lectern-{env_name}-rebuild" in text
+        assert f"execution:lectern-{env_name}-rebuild/*" in text
+        listing = _policy_statements(raw, "FunctionsListDocumentsRole")
+        (write,) = [s for s in listing if s.get("Sid") == "WriteRebuildList"]
+        assert write["Action"] == "s3:PutObject" and "lectern.rebuild/*" in json.dumps(write["Resource"])
+    asl = json.loads(REBUILD_ASL.read_text().replace("${ReindexMaxConcurrency}", "2"))
+    (state,) = [s for s in asl["States"].values() if s["Type"] == "Map"]
+    assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert state["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert state["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject"
+
+
 def test_uploads_of_originals_start_ingestion_through_eventbridge(dev) -> None:
     target = Capture()
     dev.template("Service").has_resource_properties(
@@ -289,6 +324,74 @@ def test_uploads_of_originals_start_ingestion_through_eventbridge(dev) -> None:
     dev.template("Service").has_resource_properties(
         "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 1209600}
     )
+
+
+def test_a_failed_upload_event_is_retried_then_dead_lettered_with_an_alarm(dev) -> None:
+    raw = dev.raw("Service")
+    (rule,) = [r for r in resources(raw, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    dlq_ref = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    dlq = raw["Resources"][dlq_ref]
+    assert dlq["Type"] == "AWS::SQS::Queue" and "UploadEventDeadLetters" in dlq_ref
+    assert dlq["Properties"]["SqsManagedSseEnabled"] is True
+    # EventBridge may send to it (the queue policy CDK writes for a rule's DLQ), over TLS only
+    policy = next(
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources(raw, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": dlq_ref} in p["Properties"]["Queues"]
+    )
+    assert any(s.get("Principal") == {"Service": "events.amazonaws.com"} for s in policy)
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in policy)
+    (alarm,) = [
+        a["Properties"]
+        for k, a in resources(raw, "AWS::CloudWatch::Alarm").items()
+        if "UploadEventsNotDelivered" in k
+    ]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_ref, "QueueName"]}}]
+    assert "MonitoringAlarms" in json.dumps(alarm["AlarmActions"])
+
+
+def test_a_periodic_sweep_fails_stuck_documents_through_the_status_index(dev) -> None:
+    cfg = load_config("dev").ingestion
+    raw = dev.raw("Service")
+    (sweep_id, sweep) = next(
+        (k, f)
+        for k, f in our_functions(raw).items()
+        if f["Properties"]["Handler"].endswith("sweep.mark_stuck")
+    )
+    env = sweep["Properties"]["Environment"]["Variables"]
+    assert env["LECTERN_STUCK_UPLOADING_AFTER_MINUTES"] == str(cfg.stuck_after_minutes) == "180"
+    assert env["LECTERN_STUCK_PROCESSING_AFTER_MINUTES"] == "180"
+    (schedule,) = [
+        r["Properties"]
+        for r in resources(raw, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert schedule["ScheduleExpression"] == f"rate({cfg.sweep_every_minutes} minutes)"
+    assert schedule["Targets"][0]["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]}
+    statements = _policy_statements(raw, "FunctionsSweepStuckRole")
+    (query,) = [s for s in statements if s.get("Sid") == "FindStuckDocuments"]
+    assert query["Action"] == "dynamodb:Query" and "/index/status-updated" in json.dumps(query["Resource"])
+    (mark,) = [s for s in statements if s.get("Sid") == "MarkStuckDocuments"]
+    assert mark["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    dev.template("Data").has_resource_properties(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "status-updated",
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ]
+        },
+    )
+    assert cfg.stuck_after_minutes * 60 > 2 * 3600  # past the ingestion machine's timeout
 
 
 # -- API -----------------------------------------------------------------------------------------------------
@@ -411,6 +514,49 @@ def test_guardrail_blocks_pii_harm_prompt_attacks_a_topic_and_checks_grounding(d
         },
     )
     t.resource_count_is("AWS::Bedrock::GuardrailVersion", 1)
+
+
+def _service_template(config: LecternConfig, outdir) -> dict:
+    from aws_cdk import App
+    from cdk.app import build
+
+    app = App(context={"lectern:bundle": "none"}, outdir=str(outdir))
+    stacks = build(app, config)
+    return app.synth().get_stack_by_name(stacks["Service"].stack_name).template
+
+
+def _guardrail_version(raw: dict) -> tuple[str, set[str]]:
+    """(the GuardrailVersion's logical id, what every function's LECTERN_GUARDRAIL_VERSION names)"""
+    (version_id,) = resources(raw, "AWS::Bedrock::GuardrailVersion")
+    referenced = {
+        json.dumps(f["Properties"]["Environment"]["Variables"]["LECTERN_GUARDRAIL_VERSION"])
+        for f in our_functions(raw).values()
+    }
+    return version_id, referenced
+
+
+def test_a_guardrail_edit_publishes_a_new_version_and_the_functions_follow_it(
+    dev, tmp_path, monkeypatch
+) -> None:
+    base = load_config("dev")
+    first_id, first_refs = _guardrail_version(dev.raw("Service"))
+    assert first_refs == {json.dumps({"Fn::GetAtt": [first_id, "Version"]})}
+    same_id, _ = _guardrail_version(_service_template(base, tmp_path / "same"))
+    assert same_id == first_id  # no edit: the same version resource, nothing republished
+
+    data = base.model_dump()
+    data["models"]["grounding_threshold"] = 0.8  # a threshold edit
+    edited_id, edited_refs = _guardrail_version(
+        _service_template(LecternConfig.model_validate(data), tmp_path / "edited")
+    )
+    assert edited_id != first_id and edited_id.startswith("ModelsGuardrailVersion")
+    assert edited_refs == {json.dumps({"Fn::GetAtt": [edited_id, "Version"]})}
+
+    import cdk.constructs.models as models
+
+    monkeypatch.setattr(models, "CONTENT_FILTERS", [*models.CONTENT_FILTERS[:-1]])  # a code-level edit
+    code_id, _ = _guardrail_version(_service_template(base, tmp_path / "code"))
+    assert code_id not in {first_id, edited_id}
 
 
 def test_fallback_model_is_off_by_default_and_wired_in_when_enabled(dev, tmp_path) -> None:
@@ -562,7 +708,7 @@ def test_alarms_have_the_configured_thresholds_and_notify_the_topic(dev) -> None
     cost = alarm("DailyCostOverBudget")
     assert cost["Threshold"] == cfg.daily_cost_budget_usd
     assert "QueryCostUSD" in json.dumps(cost["Metrics"]) and "EmbeddingTokens" in json.dumps(cost["Metrics"])
-    assert len(alarms) == 5
+    assert len(alarms) == 6
 
 
 def test_dashboard_shows_api_lambda_model_ingestion_and_search_health(dev) -> None:
@@ -635,7 +781,7 @@ def test_every_handler_the_templates_name_exists_in_the_package(dev) -> None:
     handlers = {
         f["Properties"]["Handler"] for p in ("Search", "Service") for f in our_functions(dev.raw(p)).values()
     }
-    assert len(handlers) == 11
+    assert len(handlers) == 12
     for handler in handlers:
         module, name = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name, None)), handler

@@ -32,14 +32,14 @@ pytestmark = pytest.mark.timeout(60)
 
 BUCKET = "lectern-documents"
 TEXT = "alpha beta gamma delta epsilon"  # five chunks -> batches [0,2) [2,4) [4,5)
-RETRYABLE = {
-    "ModelUnavailable",
-    "IndexWriteFailed",
+LAMBDA_TRANSIENT = {  # what Lambda's Invoke can fail with transiently (Step Functions' Lambda integration)
     "Lambda.TooManyRequestsException",
     "Lambda.ServiceException",
     "Lambda.SdkClientException",
     "Lambda.AWSLambdaException",
+    "Lambda.ClientExecutionTimeoutException",
 }
+RETRYABLE = {"ModelUnavailable", "IndexWriteFailed", *LAMBDA_TRANSIENT}
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def rendered(path: Path) -> dict:
 
 def test_placeholders_are_exactly_the_substitutions_the_stack_provides() -> None:
     assert placeholders(INGEST_ASL) == {*INGEST_FUNCTIONS, "DeadLetterQueueUrl", "EmbedMaxConcurrency"}
-    assert placeholders(REBUILD_ASL) == {*REBUILD_FUNCTIONS, "ReindexMaxConcurrency"}
+    assert placeholders(REBUILD_ASL) == {*REBUILD_FUNCTIONS, "ReindexMaxConcurrency", "DocumentsBucket"}
     with pytest.raises(json.JSONDecodeError):  # numeric placeholders are unquoted: a template, not JSON
         json.loads(INGEST_ASL.read_text())
 
@@ -260,6 +260,18 @@ def test_when_marking_failed_fails_too_the_dlq_still_gets_the_message(sfn, world
     assert message["failure"]["status"] == "FAILED" and message["error"]["Error"] == "ExtractionError"
 
 
+def rebuild_results(sfn, run: dict) -> list[dict]:
+    """The per-document results the ResultWriter wrote: manifest.json -> SUCCEEDED_n.json -> each Output."""
+    out = json.loads(run["output"])
+    where = out["results"]
+    manifest = json.loads(sfn.s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read())
+    results = []
+    for f in manifest["ResultFiles"]["SUCCEEDED"]:
+        records = json.loads(sfn.s3.get_object(Bucket=where["Bucket"], Key=f["Key"])["Body"].read())
+        results += [json.loads(r["Output"]) for r in records]
+    return results
+
+
 def test_rebuild_reindexes_every_document_and_reports_the_one_that_failed(sfn, world: World) -> None:
     for doc in ("r1", "r2", "r3"):
         assert sfn.ingest(f"ingest-{doc}", upload(world, doc))["status"] == "SUCCEEDED"
@@ -270,7 +282,94 @@ def test_rebuild_reindexes_every_document_and_reports_the_one_that_failed(sfn, w
     assert run["status"] == "SUCCEEDED", run
     out = json.loads(run["output"])
     assert out["documents"] == 3
-    statuses = sorted(r["status"] for r in out["results"])
-    assert statuses == ["FAILED", "INDEXED", "INDEXED"]
+    assert out["documents_list"] == f"s3://{BUCKET}/lectern.rebuild/rebuild-after-resume/documents.json"
+    results = rebuild_results(sfn, run)
+    assert sorted(r["status"] for r in results) == ["FAILED", "INDEXED", "INDEXED"]
+    (failed,) = [r for r in results if r["status"] == "FAILED"]
+    assert failed["error"]["Error"] == "RuntimeError" and "corrupt chunks" in failed["error"]["Cause"]
     assert len(world.search_index) == 2
     assert len(sfn.called("EmbedBatchFunctionArn")) == embeds_before  # stored embeddings reused
+    assert sfn.called("ListDocumentsFunctionArn") == [{"run": "rebuild-after-resume"}]
+    # what scripts/resume prints comes from the same files
+    from lectern.aws.jobs import rebuild_summary
+
+    summary = rebuild_summary(sfn.s3, out)
+    assert summary["documents"] == 3 and summary["counts"] == {"INDEXED": 2, "FAILED": 1}
+    assert [f["error"]["Error"] for f in summary["failed"]] == ["RuntimeError"]
+
+
+def test_rebuild_of_10000_documents_stays_within_the_step_functions_quotas(sfn, world: World) -> None:
+    """The rebuild at 10,000 documents, on the in-repo interpreter (moto cannot run a Distributed Map with a
+    ResultWriter faithfully: see `asl_interpreter`), with the 256 KiB state payload and the 25,000-event
+    history quotas enforced. Before the Distributed Map, the document list and the results sat in one state:
+    208 KiB at 1,000 documents, past the quota at ~1,250. The largest payload is printed (run with -s)."""
+    n = 10_000
+    for i in range(n):
+        world.status[(f"tenant-{i % 37:03d}", f"{i:032x}")] = {"status": "INDEXED", "chunks": 3}
+    run = sfn.rebuild("rebuild-10000")
+    assert run["status"] == "SUCCEEDED", run
+    interpreter = sfn.last_rebuild
+    parent, *children = interpreter.executions
+    assert json.loads(run["output"])["documents"] == n and len(children) == n
+    assert all(c.status == "SUCCEEDED" for c in children)
+    assert len(world.search_index) == n
+    results = rebuild_results(sfn, run)
+    assert len(results) == n and {r["status"] for r in results} == {"INDEXED"}
+    largest_child_history = max(c.events for c in children)
+    print(
+        f"\nrebuild of {n:,} documents: largest state payload {interpreter.largest_payload:,} bytes "
+        f"({interpreter.largest_payload_at}); parent history {parent.events} events {parent.event_types}; "
+        f"largest child history {largest_child_history} events"
+    )
+    assert interpreter.largest_payload < 2_048  # a few hundred bytes, whatever the number of documents
+    assert parent.events < 25 and largest_child_history < 25
+
+
+def test_a_child_execution_that_fails_outright_fails_the_rebuild_with_a_reason(sfn, world: World) -> None:
+    """The children catch every error of their document, except the terminal ones States.ALL does not match:
+    here a reindex result over 256 KiB (States.DataLimitExceeded). That child fails, the map run exceeds its
+    tolerated failures (0) and the top-level Catch ends the run FAILED with the error and its cause."""
+    for doc in ("a", "b"):
+        world.status[("t1", doc)] = {"status": "INDEXED", "chunks": 1}
+
+    def oversized(event, context):
+        return {**event, "status": "INDEXED", "log": "x" * 300_000}
+
+    sfn.handlers["ReindexDocumentFunctionArn"] = oversized
+    run = sfn.rebuild("child-fails")
+    assert run["status"] == "FAILED"
+    assert run["error"] == "States.ExceedToleratedFailureThreshold"
+    assert "2 of 2 child executions failed" in run["cause"] and "States.DataLimitExceeded" in run["cause"]
+    assert "over the 262,144-byte (256 KiB) limit" in run["cause"]
+
+
+def test_a_failure_before_the_map_fails_the_rebuild_with_the_error_and_its_cause(sfn, world: World) -> None:
+    world.failures["ListDocumentsFunctionArn"].append(PermissionError("AccessDenied on s3:ListBucket"))
+    run = sfn.rebuild("cannot-list")
+    assert run["status"] == "FAILED"
+    assert run["error"] == "PermissionError" and "AccessDenied on s3:ListBucket" in run["cause"]
+    assert sfn.called("ReindexDocumentFunctionArn") == []
+
+
+def test_every_lambda_task_in_every_state_machine_retries_the_transient_lambda_errors() -> None:
+    checked = []
+
+    def walk(states: dict, where: str) -> None:
+        for name, state in states.items():
+            if state["Type"] == "Task" and state["Resource"] == "arn:aws:states:::lambda:invoke":
+                caught = set().union(*(set(r["ErrorEquals"]) for r in state.get("Retry", [])))
+                assert caught >= LAMBDA_TRANSIENT, (where, name, LAMBDA_TRANSIENT - caught)
+                transient = next(r for r in state["Retry"] if "Lambda.ServiceException" in r["ErrorEquals"])
+                assert transient["MaxAttempts"] >= 3 and transient["JitterStrategy"] == "FULL"
+                checked.append(f"{where}/{name}")
+            for key in ("ItemProcessor", "Iterator"):
+                if key in state:
+                    walk(state[key]["States"], f"{where}/{name}")
+            for i, branch in enumerate(state.get("Branches", [])):
+                walk(branch["States"], f"{where}/{name}[{i}]")
+
+    asl_files = sorted(INGEST_ASL.parent.glob("*.asl.json"))
+    assert {p.name for p in asl_files} == {"ingest.asl.json", "rebuild.asl.json"}
+    for path in asl_files:
+        walk(rendered(path)["States"], path.name)
+    assert len(checked) == 7 + 2, checked

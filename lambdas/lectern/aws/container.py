@@ -159,6 +159,19 @@ class AwsLectern(Services):
         return whitespace_tokens
 
     @cached_property
+    def sweeper(self) -> Any:
+        from datetime import timedelta
+
+        from lectern.domain.sweep import StuckDocumentSweeper, StuckLimits
+
+        s = self.settings
+        limits = StuckLimits(
+            uploading=timedelta(minutes=s.stuck_uploading_after_minutes),
+            processing=timedelta(minutes=s.stuck_processing_after_minutes),
+        )
+        return StuckDocumentSweeper(self.documents, self.documents, limits)
+
+    @cached_property
     def guard(self) -> Any:
         """With a guardrail configured: ApplyGuardrail on the question before retrieval and on each retrieved
         passage (a poisoned passage is dropped instead of blocking the question), and the grounding check

@@ -8,6 +8,10 @@ bucket next to the original and the state holds only keys:
     {tenant}/{doc}/chunks.jsonl      one chunk per line
     {tenant}/{doc}/embeddings/...    vectors (S3VectorStore), reused by the rebuild workflow after a pause
     {tenant}/{doc}/document.json     the document record as last INDEXED (lets a rebuild restore metadata)
+    lectern.rebuild/{run}/documents.json   the rebuild's document list (its Distributed Map's ItemReader)
+    lectern.rebuild/results/{map run}/...  the rebuild's per-document results (its ResultWriter)
+
+`lectern.rebuild/` can never be a tenant's prefix: a tenant id has no dot.
 """
 
 from __future__ import annotations
@@ -38,6 +42,38 @@ def chunks_key(tenant_id: str, document_id: str) -> str:
 
 def manifest_key(tenant_id: str, document_id: str) -> str:
     return prefix(tenant_id, document_id) + "document.json"
+
+
+REBUILD_PREFIX = "lectern.rebuild/"
+_RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")  # a Step Functions execution name's safe subset
+
+
+def rebuild_list_key(run: str) -> str:
+    """Where the rebuild run `run` (its execution name) writes its document list."""
+    if not _RUN.match(run):
+        raise ValidationFailed(f"Not a usable rebuild run name: {run[:100]!r}")
+    return f"{REBUILD_PREFIX}{run}/documents.json"
+
+
+def rebuild_summary(s3: Any, output: dict[str, Any]) -> dict[str, Any]:
+    """What a rebuild run did, from its output and the results its Distributed Map wrote to S3.
+
+    `output` is the execution's output (`documents`, `results`: the ResultWriter's manifest location); the
+    manifest lists the SUCCEEDED_n.json files, whose records carry each child execution's Output (a
+    document's reindex result). Returns {documents, counts: {status: n}, failed: [results]}. Used by
+    scripts/resume."""
+    where = output["results"]
+    manifest = json.loads(s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read())
+    counts: dict[str, int] = {}
+    failed: list[dict[str, Any]] = []
+    for part in manifest["ResultFiles"]["SUCCEEDED"]:
+        records = json.loads(s3.get_object(Bucket=where["Bucket"], Key=part["Key"])["Body"].read())
+        for record in records:
+            result = json.loads(record["Output"])
+            counts[result["status"]] = counts.get(result["status"], 0) + 1
+            if result["status"] == "FAILED":
+                failed.append(result)
+    return {"documents": output["documents"], "counts": counts, "failed": failed}
 
 
 def parse_original_key(key: str) -> tuple[str, str]:

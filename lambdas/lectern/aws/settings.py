@@ -77,6 +77,11 @@ class AwsSettings(CoreSettings):
             raise ValueError("opensearch_endpoint must be an https:// URL")
         return v
 
+    # the sweep (handlers.sweep.mark_stuck) fails documents UPLOADING/PROCESSING for longer than this; the
+    # PROCESSING limit must exceed the ingestion state machine's timeout (2 hours)
+    stuck_uploading_after_minutes: int = Field(default=180, ge=10)
+    stuck_processing_after_minutes: int = Field(default=180, ge=125)
+
     @model_validator(mode="after")
     def _guardrail_pair(self) -> AwsSettings:
         if bool(self.guardrail_id) != bool(self.guardrail_version):

@@ -14,7 +14,7 @@ ISO strings of `domain.clock`, `attempts` is kept beside the Document fields, a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from dataclasses import fields as dc_fields
 from typing import Any
@@ -28,6 +28,10 @@ from lectern.adapters.aws.table import (
     ITEM_TYPE,
     PK,
     SK,
+    STATUS_INDEX,
+    STATUS_INDEX_PK,
+    STATUS_INDEX_SK,
+    TENANT_PREFIX,
     deserialize_item,
     document_key,
     document_sk,
@@ -187,6 +191,31 @@ class DynamoDocumentRepository:
                 f"Document {document_id} is {old_status}; it cannot become {status.value}."
             ) from exc
         return _item_to_doc(resp["Attributes"])
+
+    def stale(self, status: DocumentStatus, updated_before: str) -> Iterator[tuple[str, str]]:
+        """(tenant, document) of the documents in `status` last updated before `updated_before`, across
+        tenants: a Query on the `status-updated` index (every page), for `domain.sweep`. The index is
+        eventually consistent; the sweeper re-reads each document before it changes it."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#status = :status AND #updated < :before",
+            "ExpressionAttributeNames": {"#status": STATUS_INDEX_PK, "#updated": STATUS_INDEX_SK},
+            "ExpressionAttributeValues": {
+                ":status": {"S": DocumentStatus(status).value},
+                ":before": {"S": updated_before},
+            },
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            for item in resp.get("Items", []):
+                pk, sk = item[PK]["S"], item[SK]["S"]
+                if pk.startswith(TENANT_PREFIX) and sk.startswith(DOC_PREFIX):
+                    yield pk[len(TENANT_PREFIX) :], sk[len(DOC_PREFIX) :]
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
 
     def delete(self, tenant_id: str, document_id: str) -> None:
         self.client.delete_item(TableName=self.table_name, Key=document_key(tenant_id, document_id))

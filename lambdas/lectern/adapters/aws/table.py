@@ -12,6 +12,10 @@ and no key can be built without a tenant. Item types are told apart by the sort-
 | feedback     | `TENANT#{tenant}` | `FEEDBACK#{query_id}`    |                                           |
 | query log    | `TENANT#{tenant}` | `QUERY#{timestamp}#{id}` | TTL item; sorts by time within the tenant |
 
+One global secondary index, `status-updated` (partition `status`, sort `updated_at`, keys only): documents by
+status and age, for the sweep that fails documents stuck UPLOADING/PROCESSING (`domain.sweep`). Only document
+items carry both attributes, so nothing else is projected into it.
+
 TTL items carry `ttl` (epoch seconds, a Number): DynamoDB's TTL must be enabled on that attribute name by the
 stack (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-how-to.html). TTL
 deletion is lazy (typically within days), so readers of TTL items must also compare `ttl` with the clock.
@@ -46,9 +50,18 @@ KEY_SCHEMA: list[dict[str, str]] = [
     {"AttributeName": PK, "KeyType": "HASH"},
     {"AttributeName": SK, "KeyType": "RANGE"},
 ]
-ATTRIBUTE_DEFINITIONS: list[dict[str, str]] = [
+STATUS_INDEX = "status-updated"
+STATUS_INDEX_PK = "status"
+STATUS_INDEX_SK = "updated_at"
+ATTRIBUTE_DEFINITIONS: list[dict[str, str]] = [  # the keys of the table and of its index, by name
     {"AttributeName": PK, "AttributeType": "S"},
     {"AttributeName": SK, "AttributeType": "S"},
+    {"AttributeName": STATUS_INDEX_PK, "AttributeType": "S"},
+    {"AttributeName": STATUS_INDEX_SK, "AttributeType": "S"},
+]
+STATUS_INDEX_SCHEMA: list[dict[str, str]] = [
+    {"AttributeName": STATUS_INDEX_PK, "KeyType": "HASH"},
+    {"AttributeName": STATUS_INDEX_SK, "KeyType": "RANGE"},
 ]
 
 
@@ -150,6 +163,13 @@ def create_table(client: Any, name: str, *, enable_ttl: bool = True) -> None:
         TableName=name,
         KeySchema=KEY_SCHEMA,
         AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": STATUS_INDEX_SCHEMA,
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})

@@ -1,14 +1,19 @@
-"""The rebuild workflow (state_machines/rebuild.asl.json): after a resume, re-create the search index from what
-survived in S3 — documents, their chunks and their stored embeddings — without paying for embeddings again.
+"""The rebuild workflow (state_machines/rebuild.asl.json): after a resume, re-create the search index from
+what survived in S3 — documents, their chunks and their stored embeddings — without paying for
+embeddings again.
 
-list_documents lists every `{tenant}/{doc}/original` in the bucket; reindex_document re-indexes one document from
-its `chunks.jsonl` and stored vectors (embedding only chunks whose vectors are missing or stale), restores its
-DynamoDB record from `document.json` when the table was recreated, and marks it INDEXED. A document that never
-finished ingestion (no chunks stored) goes through the normal pipeline steps in-process instead.
+list_documents lists every `{tenant}/{doc}/original` in the bucket and writes the list to S3
+(`lectern.rebuild/{run}/documents.json`, a JSON array): the state machine's Distributed Map reads it from
+there, so no state ever holds the list (Step Functions' 256 KiB state limit). reindex_document re-indexes one
+document from its `chunks.jsonl` and stored vectors (embedding only chunks whose vectors are missing or
+stale), restores its DynamoDB record from `document.json` when the table was recreated, and marks it
+INDEXED. A document that never finished ingestion (no chunks stored) goes through the normal pipeline steps
+in-process instead.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -26,12 +31,15 @@ ANY_STATUS = tuple(DocumentStatus)
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def list_documents(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """{run[, tenant_id]} -> {bucket, key, count}: the list goes to S3, only its location comes back."""
     lectern = container.current()
+    key = jobs.rebuild_list_key(event["run"])
     docs = [
         {"tenant_id": t, "document_id": d} for t, d in lectern.vectors.list_documents(event.get("tenant_id"))
     ]
-    logger.info("documents to rebuild", extra={"count": len(docs)})
-    return {"documents": docs, "count": len(docs)}
+    lectern.blobs.put(key, json.dumps(docs, separators=(",", ":")).encode(), content_type="application/json")
+    logger.info("documents to rebuild", extra={"count": len(docs), "key": key})
+    return {"bucket": lectern.settings.documents_bucket, "key": key, "count": len(docs)}
 
 
 def _keys_exist(lectern: container.AwsLectern, *keys: str) -> bool:
