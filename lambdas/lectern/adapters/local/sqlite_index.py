@@ -347,9 +347,15 @@ class SqliteSearchIndex:
             if self._postings_thread is not None and self._postings_thread.is_alive():
                 return
             self._postings_thread = threading.Thread(
-                target=self._build_postings, name="lectern-bm25-postings", daemon=True
+                target=self._build_postings_in_background, name="lectern-bm25-postings", daemon=True
             )
             self._postings_thread.start()
+
+    def _build_postings_in_background(self) -> None:
+        try:
+            self._build_postings()
+        except (sqlite3.Error, OSError):  # the database closed or went away: FTS5 keeps answering
+            self._postings = None
 
     def _build_postings(self) -> bool:
         """Load the postings for the database's current generation. True when they are current."""
