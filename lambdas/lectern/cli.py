@@ -538,6 +538,10 @@ def bench(
         Path | None,
         typer.Option(help="SQLite file of chunk vectors (~/.cache/lectern/bench-embeddings.sqlite)"),
     ] = None,
+    pool_docs: Annotated[
+        int | None,
+        typer.Option(help="corpus documents whose real chunks seed the latency test (default: all)"),
+    ] = None,
     skip: Annotated[
         str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")
     ] = "",
@@ -560,6 +564,7 @@ def bench(
             queries=queries,
             vectors_from=vectors_from,
             embedding_cache=embedding_cache or Path.home() / ".cache" / "lectern" / "bench-embeddings.sqlite",
+            pool_docs=pool_docs,
             skip=[s.strip() for s in skip.split(",") if s.strip()],
             console=console,
         )

@@ -614,6 +614,7 @@ def run_bench(
     queries: int = 200,
     vectors_from: Path | None = None,
     embedding_cache: Path | None = None,
+    pool_docs: int | None = None,
     skip: Sequence[str] = (),
     console: Console | None = None,
 ) -> BenchReport:
@@ -637,11 +638,14 @@ def run_bench(
             report.ingestion = bench_ingestion(lectern, corpus, ingest_docs)
         if "retrieval" not in skip:
             if pool is None:
-                say(f"retrieval: chunking and embedding {len(corpus):,} documents (cache: {embedding_cache})")
-                pool = corpus_pool(lectern, corpus, embedding_cache, console)
+                n = len(corpus[:pool_docs])
+                say(f"retrieval: chunking and embedding {n:,} documents (cache: {embedding_cache})")
+                pool = corpus_pool(lectern, corpus[:pool_docs], embedding_cache, console)
             chunks = DistinctChunks(pool)
             report.notes.append(
-                f"retrieval: {len(pool):,} real {dataset.name} chunks with their real vectors, then "
+                f"retrieval: {len(pool):,} real {dataset.name} chunks with their real vectors"
+                + (f" (the first {pool_docs:,} documents)" if pool_docs and vectors_from is None else "")
+                + ", then "
                 "generated chunks of whole sentences drawn at random from them (every text distinct; lengths "
                 "drawn from the real chunks'), each with the length-weighted mean of its sources' vectors "
                 f"plus Gaussian noise (std {NOISE_STD} per component), re-normalised"
