@@ -364,7 +364,7 @@ def bench_retrieval(lectern: Any, size: int, queries: Sequence[str], build_s: fl
     t0 = time.perf_counter()
     if warm is not None:
         warm()  # the in-memory BM25 postings, built in the background after a write (FTS5 answers meanwhile)
-    warm_ms = (time.perf_counter() - t0) * 1000
+    warm_ms = (time.perf_counter() - t0) * 1000 if warm is not None else None
     for mode in ("bm25", "vector", "hybrid"):
         lat = []
         for q in queries:
@@ -377,7 +377,7 @@ def bench_retrieval(lectern: Any, size: int, queries: Sequence[str], build_s: fl
                 "mode": mode,
                 "latency_ms": _stats(lat),
                 "first_query_after_write_ms": round(first_ms, 1),
-                "bm25_postings_build_ms": round(warm_ms, 1),
+                "bm25_postings_build_ms": round(warm_ms, 1) if warm_ms is not None else None,
                 "build_s": round(build_s, 1),
                 "rss_mib": current_rss_mib(),
                 "loadavg": loadavg(),

@@ -244,7 +244,12 @@ def bench_section(b: dict[str, Any]) -> list[str]:
 def retrieval_speed_section(runs: dict[str, dict[str, Any]]) -> list[str]:
     """`lectern bench` retrieval-only runs side by side (docs/results/retrieval-speed/<label>.json), e.g. the
     index before and after a change, measured back to back on the same corpus."""
-    lines = ["### Retrieval latency at size — `lectern bench`, runs side by side", ""]
+    lines = [
+        "### Retrieval latency at size — `lectern bench`, runs side by side",
+        "",
+        "Each run is named by its file in docs/results/retrieval-speed/ (the code it measured), in run order.",
+        "",
+    ]
     lines += [
         "| run | chunks | mode | p50 ms | p95 ms | p99 ms | load average during the mode | "
         "first query after a write ms | BM25 postings build ms | RSS MiB |",
@@ -256,7 +261,7 @@ def retrieval_speed_section(runs: dict[str, dict[str, Any]]) -> list[str]:
             load = r.get("loadavg") or ["?"]
             lines.append(
                 f"| {label} | {r['chunks']:,} | {r['mode']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
-                f"{load[0]} | {r['first_query_after_write_ms']} | {r.get('bm25_postings_build_ms', 'n/a')} | "
+                f"{load[0]} | {r['first_query_after_write_ms']} | {r.get('bm25_postings_build_ms') or 'n/a'} | "
                 f"{r['rss_mib']} |"
             )
     lines.append("")
@@ -316,6 +321,7 @@ def write_results(folder: Path) -> list[Path]:
     if bench:
         out += [*bench_section(bench), ""]
     speed = {p.stem: b for p in sorted((folder / "retrieval-speed").glob("*.json")) if (b := _load(p))}
+    speed = dict(sorted(speed.items(), key=lambda kv: str(kv[1].get("created_at", ""))))  # in run order
     if speed:
         out += [*retrieval_speed_section(speed), ""]
     for name, section in (
