@@ -534,6 +534,14 @@ def bench(
     vectors_from: Annotated[
         Path | None, typer.Option(help="an eval data dir whose real chunk vectors seed the latency test")
     ] = None,
+    embedding_cache: Annotated[
+        Path | None,
+        typer.Option(help="SQLite file of chunk vectors (~/.cache/lectern/bench-embeddings.sqlite)"),
+    ] = None,
+    pool_docs: Annotated[
+        int | None,
+        typer.Option(help="corpus documents whose real chunks seed the latency test (default: all)"),
+    ] = None,
     skip: Annotated[
         str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")
     ] = "",
@@ -555,6 +563,8 @@ def bench(
             answer_queries=answer_queries,
             queries=queries,
             vectors_from=vectors_from,
+            embedding_cache=embedding_cache or Path.home() / ".cache" / "lectern" / "bench-embeddings.sqlite",
+            pool_docs=pool_docs,
             skip=[s.strip() for s in skip.split(",") if s.strip()],
             console=console,
         )

@@ -10,6 +10,8 @@ import pytest
 
 from lectern.evaluation.bench import (
     BENCH_TENANT,
+    BenchPool,
+    DistinctChunks,
     HashingEmbedder,
     _stats,
     grow_index,
@@ -95,15 +97,42 @@ class _Holder:
         self.index = _RecordingIndex()
 
 
-def test_grow_index_reuses_real_vectors_then_perturbs_them():
+def _pool(n: int) -> BenchPool:
     rng = np.random.default_rng(0)
-    base = rng.normal(size=(25, 384)).astype(np.float32)
+    base = rng.normal(size=(n, 384)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
+    texts = [
+        f"Sentence {i} about cells. Another claim {i} on genes! Short one {i}?" if i % 3 else f"Solo {i}."
+        for i in range(n)
+    ]
+    return BenchPool([f"Title {i}" for i in range(n)], texts, base)
+
+
+def test_grow_index_starts_with_the_real_chunks_then_adds_distinct_texts():
+    pool = _pool(25)
     holder = _Holder()
-    grow_index(holder, ([f"text {i}" for i in range(25)], base), 0, 100)
+    grow_index(holder, DistinctChunks(pool), 0, 2000)
     vectors = np.concatenate([v for _, v in holder.index.docs.values()])
     chunks = [c for cs, _ in holder.index.docs.values() for c in cs]
-    assert len(chunks) == 100 and len({c.chunk_id for c in chunks}) == 100
-    np.testing.assert_allclose(vectors[:25], base)  # the real ones, unchanged
-    cos = np.sum(vectors[25:] * base[np.arange(25, 100) % 25], axis=1)
-    assert cos.min() > 0.9 and cos.max() < 0.99  # perturbed copies: near, not equal
+    assert len(chunks) == 2000 and len({c.chunk_id for c in chunks}) == 2000
+    assert len({c.search_text for c in chunks}) == 2000  # no text repeated, unlike copies of the pool
+    assert [c.text for c in chunks[:25]] == pool.texts and [c.heading for c in chunks[:25]] == pool.headings
+    np.testing.assert_allclose(vectors[:25], pool.vectors)  # the real ones, unchanged
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    sentences = {s for t in pool.texts for s in t.split(" ") if s}
+    assert all(set(c.text.split(" ")) <= sentences for c in chunks[25:])  # built of the pool's sentences
+    # a generated chunk's vector lies near the vectors of the chunks its sentences came from
+    c = next(c for c in chunks[25:] if "Solo" not in c.text)
+    src = {int(w.rstrip(".!?")) for w in c.text.split() if w.rstrip(".!?").isdigit()}
+    v = vectors[chunks.index(c)]
+    assert max(float(v @ pool.vectors[i]) for i in src) > 0.3
+
+
+def test_distinct_chunks_are_reproducible():
+    pool = _pool(10)
+    a, b = DistinctChunks(pool), DistinctChunks(pool)
+    for i in (10, 11, 500):
+        ha, ta, va = a.chunk(i)
+        hb, tb, vb = b.chunk(i)
+        assert (ha, ta) == (hb, tb)
+        np.testing.assert_array_equal(va, vb)

@@ -82,3 +82,30 @@ def test_readme_without_markers_is_left_alone(tmp_path):
     readme.write_text("# T\n")
     assert not update_readme(readme, md)
     assert readme.read_text() == "# T\n"
+
+
+def test_retrieval_speed_runs_are_listed_side_by_side(tmp_path: Path):
+    speed = tmp_path / "retrieval-speed"
+    speed.mkdir()
+    for label, p95 in (("before", 171.0), ("after", 21.5)):
+        run = {
+            "retrieval": [
+                {
+                    "chunks": 100000,
+                    "mode": "hybrid",
+                    "latency_ms": {"p50": p95 / 2, "p95": p95, "p99": p95 + 1},
+                    "loadavg": [1.25, 1.0, 0.9],
+                    "first_query_after_write_ms": 900.0,
+                    "rss_mib": 1500.0,
+                }
+            ],
+            "created_at": "2026-12-03T09:00:00+00:00",
+            "command": f"lectern bench --out docs/results/retrieval-speed/{label}.json",
+            "machine": {"cpus": 2, "loadavg_at_start": [1.1], "loadavg_at_end": [1.3]},
+            "notes": ["distinct texts"],
+        }
+        (speed / f"{label}.json").write_text(json.dumps(run))
+    md = write_results(tmp_path)[0].read_text()
+    assert "| after | 100,000 | hybrid | 10.75 | 21.5 | 22.5 | 1.25 | 900.0 | n/a | 1500.0 |" in md
+    assert "| before | 100,000 | hybrid | 85.5 | 171.0 |" in md
+    assert "`lectern bench --out docs/results/retrieval-speed/before.json`" in md

@@ -3,11 +3,11 @@
 * ingestion throughput: SciFact abstracts as .txt uploads through the normal pipeline (extraction, chunking,
   embedding, one SQLite transaction per document), in chunks/s, and as a fraction of the embedder's raw speed
   on exactly the same chunk texts;
-* retrieval latency (`Retriever.search`, top_k=10, query embedding included) at each index size: real SciFact
-  chunks with their real vectors (from an evaluation index when `vectors_from` names one, otherwise the chunks
-  embedded by the ingestion test), repeated to reach the size, each repeat's vector perturbed with Gaussian
-  noise
-  and re-normalised (cosine ~0.95 to its original) — embedding 100k chunks on a 2-core machine takes hours;
+* retrieval latency (`Retriever.search`, top_k=10, query embedding included) at each index size, on distinct
+  texts: every SciFact chunk with its real vector (from an evaluation index when `vectors_from` names one,
+  otherwise the whole corpus chunked and embedded here, the vectors kept in an embedding cache), then new
+  chunks of sentences drawn from them with vectors derived from their sources' (see `DistinctChunks`) —
+  embedding 100k chunks on a 2-core machine takes hours;
 * full answers with the configured model (the local llama model by default): time to first token and total;
 * handler overhead: an API Gateway event through `build_app`'s resolver to a response, against the same domain
   call made directly, with a hashing embedder and the extractive fake model so only the handler is measured;
@@ -162,7 +162,7 @@ class BenchReport:
 
 
 # -- ingestion ---------------------------------------------------------------------------------------------
-def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -> tuple[dict[str, Any], Any]:
+def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -> dict[str, Any]:
     from lectern.evaluation.answers import _Inline
 
     svc = lectern.document_service
@@ -179,18 +179,15 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
     pipeline_s = time.perf_counter() - t0
     rows = (
         lectern.index.db.connection()
-        .execute(
-            "SELECT heading, text, vector FROM chunks WHERE tenant_id = ? ORDER BY rowid", (INGEST_TENANT,)
-        )
+        .execute("SELECT heading, text FROM chunks WHERE tenant_id = ? ORDER BY rowid", (INGEST_TENANT,))
         .fetchall()
     )
-    texts = [f"{h}\n{t}" if h else t for h, t, _ in rows]
+    texts = [f"{h}\n{t}" if h else t for h, t in rows]
     t0 = time.perf_counter()
     lectern.embedder.embed_documents(texts)
     raw_s = time.perf_counter() - t0
     pipeline_rate = len(texts) / pipeline_s
     raw_rate = len(texts) / raw_s
-    vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     result = {
         "documents": len(payloads),
         "chunks": len(texts),
@@ -201,11 +198,23 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
         "fraction_of_raw": round(pipeline_rate / raw_rate, 3),
         "embedder_batch_size": getattr(lectern.embedder, "batch_size", None),
     }
-    return result, (texts, vectors)
+    return result
 
 
 # -- retrieval at size -------------------------------------------------------------------------------------
-def load_pool(vectors_from: Path | None) -> tuple[list[str], np.ndarray] | None:
+@dataclass
+class BenchPool:
+    """Real chunks (heading, text) with their real vectors: the seed of the latency test's corpus."""
+
+    headings: list[str]
+    texts: list[str]
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def load_pool(vectors_from: Path | None) -> BenchPool | None:
     """Real chunk texts and vectors from an evaluation index (`lectern eval retrieval --data-dir ...`)."""
     if vectors_from is None:
         return None
@@ -221,32 +230,113 @@ def load_pool(vectors_from: Path | None) -> tuple[list[str], np.ndarray] | None:
         conn.close()
     if not rows:
         return None
-    texts = [f"{h}\n{t}" if h else t for h, t, _ in rows]
     vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    return texts, vectors
+    return BenchPool([r[0] for r in rows], [r[1] for r in rows], vectors)
 
 
-def grow_index(
-    lectern: Any, pool: tuple[list[str], np.ndarray], start: int, stop: int, seed: int = 7
-) -> float:
-    """Add synthetic chunks number `start`..`stop`-1 (documents of SYNTHETIC_DOC_CHUNKS chunks). Seconds
-    spent."""
+def corpus_pool(
+    lectern: Any, corpus: Sequence[dict[str, Any]], cache_path: Path | None, console: Console | None = None
+) -> BenchPool:
+    """Every document of the BEIR corpus through Lectern's chunker and embedder (the evaluation's chunking),
+    the vectors remembered in `cache_path` (`CachingEmbedder`) so a second run embeds nothing."""
+    from lectern.domain.chunking import ChunkingConfig, chunk_document
+    from lectern.evaluation.retrieval import corpus_document
+
+    settings = lectern.settings
+    config = ChunkingConfig(size=settings.chunk_size, overlap=settings.chunk_overlap)
+    chunks = [
+        c
+        for d in corpus
+        for c in chunk_document(
+            corpus_document(d),
+            tenant_id=BENCH_TENANT,
+            document_id=d["_id"],
+            filename=d["_id"],
+            config=config,
+            count=lectern.embedder.count_tokens,
+        )
+    ]
+    embedder = lectern.embedder
+    cache = None
+    if cache_path is not None:
+        from lectern.evaluation.embedding_cache import CachingEmbedder
+
+        cache = embedder = CachingEmbedder(lectern.embedder, cache_path)
+    try:
+        parts = []
+        step = 512
+        for start in range(0, len(chunks), step):
+            if console and start % (step * 4) == 0:
+                console.print(f"[dim]embedding the corpus: {start:,}/{len(chunks):,} chunks[/dim]")
+            parts.append(embedder.embed_documents([c.search_text for c in chunks[start : start + step]]))
+    finally:
+        if cache is not None:
+            cache.close()
+    vectors = np.concatenate(parts) if parts else np.zeros((0, lectern.embedder.dimension), np.float32)
+    return BenchPool([c.heading for c in chunks], [c.text for c in chunks], vectors.astype(np.float32))
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+
+
+class DistinctChunks:
+    """Chunk number i of the latency test's corpus, every text distinct.
+
+    The first len(pool) are the real chunks with their real vectors. Beyond them each chunk is new text: whole
+    sentences drawn (seeded by i) from random real chunks until a real chunk's length (also drawn) is reached,
+    so term statistics and posting lists grow the way a larger corpus of the same domain's would, not by
+    repeating one set of chunks. Its vector is the length-weighted mean of its sources' real vectors plus
+    Gaussian noise, re-normalised: embedding a million chunks on a 2-core machine takes days, and an exact
+    scan costs the same whatever the vectors hold.
+    """
+
+    def __init__(self, pool: BenchPool, seed: int = 7) -> None:
+        self.pool = pool
+        self.seed = seed
+        self.sentences = [[s for s in _SENTENCE.split(t) if s.strip()] or [t] for t in pool.texts]
+        self.lengths = np.array([len(t.split()) for t in pool.texts])
+        self._seen: set[bytes] = {hashlib.blake2b(t.encode(), digest_size=12).digest() for t in pool.texts}
+
+    def chunk(self, i: int) -> tuple[str, str, np.ndarray]:
+        """(heading, text, unit vector) of chunk number i."""
+        pool = self.pool
+        if i < len(pool):
+            return pool.headings[i], pool.texts[i], pool.vectors[i]
+        rng = np.random.default_rng((self.seed, i))
+        while True:
+            target = int(self.lengths[rng.integers(len(self.lengths))])
+            words, parts, weights, sources = 0, [], [], []
+            while words < target:
+                src = int(rng.integers(len(pool)))
+                sents = self.sentences[src]
+                s = sents[int(rng.integers(len(sents)))]
+                parts.append(s)
+                n = len(s.split())
+                words += n
+                weights.append(n)
+                sources.append(src)
+            text = " ".join(parts)
+            key = hashlib.blake2b(text.encode(), digest_size=12).digest()
+            if key not in self._seen:  # a repeat (a one-sentence chunk drawn twice) is drawn again
+                self._seen.add(key)
+                break
+        v = np.average(pool.vectors[sources], axis=0, weights=weights)
+        v = v / np.linalg.norm(v) + rng.normal(0.0, NOISE_STD, size=v.shape)
+        return "", text, (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def grow_index(lectern: Any, corpus: DistinctChunks, start: int, stop: int) -> float:
+    """Add chunks number `start`..`stop`-1 (documents of SYNTHETIC_DOC_CHUNKS chunks). Seconds spent."""
     from lectern.domain.chunking import chunk_id
     from lectern.domain.models import Chunk
 
-    texts, vectors = pool
-    rng = np.random.default_rng(seed + start)
     t0 = time.perf_counter()
     for doc_start in range(start, stop, SYNTHETIC_DOC_CHUNKS):
         ids = range(doc_start, min(stop, doc_start + SYNTHETIC_DOC_CHUNKS))
         document_id = f"syn-{doc_start // SYNTHETIC_DOC_CHUNKS:06d}"
         chunks, vecs = [], []
         for ordinal, i in enumerate(ids):
-            text = texts[i % len(texts)]
-            v = vectors[i % len(vectors)]
-            if i >= len(texts):
-                v = v + rng.normal(0.0, NOISE_STD, size=v.shape).astype(np.float32)
-                v = v / np.linalg.norm(v)
+            heading, text, v = corpus.chunk(i)
             chunks.append(
                 Chunk(
                     chunk_id=chunk_id(document_id, ordinal, text),
@@ -256,7 +346,7 @@ def grow_index(
                     page=1,
                     ordinal=ordinal,
                     text=text,
-                    heading="",
+                    heading=heading,
                     token_count=len(text.split()),
                 )
             )
@@ -270,6 +360,11 @@ def bench_retrieval(lectern: Any, size: int, queries: Sequence[str], build_s: fl
     t0 = time.perf_counter()
     lectern.retriever.search(BENCH_TENANT, queries[0], top_k=10, mode="vector")  # loads the vector matrix
     first_ms = (time.perf_counter() - t0) * 1000
+    warm = getattr(lectern.index, "warm", None)
+    t0 = time.perf_counter()
+    if warm is not None:
+        warm()  # the in-memory BM25 postings, built in the background after a write (FTS5 answers meanwhile)
+    warm_ms = (time.perf_counter() - t0) * 1000 if warm is not None else None
     for mode in ("bm25", "vector", "hybrid"):
         lat = []
         for q in queries:
@@ -282,6 +377,7 @@ def bench_retrieval(lectern: Any, size: int, queries: Sequence[str], build_s: fl
                 "mode": mode,
                 "latency_ms": _stats(lat),
                 "first_query_after_write_ms": round(first_ms, 1),
+                "bm25_postings_build_ms": round(warm_ms, 1) if warm_ms is not None else None,
                 "build_s": round(build_s, 1),
                 "rss_mib": current_rss_mib(),
                 "loadavg": loadavg(),
@@ -517,6 +613,8 @@ def run_bench(
     answer_queries: int = 5,
     queries: int = 200,
     vectors_from: Path | None = None,
+    embedding_cache: Path | None = None,
+    pool_docs: int | None = None,
     skip: Sequence[str] = (),
     console: Console | None = None,
 ) -> BenchReport:
@@ -531,25 +629,31 @@ def run_bench(
     qrels = read_qrels(dataset / "qrels" / "test.tsv")
     all_q = {q["_id"]: q["text"] for q in read_jsonl(dataset / "queries.jsonl")}
     test_queries = [all_q[q] for q in qrels if q in all_q][:queries]
-    lectern = build_local(settings.model_copy(update={"cache_enabled": False}))  # time the pipeline, not the cache
+    # time the pipeline, not the answer cache
+    lectern = build_local(settings.model_copy(update={"cache_enabled": False}))
     try:
         pool = load_pool(vectors_from)
         if "ingestion" not in skip:
             say(f"ingestion: {ingest_docs} documents through the pipeline")
-            report.ingestion, own = bench_ingestion(lectern, corpus, ingest_docs)
-            pool = pool or own
+            report.ingestion = bench_ingestion(lectern, corpus, ingest_docs)
         if "retrieval" not in skip:
             if pool is None:
-                raise ValueError("the retrieval benchmark needs vectors: pass vectors_from or run ingestion")
+                n = len(corpus[:pool_docs])
+                say(f"retrieval: chunking and embedding {n:,} documents (cache: {embedding_cache})")
+                pool = corpus_pool(lectern, corpus[:pool_docs], embedding_cache, console)
+            chunks = DistinctChunks(pool)
             report.notes.append(
-                f"retrieval: {len(pool[0]):,} real SciFact chunks with their real vectors, repeated to each "
-                "size; "
-                f"repeats carry Gaussian-perturbed, re-normalised vectors (std {NOISE_STD} per component)"
+                f"retrieval: {len(pool):,} real {dataset.name} chunks with their real vectors"
+                + (f" (the first {pool_docs:,} documents)" if pool_docs and vectors_from is None else "")
+                + ", then "
+                "generated chunks of whole sentences drawn at random from them (every text distinct; lengths "
+                "drawn from the real chunks'), each with the length-weighted mean of its sources' vectors "
+                f"plus Gaussian noise (std {NOISE_STD} per component), re-normalised"
             )
             built = 0
             for size in sorted(sizes):
                 say(f"retrieval: building {size:,} chunks")
-                build_s = grow_index(lectern, pool, built, size)
+                build_s = grow_index(lectern, chunks, built, size)
                 built = size
                 report.retrieval += bench_retrieval(lectern, size, test_queries, build_s)
                 if size == min(sizes) and answer_queries and "answers" not in skip:

