@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from lectern.api.app import ApiServices
-from lectern.aws.settings import AwsSettings
+from lectern.aws.settings import AwsSettings, SearchSettings
 from lectern.domain.answering import AnswerConfig, Answerer
 from lectern.domain.chunking import ChunkingConfig, whitespace_tokens
 from lectern.domain.documents import DocumentService
@@ -24,6 +24,23 @@ from lectern.domain.fusion import FusionConfig
 from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import RetrievalConfig, Retriever
+
+
+def search_index(s: SearchSettings) -> Any:
+    """The OpenSearch index the settings name (SigV4-signed: `es` for a domain, `aoss` for a collection)."""
+    from lectern.adapters.aws import clients
+    from lectern.adapters.aws.opensearch_index import OpenSearchIndex
+
+    return OpenSearchIndex.from_settings(
+        s.opensearch_endpoint,
+        s.region or clients.session().region_name,
+        kind=s.opensearch_kind,
+        index_name=s.opensearch_index,
+        pipeline_name=s.opensearch_pipeline,
+        dimension=s.embedding_dimension,
+        engine=s.opensearch_engine,
+        bm25_weight=s.bm25_weight,
+    )
 
 
 class EventDrivenTrigger:
@@ -79,20 +96,7 @@ class AwsLectern:
 
     @cached_property
     def index(self) -> Any:
-        from lectern.adapters.aws import clients
-        from lectern.adapters.aws.opensearch_index import OpenSearchIndex
-
-        s = self.settings
-        return OpenSearchIndex.from_settings(
-            s.opensearch_endpoint,
-            s.region or clients.session().region_name,
-            kind=s.opensearch_kind,
-            index_name=s.opensearch_index,
-            pipeline_name=s.opensearch_pipeline,
-            dimension=s.embedding_dimension,
-            engine=s.opensearch_engine,
-            bm25_weight=s.bm25_weight,
-        )
+        return search_index(self.settings)
 
     @cached_property
     def embedder(self) -> Any:

@@ -16,21 +16,52 @@ from lectern.settings import SettingsError
 TITAN_DIMENSIONS = (256, 512, 1024)
 
 
-class AwsSettings(BaseSettings):
+class SearchSettings(BaseSettings):
+    """What the search index needs: all the search-setup custom resource is given (its function lives in the
+    Search stack, which knows no bucket or table)."""
+
     model_config = SettingsConfigDict(env_prefix="LECTERN_", extra="ignore", frozen=True)
 
-    documents_bucket: str = Field(min_length=3, max_length=63)
-    table_name: str = Field(min_length=3, max_length=255)
     opensearch_endpoint: str = Field(min_length=1, description="https://... of the domain or collection")
     opensearch_kind: Literal["managed", "serverless"] = "managed"
     opensearch_index: str = "lectern-chunks"
     opensearch_pipeline: str = "lectern-hybrid"
     opensearch_engine: Literal["faiss", "lucene"] = "faiss"
+    embedding_dimension: int = 1024
+    bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    region: str | None = Field(default=None, description="default: the Lambda's AWS_REGION")
+
+    @model_validator(mode="after")
+    def _check_search(self) -> SearchSettings:
+        if self.embedding_dimension not in TITAN_DIMENSIONS:
+            raise ValueError(
+                f"embedding_dimension must be one of {TITAN_DIMENSIONS} (Titan Text Embeddings V2)"
+            )
+        if not self.opensearch_endpoint.startswith("https://") and not self.opensearch_endpoint.startswith(
+            "http://127.0.0.1"
+        ):
+            raise ValueError("opensearch_endpoint must be an https:// URL")
+        return self
+
+    @classmethod
+    def from_env(cls):
+        try:
+            return cls()  # type: ignore[call-arg]  # values come from the environment
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"LECTERN_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise SettingsError(f"Invalid Lambda configuration: {problems}") from None
+
+
+class AwsSettings(SearchSettings):
+    documents_bucket: str = Field(min_length=3, max_length=63)
+    table_name: str = Field(min_length=3, max_length=255)
     engine_fusion: bool = Field(
         default=True, description="fuse in OpenSearch's search pipeline (True) or in the domain (False)"
     )
     embedding_model_id: str = "amazon.titan-embed-text-v2:0"
-    embedding_dimension: int = 1024
     generation_model_id: str = "us.amazon.nova-lite-v1:0"
     strong_model_id: str = "us.amazon.nova-pro-v1:0"
     guardrail_id: str | None = None
@@ -38,7 +69,6 @@ class AwsSettings(BaseSettings):
     fallback_endpoint_name: str | None = None
     fallback_inference_component: str | None = None
     rerank_model_arn: str | None = None
-    region: str | None = Field(default=None, description="default: the Lambda's AWS_REGION")
     prompt_version: str = "answer-v3"
     prompt_version_b: str | None = None
     prompt_b_share: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -52,7 +82,6 @@ class AwsSettings(BaseSettings):
     chunk_size: int = Field(default=200, ge=16, le=512)
     chunk_overlap: int = Field(default=32, ge=0)
     embed_batch: int = Field(default=32, ge=1, le=256)
-    bm25_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     candidates: int = Field(default=100, ge=1, le=1000)
     top_k: int = Field(default=5, ge=1, le=20)
     max_context_tokens: int = Field(default=1500, ge=100)
@@ -74,27 +103,8 @@ class AwsSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> AwsSettings:
-        if self.embedding_dimension not in TITAN_DIMENSIONS:
-            raise ValueError(
-                f"embedding_dimension must be one of {TITAN_DIMENSIONS} (Titan Text Embeddings V2)"
-            )
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("chunk_overlap must be smaller than chunk_size")
         if bool(self.guardrail_id) != bool(self.guardrail_version):
             raise ValueError("set both LECTERN_GUARDRAIL_ID and LECTERN_GUARDRAIL_VERSION, or neither")
-        if not self.opensearch_endpoint.startswith("https://") and not self.opensearch_endpoint.startswith(
-            "http://127.0.0.1"
-        ):
-            raise ValueError("opensearch_endpoint must be an https:// URL")
         return self
-
-    @classmethod
-    def from_env(cls) -> AwsSettings:
-        try:
-            return cls()  # type: ignore[call-arg]  # values come from the environment
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"LECTERN_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise SettingsError(f"Invalid Lambda configuration: {problems}") from None
