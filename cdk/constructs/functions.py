@@ -2,15 +2,16 @@
 
 The code asset is the `lambdas/` folder. With the context flag `lectern:bundle=none` (tests, quick synths)
 it is used as it is; otherwise `PipBundling` builds it on this machine without Docker: `pip install --platform
-manylinux_2_34_aarch64 ... --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 --only-binary=:all:
---python-version 3.12 --target <asset>` of the package's runtime dependencies (pyproject `dependencies` + the
-`aws` extra), then a copy of `lambdas/lectern`. Powertools is bundled (no layer to pin per region).
+manylinux_2_34_aarch64 ... --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64
+--only-binary=:all: --python-version 3.12 --target <asset>` of the package's runtime dependencies (pyproject
+`dependencies` + the `aws` extra), then a copy of `lambdas/lectern`. Powertools is bundled (no layer to pin
+per region).
 
 The platform tags are those of Lambda's python3.12 runtime: Amazon Linux 2023 on arm64, glibc 2.34
-(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html). pip does not widen a `manylinux_2_X` tag to
-older glibc versions (only the legacy `manylinux2014` alias to 2010/1 on x86), so every compatible tag is passed,
-newest first: with `manylinux2014` alone, a package whose aarch64 wheels are only `manylinux_2_28` (or that
-ships a newer build for 2_28 than for 2014) resolves to an older release, or none, than the tests run.
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html). pip does not widen a `manylinux_2_X` tag
+to older glibc versions (only the legacy `manylinux2014` alias to 2010/1 on x86), so every compatible tag is
+passed, newest first: with `manylinux2014` alone, a package whose aarch64 wheels are only `manylinux_2_28` (or
+that ships a newer build for 2_28 than for 2014) resolves to an older release, or none, than the tests run.
 """
 
 from __future__ import annotations

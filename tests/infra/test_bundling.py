@@ -2,19 +2,19 @@
 Linux 2023 (glibc 2.34) on arm64 (issue 13, item 7). pip takes `--platform manylinux_2_X` literally (it widens
 only the legacy `manylinux2014` alias, and only on x86), so every compatible tag must be passed; with
 `manylinux2014_aarch64` alone a release whose aarch64 wheels are `manylinux_2_28` is skipped for an older one.
-No network here: the command is captured, and the tag sets are judged with `packaging.tags`, the same logic pip
-uses. Whether each pinned dependency has such a wheel is seen only by a real bundling run (`cdk synth`)."""
+No network here: the command is captured, and the tag sets are judged with `packaging.tags`, the same logic
+pip uses. Whether each pinned dependency has such a wheel is seen only by a real bundling run (`cdk synth`).
+"""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from packaging.tags import Tag, cpython_tags
-from packaging.utils import parse_wheel_filename
-
 from cdk.constructs import functions
 from cdk.constructs.functions import LAMBDA_GLIBC, PipBundling, lambda_platforms, pip_command
+from packaging.tags import Tag, cpython_tags
+from packaging.utils import parse_wheel_filename
 
 
 def _platforms(cmd: list[str]) -> list[str]:
