@@ -61,6 +61,14 @@ def test_upload_ingest_query_search_delete(aws_harness, capsys):
     assert answer["citations"] and answer["citations"][0]["document_id"] == doc_id
     converse = (h.bedrock.of("converse") + h.bedrock.of("converse-stream"))[-1]
     assert converse.body["guardrailConfig"]["guardrailIdentifier"] == h.settings.guardrail_id
+    # the guardrail's contextual grounding filter ran on the answer: passages, question and answer marked
+    (grounding,) = [c for c in h.bedrock.of("apply-guardrail") if c.body["source"] == "OUTPUT"]
+    assert [b["text"]["qualifiers"] for b in grounding.body["content"]] == [
+        ["grounding_source"],
+        ["query"],
+        ["guard_content"],
+    ]
+    assert grounding.body["content"][1]["text"]["text"] == "How many days of annual leave do employees get?"
     out = capsys.readouterr().out
     assert _metric_values(out, "QueryCostUSD") and _metric_values(out, "QueryCostUSD")[0] > 0
     assert _metric_values(out, "FallbackUsed") == [0]
