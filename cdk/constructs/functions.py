@@ -2,9 +2,16 @@
 
 The code asset is the `lambdas/` folder. With the context flag `lectern:bundle=none` (tests, quick synths)
 it is used as it is; otherwise `PipBundling` builds it on this machine without Docker: `pip install --platform
-manylinux2014_aarch64 --only-binary=:all: --python-version 3.12 --target <asset>` of the package's runtime
-dependencies (pyproject `dependencies` + the `aws` extra), then a copy of `lambdas/lectern`. Powertools is
-bundled (no layer to pin per region).
+manylinux_2_34_aarch64 ... --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64
+--only-binary=:all: --python-version 3.12 --target <asset>` of the package's runtime dependencies (pyproject
+`dependencies` + the `aws` extra), then a copy of `lambdas/lectern`. Powertools is bundled (no layer to pin
+per region).
+
+The platform tags are those of Lambda's python3.12 runtime: Amazon Linux 2023 on arm64, glibc 2.34
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html). pip does not widen a `manylinux_2_X` tag
+to older glibc versions (only the legacy `manylinux2014` alias to 2010/1 on x86), so every compatible tag is
+passed, newest first: with `manylinux2014` alone, a package whose aarch64 wheels are only `manylinux_2_28` (or
+that ships a newer build for 2_28 than for 2014) resolves to an older release, or none, than the tests run.
 """
 
 from __future__ import annotations
@@ -33,6 +40,38 @@ from constructs import Construct
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS = ROOT / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
+LAMBDA_GLIBC = (2, 34)  # Amazon Linux 2023, the python3.12 runtime's OS
+LAMBDA_ARCH = "aarch64"  # lambda_.Architecture.ARM_64
+
+
+def lambda_platforms(glibc: tuple[int, int] = LAMBDA_GLIBC, arch: str = LAMBDA_ARCH) -> list[str]:
+    """Every manylinux platform tag a wheel may carry to run there, most specific first (PEP 600; 2_17 is
+    manylinux2014, the oldest glibc on aarch64)."""
+    major, minor = glibc
+    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 16, -1)]
+    return [*tags, f"manylinux2014_{arch}"]
+
+
+def pip_command(output_dir: str) -> list[str]:
+    """The bundling `pip install`: binary wheels for CPython 3.12 on Lambda's platform, into the asset."""
+    platforms = [arg for tag in lambda_platforms() for arg in ("--platform", tag)]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        *platforms,
+        "--implementation",
+        "cp",
+        "--python-version",
+        "3.12",
+        "--only-binary=:all:",
+        "--target",
+        str(output_dir),
+        *runtime_requirements(),
+    ]
 
 
 def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
@@ -46,25 +85,7 @@ class PipBundling:
 
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
         out = Path(output_dir)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-compile",
-            "--platform",
-            "manylinux2014_aarch64",
-            "--implementation",
-            "cp",
-            "--python-version",
-            "3.12",
-            "--only-binary=:all:",
-            "--target",
-            str(out),
-            *runtime_requirements(),
-        ]
-        subprocess.run(cmd, check=True)  # noqa: S603 (fixed argv)
+        subprocess.run(pip_command(str(out)), check=True)  # noqa: S603 (fixed argv)
         shutil.copytree(
             LAMBDAS / "lectern",
             out / "lectern",

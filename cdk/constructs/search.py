@@ -1,5 +1,5 @@
 """The search backend: a small managed OpenSearch domain (dev) or an OpenSearch Serverless vector collection,
-chosen by config, plus a custom resource that creates the index and the hybrid search pipeline.
+chosen by config, plus a custom resource that creates the index and (on a domain) the hybrid search pipeline.
 
 The custom resource's handler (`lectern.aws.handlers.setup.on_event`) is idempotent: "already exists" is
 success, so a redeploy after `scripts/pause` + `scripts/resume` (a fresh domain) or onto a live one both work.
@@ -25,6 +25,10 @@ from cdk.config import LecternConfig
 from cdk.constructs.functions import Functions
 
 HTTP_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
+# What the functions send (traced in tests/aws/test_iam_least_privilege.py): the setup creates the index and
+# the pipeline (HEAD/GET/PUT); everything else is POST (_bulk, _msearch, _search, _delete_by_query, _count).
+SETUP_HTTP = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"]
+DATA_HTTP = ["es:ESHttpPost"]
 
 
 class SearchBackend(Construct):
@@ -146,14 +150,15 @@ class SearchBackend(Construct):
 
     # -- grants ---------------------------------------------------------------------------------------------
 
-    def grant_http(self, role: iam.IRole, policy_name: str | None = None) -> None:
-        """Read/write the index over HTTP (SigV4)."""
+    def grant_http(self, role: iam.IRole, actions: list[str] | None = None) -> None:
+        """Read/write the index over HTTP (SigV4): on a domain the HTTP methods given (default POST, all a
+        Service function sends), on paths under the domain; on Serverless the collection's API."""
         if self.kind == "managed":
             role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid="OpenSearchHttp",
-                    actions=HTTP_ACTIONS,
-                    resources=[self.domain_arn, f"{self.domain_arn}/*"],
+                    actions=actions or DATA_HTTP,
+                    resources=[f"{self.domain_arn}/*"],
                 )
             )
             return
@@ -167,13 +172,13 @@ class SearchBackend(Construct):
 
     def data_access_policy(
         self, scope: Construct, construct_id: str, name: str, roles: list[iam.IRole]
-    ) -> None:
-        """Serverless only: the collection's data-access policy for these roles (a no-op for a domain)."""
+    ) -> aoss.CfnAccessPolicy | None:
+        """Serverless only: the collection's data-access policy for these roles (None for a domain)."""
         if self.kind != "serverless":
-            return
+            return None
         arns = ",".join(f'"{r.role_arn}"' for r in roles)
         idx = self.config.search.index_name
-        aoss.CfnAccessPolicy(
+        return aoss.CfnAccessPolicy(
             scope,
             construct_id,
             name=name,
@@ -209,8 +214,10 @@ class SearchBackend(Construct):
             timeout=Duration.minutes(5),
         )
         assert self.setup_function.role is not None
-        self.grant_http(self.setup_function.role)
-        self.data_access_policy(self, "SetupDataAccess", f"{self.name}-setup", [self.setup_function.role])
+        self.grant_http(self.setup_function.role, SETUP_HTTP)
+        setup_access = self.data_access_policy(
+            self, "SetupDataAccess", f"{self.name}-setup", [self.setup_function.role]
+        )
         provider = cr.Provider(
             self,
             "Provider",
@@ -240,6 +247,9 @@ class SearchBackend(Construct):
             self.setup.node.add_dependency(self.domain)
         else:
             self.setup.node.add_dependency(self.collection)
+            # the setup's first request must find its data-access policy in force (else a 403 race)
+            assert setup_access is not None
+            self.setup.node.add_dependency(setup_access)
 
     @property
     def stack(self) -> Stack:

@@ -5,6 +5,7 @@ rebuild."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
@@ -26,30 +27,58 @@ from cdk.stacks.data import DataStack
 from cdk.stacks.search import SearchStack
 from lectern.adapters.aws.table import STATUS_INDEX
 
-# Per-function access (explicit actions only: no s3:*, dynamodb:*, bedrock:*).
-S3_READ = ["s3:GetObject"]
-S3_WRITE = ["s3:GetObject", "s3:PutObject"]
-TABLE_RW = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:Query",
-]
-TABLE_UPDATE = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-ACCESS = {  # function -> (s3 actions, table actions, search, embed, generate)
-    "Api": (["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], TABLE_RW, True, True, True),
-    "ValidateFunctionArn": (S3_READ, TABLE_UPDATE, False, False, False),
-    "ExtractFunctionArn": (S3_WRITE, TABLE_UPDATE, False, False, False),
-    "ChunkFunctionArn": (S3_WRITE, [], False, False, False),
-    "EmbedBatchFunctionArn": (S3_WRITE, [], False, True, False),
-    "IndexFunctionArn": (S3_READ, [], True, False, False),
-    "MarkIndexedFunctionArn": ([], TABLE_UPDATE, True, False, False),
-    "MarkFailedFunctionArn": ([], TABLE_UPDATE, True, False, False),
-    "ListDocumentsFunctionArn": ([], ["dynamodb:Query", "dynamodb:Scan"], False, False, False),
-    "ReindexDocumentFunctionArn": (S3_WRITE, TABLE_UPDATE, True, True, False),
+# Per-function access (explicit actions only: no s3:*, dynamodb:*, bedrock:*). Each entry is what the
+# function's code calls, traced by tests/aws (every handler runs there with exactly this policy enforced, and
+# a grant no call uses fails tests/aws/test_iam_least_privilege.py).
+OBJ_R = ["s3:GetObject"]
+OBJ_RW = ["s3:GetObject", "s3:PutObject"]
+ITEM_UPDATE = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+
+
+@dataclass(frozen=True)
+class Access:
+    objects: list[str]  # on the documents bucket's objects
+    list_bucket: bool  # s3:ListBucket: prefix listings, and a missing key reads as 404 (not 403) with it
+    table: list[str]
+    search: bool = False
+    embed: bool = False
+    generate: bool = False
+
+
+ACCESS = {
+    # presigned POST (PutObject by the signer), document reads, delete of a document's objects; the query
+    # trace is one BatchWriteItem of the question and its passages (lectern.adapters.aws.dynamo_queries)
+    "Api": Access(
+        ["s3:PutObject", "s3:DeleteObject"],
+        True,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+        ],
+        search=True,
+        embed=True,
+        generate=True,
+    ),
+    # Powertools idempotency: PutItem (in progress), UpdateItem (completed), DeleteItem (failed), GetItem
+    "ValidateFunctionArn": Access(
+        [], False, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    ),
+    "ExtractFunctionArn": Access(OBJ_RW, False, ["dynamodb:GetItem"]),
+    "ChunkFunctionArn": Access(OBJ_RW, False, ["dynamodb:GetItem"]),
+    # looks for the batch's stored vectors first: a missing key must read as missing (ListBucket)
+    "EmbedBatchFunctionArn": Access(OBJ_RW, True, [], embed=True),
+    "IndexFunctionArn": Access(OBJ_RW, False, [], search=True),
+    "MarkIndexedFunctionArn": Access(OBJ_RW, False, ITEM_UPDATE, search=True),
+    "MarkFailedFunctionArn": Access([], False, ITEM_UPDATE, search=True),
+    "ListDocumentsFunctionArn": Access([], True, []),
+    "ReindexDocumentFunctionArn": Access(
+        OBJ_RW, True, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], search=True, embed=True
+    ),
 }
-LIST_PREFIX = {"Api", "ReindexDocumentFunctionArn"}  # list a document's objects (delete, stored embeddings)
 
 
 class ServiceStack(Stack):
@@ -80,6 +109,10 @@ class ServiceStack(Stack):
             "LECTERN_OPENSEARCH_PIPELINE": config.search.pipeline_name,
             **self.models.environment(),
             "LECTERN_FALLBACK_ENDPOINT_NAME": self.fallback.endpoint_name if self.fallback else "",
+            # scale-to-zero hosts the model in an inference component: InvokeEndpoint must name it
+            "LECTERN_FALLBACK_INFERENCE_COMPONENT": (
+                (self.fallback.inference_component_name or "") if self.fallback else ""
+            ),
             "LECTERN_MAX_UPLOAD_BYTES": str(config.ingestion.max_upload_bytes),
             # the Lambda's own responses carry the CORS headers (API Gateway answers only the preflight)
             "LECTERN_CORS_ORIGINS": json.dumps(config.api.cors_allow_origins),
@@ -231,34 +264,34 @@ class ServiceStack(Stack):
     def _grant(self, fns, data, table, backend) -> None:
         bucket = data.store.bucket
         roles: list[iam.IRole] = []
-        for key, (s3_actions, table_actions, search, embed, generate) in ACCESS.items():
+        for key, access in ACCESS.items():
             fn = fns[key]
             role = fn.role
             assert role is not None
-            if s3_actions:
+            if access.objects:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(
                         sid="DocumentObjects",
-                        actions=s3_actions,
+                        actions=access.objects,
                         resources=[f"arn:{Aws.PARTITION}:s3:::{data.store.bucket_name}/*"],
                     )
                 )
-            if key in LIST_PREFIX:
+            if access.list_bucket:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(
                         sid="ListDocumentPrefixes", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]
                     )
                 )
-            if table_actions:
+            if access.table:
                 role.add_to_principal_policy(
-                    iam.PolicyStatement(sid="Table", actions=table_actions, resources=[table.table_arn])
+                    iam.PolicyStatement(sid="Table", actions=access.table, resources=[table.table_arn])
                 )
-            if search:
+            if access.search:
                 backend.grant_http(role)
                 roles.append(role)
-            if embed:
+            if access.embed:
                 self.models.grant_embed(role)
-            if generate:
+            if access.generate:
                 self.models.grant_generate(role)
                 if self.fallback:
                     self.fallback.grant_invoke(fn)

@@ -1,6 +1,8 @@
 """A whole Lectern on "AWS" for handler tests: moto's server (S3, DynamoDB, SageMaker runtime) on loopback, the
-in-repo fake Bedrock and fake OpenSearch on loopback, all reached through boto3's endpoint variables and the
-Lambda settings the CDK stacks set. The handlers run unchanged; only the endpoints are fakes.
+in-repo fake Bedrock and fake OpenSearch on loopback, all reached through boto3's endpoint variables. Each
+handler runs with the environment and the IAM policy its synthesized template gives its function
+(tests/aws/deployment.py, tests/aws/iam_enforcement.py): a variable or a grant CDK forgets fails here. The
+handlers run unchanged; only the endpoints are fakes.
 
 Helpers here drive the handlers the way API Gateway and the ingestion state machine do.
 """
@@ -8,12 +10,17 @@ Helpers here drive the handlers the way API Gateway and the ingestion state mach
 from __future__ import annotations
 
 import base64
+import functools
+import importlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -97,13 +104,72 @@ def s3_created_event(bucket: str, key: str, size: int, sequencer: str | None = N
 
 @dataclass
 class AwsHarness:
-    settings: AwsSettings
-    lectern: AwsLectern
+    enforcer: Any  # tests.aws.iam_enforcement.Enforcer
     moto_url: str
     bedrock: Any
     opensearch: Any
     tenant: str = "acme"
     emitted: list[str] = field(default_factory=list)
+    containers: dict[str, AwsLectern] = field(default_factory=dict)  # handler path -> its container
+
+    # -- the deployed functions ------------------------------------------------------------------------------
+    @property
+    def lectern(self) -> AwsLectern:
+        """The API function's container (tests read and write through it, unchecked, outside a handler)."""
+        return self.containers[API]
+
+    @property
+    def settings(self) -> AwsSettings:
+        return self.lectern.settings
+
+    def function(self, handler: str) -> Any:
+        return self.enforcer.functions[handler]
+
+    @contextmanager
+    def environment(self, handler: str) -> Iterator[None]:
+        """os.environ holds exactly the function's template variables (LECTERN_*, POWERTOOLS_*) meanwhile."""
+        saved = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+        for k in saved:
+            del os.environ[k]
+        os.environ.update(self.function(handler).environment)
+        try:
+            yield
+        finally:
+            for k in [k for k in os.environ if k.startswith(_ENV_PREFIXES)]:
+                del os.environ[k]
+            os.environ.update(saved)
+
+    @contextmanager
+    def as_function(self, handler: str) -> Iterator[None]:
+        """Run as the deployed function: its environment, its container, its IAM policy."""
+        previous = container._current
+        container.install(self.containers.get(handler))
+        try:
+            with self.environment(handler), self.enforcer.acting_as(handler):
+                yield
+        finally:
+            if container._current is not None and handler not in self.containers:
+                self.containers[handler] = container._current
+            container.install(previous)
+
+    def deployed(self, handler: str, original: Any) -> Any:
+        @functools.wraps(original)
+        def run(event: Any, context: Any) -> Any:
+            with self.as_function(handler):
+                return original(event, context)
+
+        run.__wrapped_handler__ = handler  # type: ignore[attr-defined]
+        return run
+
+    def patch(self, name: str, value: Any) -> None:
+        """Swap one component in every function's container (e.g. an embedder without client retries)."""
+        for c in self.containers.values():
+            c.__dict__[name] = value
+
+    def patch_settings(self, **update: Any) -> None:
+        for c in self.containers.values():
+            c.__dict__["settings"] = c.settings.model_copy(update=update)
+        api.reset()
 
     # -- API Gateway ---------------------------------------------------------------------------------------
     def call(
@@ -129,6 +195,9 @@ class AwsHarness:
         )
         assert status == 201, body
         up = body["upload"]
+        # S3 authorizes a presigned POST as a PutObject by whoever signed it: the API function
+        key_arn = f"arn:aws:s3:::{self.settings.documents_bucket}/{up['fields']['key']}"
+        self.enforcer.authorize(self.function(API), "s3", "PostObject", "s3:PutObject", key_arn)
         r = httpx.post(
             up["url"], data=up["fields"], files={"file": (filename, data, content_type)}, timeout=10
         )
@@ -168,50 +237,77 @@ class AwsHarness:
             return ingest.mark_failed(job, FakeContext())
 
 
+API = "lectern.aws.handlers.api.handler"
+_ENV_PREFIXES = ("LECTERN_", "POWERTOOLS_")
+
+
 @pytest.fixture
 def aws_harness(
     moto_server: str, fake_bedrock: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> Iterator[AwsHarness]:
+    """Every function of the synthesized stacks (tests/aws/deployment.py), each run with exactly its
+    template's environment (deployed names swapped for this test's moto names) and its own IAM policy enforced
+    (tests/aws/iam_enforcement.py); any denied call fails the test. Calls the test makes itself (setup,
+    assertions) are not checked."""
+    from tests.aws.deployment import handler_test_stacks
+    from tests.aws.iam_enforcement import Enforcer
     from tests.fakes.opensearch_server import running_fake_opensearch
 
     for service in ("S3", "DYNAMODB", "SAGEMAKER_RUNTIME"):
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", moto_server)
+    for key in [k for k in os.environ if k.startswith(_ENV_PREFIXES)]:
+        monkeypatch.delenv(key)
     suffix = uuid.uuid4().hex[:10]
     with running_fake_opensearch() as search:
-        env = {
-            "LECTERN_DOCUMENTS_BUCKET": f"lectern-docs-{suffix}",
-            "LECTERN_TABLE_NAME": f"lectern-{suffix}",
-            "LECTERN_OPENSEARCH_ENDPOINT": search.url,
-            "LECTERN_OPENSEARCH_INDEX": f"chunks-{suffix}",
-            "LECTERN_EMBEDDING_DIMENSION": "256",
-            "LECTERN_GUARDRAIL_ID": "gr-lectern",
-            "LECTERN_GUARDRAIL_VERSION": "1",
-            "LECTERN_FALLBACK_ENDPOINT_NAME": f"fallback-{suffix}",
-            "POWERTOOLS_METRICS_NAMESPACE": "Lectern",
-            "POWERTOOLS_SERVICE_NAME": "lectern",
+        stacks = handler_test_stacks()
+        deployed = stacks.functions()[API].environment
+        stacks.rename = {
+            deployed["LECTERN_DOCUMENTS_BUCKET"]: f"lectern-docs-{suffix}",
+            deployed["LECTERN_TABLE_NAME"]: f"lectern-{suffix}",
+            deployed["LECTERN_OPENSEARCH_ENDPOINT"]: search.url,
         }
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
+        functions = stacks.functions()
+        ((domain, _),) = stacks.resources("Search", "AWS::OpenSearchService::Domain").items()
+        enforcer = Enforcer(
+            functions,
+            {urlsplit(search.url).netloc: stacks.resolve("Search", {"Fn::GetAtt": [domain, "Arn"]})},
+        )
+        enforcer.install(monkeypatch)
+        h = AwsHarness(enforcer=enforcer, moto_url=moto_server, bedrock=fake_bedrock, opensearch=search)
+        for handler in functions:  # the handler modules' entry points now run "as deployed"
+            module, name = handler.rsplit(".", 1)
+            mod = importlib.import_module(module)
+            monkeypatch.setattr(mod, name, h.deployed(handler, getattr(mod, name)))
+        for handler in functions:  # each function's cold start, from its own environment
+            if handler.startswith(_CONTAINER_FREE):
+                continue
+            with h.environment(handler):
+                h.containers[handler] = AwsLectern(AwsSettings.from_env())
+        settings = h.settings
         clients.reset()
-        settings = AwsSettings.from_env()
         s3 = clients.client("s3")
         s3.create_bucket(Bucket=settings.documents_bucket)
         s3.put_bucket_versioning(
             Bucket=settings.documents_bucket, VersioningConfiguration={"Status": "Enabled"}
         )
         create_table(clients.client("dynamodb"), settings.table_name)
-        lectern = AwsLectern(settings)
-        lectern.index.ensure_index()
-        lectern.index.ensure_pipeline()
-        container.install(lectern)
+        h.lectern.index.ensure_index()
+        h.lectern.index.ensure_pipeline()
+        container.install(h.lectern)
         api.reset()
         ingest._persistence = None
         try:
-            yield AwsHarness(settings, lectern, moto_server, fake_bedrock, search)
+            yield h
+            denied = [f"{c.function}: {c.action} on {c.resource}" for c in enforcer.denied()]
+            assert not denied, "calls the deployed policies deny:\n" + "\n".join(denied)
         finally:
             container.install(None)
             api.reset()
             ingest._persistence = None
+
+
+# handlers that build no AwsLectern (the search setup custom resource reads only the search settings)
+_CONTAINER_FREE = ("lectern.aws.handlers.setup.",)
 
 
 def sagemaker_canned(moto_url: str, *texts: str) -> None:

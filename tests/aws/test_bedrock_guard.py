@@ -70,7 +70,75 @@ def test_grounding_on_aws_abstains_on_unsupported_answers(fake_bedrock) -> None:
     assert (
         guard.check_answer("t1", "It produces 900 megawatts for Oslo's tram network [1].", src) == I_DONT_KNOW
     )
-    assert fake_bedrock.of("apply-guardrail") == []  # the answer was already checked by Converse
+    # without the question no grounding request can be made; the local check alone judged these
+    assert fake_bedrock.of("apply-guardrail") == []
+
+
+QUESTION = "When was the Zorblax reactor commissioned?"
+SOURCE = "The Zorblax reactor was commissioned in 1987 in Tromso."
+
+
+def test_contextual_grounding_runs_with_sources_query_and_answer_in_the_wire_format(fake_bedrock) -> None:
+    guard = make_guard()
+    good = "The Zorblax reactor was commissioned in 1987 [1]."
+    assert guard.check_answer("t1", good, [passage(SOURCE, 0)], question=QUESTION) == good
+    (call,) = fake_bedrock.of("apply-guardrail")
+    assert call.path == "/guardrail/gr-abc123/version/2/apply"
+    assert call.body == {
+        "source": "OUTPUT",
+        "content": [
+            {"text": {"text": SOURCE, "qualifiers": ["grounding_source"]}},
+            {"text": {"text": QUESTION, "qualifiers": ["query"]}},
+            {"text": {"text": good, "qualifiers": ["guard_content"]}},
+        ],
+    }
+
+
+def test_an_answer_the_grounding_filter_blocks_becomes_i_dont_know(fake_bedrock) -> None:
+    events: list[tuple[str, tuple[str, ...]]] = []
+    guard = make_guard(on_event=lambda kind, policies: events.append((kind, policies)))
+    good = "The Zorblax reactor was commissioned in 1987 [1]."
+    fake_bedrock.grounding_threshold = 1.01  # the guardrail is stricter than the local overlap check
+    assert guard.check_answer("t1", good, [passage(SOURCE, 0)], question=QUESTION) == I_DONT_KNOW
+    assert events == [("ungrounded", ("contextualGroundingPolicy",))]
+    fake_bedrock.grounding_threshold = 0.75
+    # RELEVANCE: grounded in the passage but not an answer to this question
+    off = "The Zorblax reactor is in Tromso [1]."
+    assert guard.check_answer("t1", off, [passage(SOURCE, 0)], question="Who pays the staff salaries?") == (
+        I_DONT_KNOW
+    )
+
+
+def test_the_answerer_sends_the_checked_question_as_the_grounding_query(fake_bedrock) -> None:
+    fake_bedrock.answer = "The Zorblax reactor was commissioned in 1987 [1]."
+    answerer = Answerer(
+        retriever=OneShotRetriever([passage(SOURCE, 0)]),  # type: ignore[arg-type]
+        model=BedrockConverseModel(guardrail_id="gr-abc123", guardrail_version="2"),
+        template=load_template("answer-v3"),
+        token_counter=lambda t: len(t.split()),
+        guard=make_guard(),
+    )
+    answer = answerer.answer("t1", QUESTION)
+    assert "1987" in answer.answer and not answer.abstained
+    grounding = [c for c in fake_bedrock.of("apply-guardrail") if c.body["source"] == "OUTPUT"]
+    (call,) = grounding
+    assert call.body["content"][1] == {"text": {"text": QUESTION, "qualifiers": ["query"]}}
+    assert call.body["content"][2]["text"]["text"] == answer.answer
+
+
+def test_fake_rejects_qualifiers_bedrock_does_not_know(fake_bedrock) -> None:
+    from botocore.exceptions import ClientError
+
+    from lectern.adapters.aws import clients
+
+    client = clients.client("bedrock-runtime")
+    with pytest.raises(ClientError, match="ValidationException"):
+        client.apply_guardrail(
+            guardrailIdentifier="g",
+            guardrailVersion="1",
+            source="INPUT",
+            content=[{"text": {"text": SOURCE, "qualifiers": ["grounding_source"]}}],
+        )
 
 
 class OneShotRetriever:

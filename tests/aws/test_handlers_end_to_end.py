@@ -13,7 +13,7 @@ import json
 import pytest
 
 from lectern.aws.handlers import rebuild, setup
-from tests.aws.handler_env import FakeContext, emf_metrics, sagemaker_canned
+from tests.aws.handler_env import API, FakeContext, emf_metrics, sagemaker_canned
 
 pytest_plugins = ["tests.aws.handler_env", "tests.fakes.bedrock_server"]
 
@@ -60,7 +60,15 @@ def test_upload_ingest_query_search_delete(aws_harness, capsys):
     assert "25 days" in answer["answer"]
     assert answer["citations"] and answer["citations"][0]["document_id"] == doc_id
     converse = (h.bedrock.of("converse") + h.bedrock.of("converse-stream"))[-1]
-    assert converse.body["guardrailConfig"]["guardrailIdentifier"] == "gr-lectern"
+    assert converse.body["guardrailConfig"]["guardrailIdentifier"] == h.settings.guardrail_id
+    # the guardrail's contextual grounding filter ran on the answer: passages, question and answer marked
+    (grounding,) = [c for c in h.bedrock.of("apply-guardrail") if c.body["source"] == "OUTPUT"]
+    assert [b["text"]["qualifiers"] for b in grounding.body["content"]] == [
+        ["grounding_source"],
+        ["query"],
+        ["guard_content"],
+    ]
+    assert grounding.body["content"][1]["text"]["text"] == "How many days of annual leave do employees get?"
     out = capsys.readouterr().out
     assert _metric_values(out, "QueryCostUSD") and _metric_values(out, "QueryCostUSD")[0] > 0
     assert _metric_values(out, "FallbackUsed") == [0]
@@ -117,6 +125,13 @@ def test_bedrock_throttled_answer_comes_from_the_fallback_and_the_metric_says_so
     assert answer["model"].startswith("fallback-") or "fallback" in answer["model"]
     assert "25 days" in answer["answer"]
     assert _metric_values(capsys.readouterr().out, "FallbackUsed") == [1]
+    # through the scale-to-zero inference component the template names (InvokeEndpoint without it is refused)
+    component = h.function(API).environment["LECTERN_FALLBACK_INFERENCE_COMPONENT"]
+    assert component == "lectern-fallback-ic"
+    assert any(
+        c.action == "sagemaker:InvokeEndpoint" and c.resource.endswith(f":inference-component/{component}")
+        for c in h.enforcer.checks
+    )
 
 
 def test_primary_and_fallback_down_is_a_clear_503_and_nothing_changes(aws_harness):
@@ -124,9 +139,16 @@ def test_primary_and_fallback_down_is_a_clear_503_and_nothing_changes(aws_harnes
     doc_id = h.upload("handbook.md", HANDBOOK, "text/markdown")
     h.ingest(doc_id)
     h.bedrock.fail_next(50, 503, operations=("converse", "converse-stream"))
-    # no canned SageMaker result and an endpoint moto never created: the fallback fails too
-    h.lectern.__dict__.pop("model", None)
-    h.lectern.__dict__["fallback_model"].endpoint_name = "does-not-exist"
+    # the fallback endpoint does not answer either (nothing listens where its runtime client connects)
+    import boto3
+    from botocore.config import Config
+
+    down = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    h.lectern.fallback_model._client = down
     status, body = h.json("POST", "/v1/query", {"question": "How many days of annual leave?"})
     assert status == 503, body
     assert body["error"]["code"] == "model_unavailable"
@@ -168,7 +190,7 @@ def test_partial_bulk_failure_never_leaves_a_document_indexed_with_missing_chunk
 
 def test_oversize_upload_ends_failed_with_the_reason(aws_harness):
     h = aws_harness
-    h.lectern.__dict__["settings"] = h.settings.model_copy(update={"max_upload_bytes": 100})
+    h.patch_settings(max_upload_bytes=100)
     doc_id = h.upload("handbook.md", HANDBOOK[:90], "text/markdown")
     # the object in S3 is larger than the limit (e.g. the limit was lowered after the slot was issued)
     h.lectern.blobs.put(f"acme/{doc_id}/original", HANDBOOK)
@@ -244,9 +266,10 @@ def test_rebuild_after_a_pause_reuses_stored_embeddings(aws_harness):
 
     setup.on_event({"RequestType": "Create"}, FakeContext())
     setup.on_event({"RequestType": "Update"}, FakeContext())  # idempotent: no "already exists"
-    listed = rebuild.list_documents({}, FakeContext())
-    assert listed["documents"] == [{"tenant_id": "acme", "document_id": doc_id}]
-    out = rebuild.reindex_document(listed["documents"][0], FakeContext())
+    listed = rebuild.list_documents({"run": "t"}, FakeContext())  # the list goes to S3 (the Map's ItemReader)
+    documents = json.loads(h.lectern.blobs.get(listed["key"]))
+    assert listed["count"] == 1 and documents == [{"tenant_id": "acme", "document_id": doc_id}]
+    out = rebuild.reindex_document(documents[0], FakeContext())
     assert out["status"] == "INDEXED" and out["embedded"] == 0 and out["reused"] == chunks
     assert len(h.bedrock.of("invoke")) == embeds_before, "a rebuild must not pay for embeddings again"
     assert h.lectern.index.count("acme", doc_id) == chunks

@@ -75,9 +75,7 @@ def test_throttled_embeddings_are_retried_by_the_state_machine(aws_harness, monk
         from lectern.adapters.aws.bedrock import TitanEmbedder
 
         no_retry = clients.client("bedrock-runtime", config=clients.client_config(max_attempts=0))
-        h.lectern.__dict__["embedder"] = TitanEmbedder(
-            dimension=h.settings.embedding_dimension, client=no_retry
-        )
+        h.patch("embedder", TitanEmbedder(dimension=h.settings.embedding_dimension, client=no_retry))
         h.bedrock.throttle_next(2, operations=("invoke",))
         run = sfn.ingest("real-throttled", _event(h, doc_id))
         assert run["status"] == "SUCCEEDED", run

@@ -9,7 +9,13 @@ Operations (paths from botocore's `bedrock-runtime` service model, protocol rest
 * `POST /model/{modelId}/converse` — Converse JSON.
 * `POST /model/{modelId}/converse-stream` — ConverseStream as `application/vnd.amazon.eventstream` frames
   (messageStart, contentBlockDelta*, contentBlockStop, messageStop, metadata), sent chunked as produced.
-* `POST /guardrail/{id}/version/{v}/apply` — ApplyGuardrail.
+* `POST /guardrail/{id}/version/{v}/apply` — ApplyGuardrail. Text blocks may carry `qualifiers`
+  (`grounding_source`, `query`, `guard_content`; anything else is a ValidationException, as is a grounding
+  source without source OUTPUT or without a `guard_content` block). With a grounding source the contextual
+  grounding filter runs: GROUNDING = the share of the answer's words found in the sources, RELEVANCE = 1.0
+  when the answer shares a word with the query, else 0.0 — a stand-in for Bedrock's model-based scores,
+  with its response shape (`assessments[].contextualGroundingPolicy.filters[]`); below `grounding_threshold` /
+  `relevance_threshold` the filter BLOCKs. Word and PII rules apply to the guarded text only.
 
 Requests are SigV4-signed by boto3; the signature is ignored. Errors use rest-json's shape: the status code,
 an `x-amzn-ErrorType` header and a `{"message": ...}` body, which botocore turns into `ClientError` codes.
@@ -103,6 +109,10 @@ class FakeBedrock:
         "FORBIDDEN-TOPIC"  # input containing it is blocked (when a guardrail is configured)
     )
     output_marker: str = "SECRET-PROJECT"  # an answer containing it is blocked
+    grounding_threshold: float = (
+        0.75  # the guardrail's GROUNDING filter (cdk/config models.grounding_threshold)
+    )
+    relevance_threshold: float = 0.5
     delay_s: float = 0.0
     stream_error_after: int | None = None  # send a throttlingException frame after this many deltas
     requests: list[Recorded] = field(default_factory=list)
@@ -249,10 +259,29 @@ class FakeBedrock:
         return {"text": answer, "stopReason": stop, "usage": _usage(input_tokens, len(words)), "trace": trace}
 
     def apply_guardrail(self, body: dict[str, Any]) -> dict[str, Any]:
-        text = " ".join((c.get("text") or {}).get("text", "") for c in body.get("content") or [])
         source = body.get("source")
         if source not in ("INPUT", "OUTPUT"):
-            raise ValueError("source")
+            raise ValueError("source must be INPUT or OUTPUT")
+        blocks: dict[str, list[str]] = {"grounding_source": [], "query": [], "guard_content": []}
+        for c in body.get("content") or []:
+            block = c.get("text") or {}
+            qualifiers = block.get("qualifiers") or ["guard_content"]
+            for q in qualifiers:
+                if q not in blocks:
+                    raise ValueError(f"unknown qualifier {q!r}")
+                blocks[q].append(block.get("text", ""))
+        if blocks["grounding_source"] and (source != "OUTPUT" or not blocks["guard_content"]):
+            raise ValueError("a grounding source needs source OUTPUT and guard_content to check")
+        text = " ".join(blocks["guard_content"])
+        grounding = self._grounding(blocks, text) if blocks["grounding_source"] else None
+        if grounding and any(f["action"] == "BLOCKED" for f in grounding["filters"]):
+            return {
+                "action": "GUARDRAIL_INTERVENED",
+                "actionReason": "Guardrail blocked.",
+                "outputs": [{"text": GUARDRAIL_BLOCKED_OUTPUT}],
+                "assessments": [{"contextualGroundingPolicy": grounding}],
+                "usage": _guardrail_usage(),
+            }
         if self.guardrail_marker in text or self.output_marker in text:
             marker = self.guardrail_marker if self.guardrail_marker in text else self.output_marker
             blocked = GUARDRAIL_BLOCKED_INPUT if source == "INPUT" else GUARDRAIL_BLOCKED_OUTPUT
@@ -276,7 +305,36 @@ class FakeBedrock:
                 "assessments": [{"sensitiveInformationPolicy": {"piiEntities": entities}}],
                 "usage": _guardrail_usage(),
             }
-        return {"action": "NONE", "outputs": [], "assessments": [{}], "usage": _guardrail_usage()}
+        assessment = {"contextualGroundingPolicy": grounding} if grounding else {}
+        return {"action": "NONE", "outputs": [], "assessments": [assessment], "usage": _guardrail_usage()}
+
+    def _grounding(self, blocks: dict[str, list[str]], answer: str) -> dict[str, Any]:
+        def words(t: str) -> set[str]:
+            return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 3}
+
+        said, known, asked = (
+            words(answer),
+            words(" ".join(blocks["grounding_source"])),
+            words(" ".join(blocks["query"])),
+        )
+        grounding = len(said & known) / len(said) if said else 1.0
+        relevance = 1.0 if (said & asked or not asked) else 0.0
+        filters = []
+        for kind, score, threshold in (
+            ("GROUNDING", grounding, self.grounding_threshold),
+            ("RELEVANCE", relevance, self.relevance_threshold),
+        ):
+            blocked = score < threshold
+            filters.append(
+                {
+                    "type": kind,
+                    "threshold": threshold,
+                    "score": round(score, 2),
+                    "action": "BLOCKED" if blocked else "NONE",
+                    "detected": blocked,
+                }
+            )
+        return {"filters": filters}
 
 
 def _usage(i: int, o: int) -> dict[str, int]:
@@ -380,8 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             try:
                 data = fake.apply_guardrail(body)
-            except ValueError:
-                self._json(400, {"message": "source must be INPUT or OUTPUT"}, "ValidationException")
+            except ValueError as exc:
+                self._json(400, {"message": str(exc)}, "ValidationException")
                 return
             self._json(200, data)
 

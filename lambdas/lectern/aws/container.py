@@ -14,10 +14,27 @@ from functools import cached_property
 from typing import Any
 
 from lectern.api.app import ApiServices
-from lectern.aws.settings import AwsSettings
+from lectern.aws.settings import AwsSettings, SearchSettings
 from lectern.domain.chunking import whitespace_tokens
 from lectern.domain.errors import Unauthenticated
 from lectern.wiring import Services
+
+
+def search_index(s: SearchSettings) -> Any:
+    """The OpenSearch index the settings name (SigV4-signed: `es` for a domain, `aoss` for a collection)."""
+    from lectern.adapters.aws import clients
+    from lectern.adapters.aws.opensearch_index import OpenSearchIndex
+
+    return OpenSearchIndex.from_settings(
+        s.opensearch_endpoint,
+        s.region or clients.session().region_name,
+        kind=s.opensearch_kind,
+        index_name=s.opensearch_index,
+        pipeline_name=s.opensearch_pipeline,
+        dimension=s.embedding_dimension,
+        engine=s.opensearch_engine,
+        bm25_weight=s.bm25_weight,
+    )
 
 
 class EventDrivenTrigger:
@@ -72,20 +89,7 @@ class AwsLectern(Services):
 
     @cached_property
     def index(self) -> Any:
-        from lectern.adapters.aws import clients
-        from lectern.adapters.aws.opensearch_index import OpenSearchIndex
-
-        s = self.settings
-        return OpenSearchIndex.from_settings(
-            s.opensearch_endpoint,
-            s.region or clients.session().region_name,
-            kind=s.opensearch_kind,
-            index_name=s.opensearch_index,
-            pipeline_name=s.opensearch_pipeline,
-            dimension=s.embedding_dimension,
-            engine=s.opensearch_engine,
-            bm25_weight=s.bm25_weight,
-        )
+        return search_index(self.settings)
 
     @cached_property
     def embedder(self) -> Any:

@@ -25,43 +25,19 @@ from lectern.settings import (
 TITAN_DIMENSIONS = (256, 512, 1024)
 
 
-class AwsSettings(CoreSettings):
+class SearchSettings(CoreSettings):
+    """What the search index needs: all the search-setup custom resource is given (its function lives in the
+    Search stack, which knows no bucket or table). `AwsSettings` extends it, so the fields are declared once."""
+
     model_config = SettingsConfigDict(env_prefix="LECTERN_", extra="ignore", env_ignore_empty=True, frozen=True)
 
-    documents_bucket: str = Field(min_length=3, max_length=63)
-    table_name: str = Field(min_length=3, max_length=255)
     opensearch_endpoint: str = Field(min_length=1, description="https://... of the domain or collection")
     opensearch_kind: Literal["managed", "serverless"] = "managed"
     opensearch_index: str = "lectern-chunks"
     opensearch_pipeline: str = "lectern-hybrid"
     opensearch_engine: Literal["faiss", "lucene"] = "faiss"
-    engine_fusion: bool = Field(
-        default=True, description="fuse in OpenSearch's search pipeline (True) or in the domain (False)"
-    )
-    embedding_model_id: str = "amazon.titan-embed-text-v2:0"
     embedding_dimension: int = 1024
-    generation_model_id: str = "us.amazon.nova-lite-v1:0"
-    strong_model_id: str = "us.amazon.nova-pro-v1:0"
-    guardrail_id: str | None = None
-    guardrail_version: str | None = None
-    fallback_endpoint_name: str | None = None
-    fallback_inference_component: str | None = None
-    rerank_model_arn: str | None = None
     region: str | None = Field(default=None, description="default: the Lambda's AWS_REGION")
-    query_log_retention_days: int = Field(default=90, ge=1)
-    user_claim: str = "sub"
-    embed_batch: int = Field(default=32, ge=1, le=256)
-    tenant_claim: str = "custom:tenant_id"
-    cors_origins: list[str] = Field(default_factory=list, description="origins the web page is served from")
-    idempotency_ttl_s: int = Field(default=3600, ge=60)
-    # Defaults that differ from the local mode: Bedrock's models take more context; the limits are per tenant,
-    # shared by every Lambda instance (DynamoDB counters), and API Gateway's usage plan throttles per key too;
-    # the cache lives in the single table (lectern.adapters.aws.dynamo_cache), its threshold measured with the
-    # local MiniLM embedder (re-run `lectern eval cache` with Titan before relying on it).
-    max_context_tokens: MaxContextTokens = 1500
-    rate_limit_per_minute: RateLimitPerMinute = 600
-    daily_token_budget: DailyTokenBudget = 2_000_000
-    cache_max_entries: CacheMaxEntries = 500
 
     @field_validator("embedding_dimension")
     @classmethod
@@ -76,6 +52,43 @@ class AwsSettings(CoreSettings):
         if not v.startswith(("https://", "http://127.0.0.1")):
             raise ValueError("opensearch_endpoint must be an https:// URL")
         return v
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SearchSettings:
+        try:
+            return super().from_env(environ, **overrides)
+        except SettingsError as exc:
+            raise SettingsError(str(exc).replace("Invalid Lectern settings", "Invalid Lambda configuration", 1)) from None
+
+
+class AwsSettings(SearchSettings):
+    documents_bucket: str = Field(min_length=3, max_length=63)
+    table_name: str = Field(min_length=3, max_length=255)
+    engine_fusion: bool = Field(
+        default=True, description="fuse in OpenSearch's search pipeline (True) or in the domain (False)"
+    )
+    embedding_model_id: str = "amazon.titan-embed-text-v2:0"
+    generation_model_id: str = "us.amazon.nova-lite-v1:0"
+    strong_model_id: str = "us.amazon.nova-pro-v1:0"
+    guardrail_id: str | None = None
+    guardrail_version: str | None = None
+    fallback_endpoint_name: str | None = None
+    fallback_inference_component: str | None = None
+    rerank_model_arn: str | None = None
+    query_log_retention_days: int = Field(default=90, ge=1)
+    user_claim: str = "sub"
+    embed_batch: int = Field(default=32, ge=1, le=256)
+    tenant_claim: str = "custom:tenant_id"
+    cors_origins: list[str] = Field(default_factory=list, description="origins the web page is served from")
+    idempotency_ttl_s: int = Field(default=3600, ge=60)
+    # Defaults that differ from the local mode: Bedrock's models take more context; the limits are per tenant,
+    # shared by every Lambda instance (DynamoDB counters), and API Gateway's usage plan throttles per key too;
+    # the cache lives in the single table (lectern.adapters.aws.dynamo_cache), its threshold measured with the
+    # local MiniLM embedder (re-run `lectern eval cache` with Titan before relying on it).
+    max_context_tokens: MaxContextTokens = 1500
+    rate_limit_per_minute: RateLimitPerMinute = 600
+    daily_token_budget: DailyTokenBudget = 2_000_000
+    cache_max_entries: CacheMaxEntries = 500
 
     # the sweep (handlers.sweep.mark_stuck) fails documents UPLOADING/PROCESSING for longer than this; the
     # PROCESSING limit must exceed the ingestion state machine's timeout (2 hours)
@@ -97,7 +110,4 @@ class AwsSettings(CoreSettings):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AwsSettings:
-        try:
-            return super().from_env(environ, **overrides)
-        except SettingsError as exc:
-            raise SettingsError(str(exc).replace("Invalid Lectern settings", "Invalid Lambda configuration", 1)) from None
+        return super().from_env(environ, **overrides)  # type: ignore[return-value]

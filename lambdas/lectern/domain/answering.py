@@ -115,7 +115,9 @@ class AnswerGuard(Protocol):
 
     def check_question(self, tenant_id: str, question: str) -> str: ...
     def check_passages(self, tenant_id: str, passages: list[ScoredChunk]) -> list[ScoredChunk]: ...
-    def check_answer(self, tenant_id: str, answer: str, passages: list[ScoredChunk]) -> str: ...
+    def check_answer(
+        self, tenant_id: str, answer: str, passages: list[ScoredChunk], question: str | None = None
+    ) -> str: ...
 
 
 class Answerer:
@@ -185,7 +187,9 @@ class Answerer:
         if self.guard is not None and hits:
             # before the context cut: a poisoned passage that ranked first must not push the good ones out
             hits = self.guard.check_passages(tenant_id, hits)
-        passages = build_context(hits, self.config.max_context_tokens, self.count, self.config.min_relative_score)
+        passages = build_context(
+            hits, self.config.max_context_tokens, self.count, self.config.min_relative_score
+        )
         if not passages or self._off_topic(result.best_similarity, result.bm25_matched):
             return AnswerPlan(q, template, result, [], True, None, ROUTE_GATE, [], 0)
         context_tokens = sum(self.count(p.chunk.text) + 12 for p in passages)
@@ -251,7 +255,7 @@ class Answerer:
         if self.guard is not None:
             # the final answer (what is returned, stored or cached) is the checked one: grounding, PII
             yield status("verifying")
-            text = self.guard.check_answer(request.tenant_id, text, plan.passages)
+            text = self.guard.check_answer(request.tenant_id, text, plan.passages, question=plan.question)
         usage = final.usage if final else Usage()
         model_id = final.model if final else plan.model.model_id  # type: ignore[union-attr]
         passages = plan.passages

@@ -21,17 +21,16 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import charset_normalizer
-import docx
-import pypdf
 from charset_normalizer.md import mess_ratio
-from docx.document import Document as DocxDocument
-from docx.opc.constants import RELATIONSHIP_TYPE
-from docx.oxml.ns import qn
-from docx.oxml.text.paragraph import CT_P
-from lxml import etree
-from pypdf.errors import DependencyError
+
+if TYPE_CHECKING:  # pypdf, python-docx and lxml load on the first PDF/DOCX: the API never pays for them
+    import pypdf
+    from docx.document import Document as DocxDocument
+    from docx.oxml.text.paragraph import CT_P
+    from lxml import etree
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from lectern.domain.errors import ExtractionError
@@ -451,6 +450,9 @@ def _lines_to_blocks(text: str, *, dehyphenate: bool) -> list[Block]:
 
 # -- PDF -----------------------------------------------------------------------------------------------------
 def _open_pdf(data: bytes) -> pypdf.PdfReader:
+    import pypdf
+    from pypdf.errors import DependencyError
+
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
     except Exception as exc:
@@ -520,6 +522,16 @@ def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
 
 
 # -- DOCX ----------------------------------------------------------------------------------------------------
+_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"  # python-docx's nsmap["w"]
+
+
+def qn(tag: str) -> str:
+    """Clark notation of a `w:` tag, as python-docx's `docx.oxml.ns.qn` (without importing python-docx)."""
+    prefix, _, local = tag.partition(":")
+    assert prefix == "w", tag
+    return f"{{{_W_NS}}}{local}"
+
+
 _W_P, _W_TBL, _W_TR, _W_TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
 _W_T, _W_TAB, _W_BR, _W_CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
 _W_SDT, _W_SDT_CONTENT, _W_CUSTOM_XML = qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")
@@ -617,6 +629,8 @@ def _docx_body(body: etree._Element) -> Iterator[etree._Element]:
 
 def _docx_title(document: DocxDocument) -> str | None:
     # Reading core_properties of a package without them invents a part titled "Word Document": look first.
+    from docx.opc.constants import RELATIONSHIP_TYPE
+
     rels = document.part.package.rels.values()
     if not any(r.reltype == RELATIONSHIP_TYPE.CORE_PROPERTIES for r in rels):
         return None
@@ -625,6 +639,8 @@ def _docx_title(document: DocxDocument) -> str | None:
 
 def _extract_docx(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
     _check_zip(data, limits)
+    import docx
+
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a member's data is damaged

@@ -375,7 +375,9 @@ class PolicyGuard:
             kept.append(passage)
         return kept
 
-    def check_answer(self, tenant_id: str, answer: str, passages: list[ScoredChunk]) -> str:
+    def check_answer(
+        self, tenant_id: str, answer: str, passages: list[ScoredChunk], question: str | None = None
+    ) -> str:
         text = self._pii(answer, "output")
         if text != answer:
             self.stats.answers_masked += 1

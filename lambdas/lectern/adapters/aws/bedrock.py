@@ -319,6 +319,9 @@ class GuardrailVerdict:
         return self.action == "GUARDRAIL_INTERVENED"
 
 
+GROUNDING_SOURCE_CHARS, GROUNDING_QUERY_CHARS, GROUNDING_ANSWER_CHARS = 100_000, 1_000, 5_000
+
+
 class BedrockGuardrail:
     """A guardrail applied on its own (ApplyGuardrail), e.g. to a question before retrieval."""
 
@@ -345,6 +348,40 @@ class BedrockGuardrail:
         assessments = response.get("assessments") or []
         if action != "GUARDRAIL_INTERVENED":
             return GuardrailVerdict(action, False, text, ())
+        policies = policies_that_acted(assessments, ("BLOCKED", "ANONYMIZED"))
+        blocked = bool(policies_that_acted(assessments, ("BLOCKED",)))
+        outputs = "".join(o.get("text", "") for o in response.get("outputs") or [] if isinstance(o, dict))
+        return GuardrailVerdict(action, blocked, outputs, policies)
+
+    def check_grounding(self, answer: str, sources: list[str], query: str) -> GuardrailVerdict:
+        """The guardrail's contextual grounding check on an answer: ApplyGuardrail (source OUTPUT) with the
+        passages marked `grounding_source`, the question `query` and the answer `guard_content` (the other
+        policies judge the answer too). Limits per request: 100,000 characters of grounding source, 1,000 of
+        query, 5,000 of answer; longer texts are cut (the check then judges the cut text).
+        https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-contextual-grounding-check.html"""
+        content = [
+            {
+                "text": {
+                    "text": "\n\n".join(sources)[:GROUNDING_SOURCE_CHARS],
+                    "qualifiers": ["grounding_source"],
+                }
+            },
+            {"text": {"text": query[:GROUNDING_QUERY_CHARS], "qualifiers": ["query"]}},
+            {"text": {"text": answer[:GROUNDING_ANSWER_CHARS], "qualifiers": ["guard_content"]}},
+        ]
+        try:
+            response = self._client.apply_guardrail(
+                guardrailIdentifier=self.guardrail_id,
+                guardrailVersion=self.version,
+                source="OUTPUT",
+                content=content,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable_from(exc, "The content guardrail") from None
+        action = str(response.get("action") or "NONE")
+        if action != "GUARDRAIL_INTERVENED":
+            return GuardrailVerdict(action, False, answer, ())
+        assessments = response.get("assessments") or []
         policies = policies_that_acted(assessments, ("BLOCKED", "ANONYMIZED"))
         blocked = bool(policies_that_acted(assessments, ("BLOCKED",)))
         outputs = "".join(o.get("text", "") for o in response.get("outputs") or [] if isinstance(o, dict))

@@ -15,11 +15,15 @@ and the answer as output. Two things go wrong without a guard around it:
    checks the question twice (here and inside Converse); ApplyGuardrail is billed per 1,000 characters, so a
    question costs one text unit more.
 
-The answer itself is left to Converse's output guardrail (PII masking, content filters). Bedrock's contextual
-grounding check needs the passages marked as grounding sources in the request, which `BedrockConverseModel`
-does not send, so the local token-overlap grounding check (no embedder: no Titan call per sentence) runs here
-with the same policy threshold, replacing an unsupported answer by the "I don't know" sentence exactly as
-locally.
+3. The guardrail's contextual grounding filter (GROUNDING and RELEVANCE thresholds in the guardrail) runs only
+   when a request marks the grounding source and the query, which Converse's prompt does not. So the final
+   answer goes through ApplyGuardrail (source OUTPUT) with the passages it cites as `grounding_source`, the
+   question as `query` and the answer as `guard_content` (`BedrockGuardrail.check_grounding`): an answer the
+   filter blocks becomes the "I don't know" sentence, as locally. The free local token-overlap check (same
+   threshold) runs first, so an answer it already rejects costs no call; an answer another policy blocks
+   raises GuardrailBlocked (source output), which also covers the SageMaker fallback's answers, which no
+   Converse guardrail saw. One more ApplyGuardrail call per answer, billed per text unit of sources, query
+   and answer. Bedrock's real grounding scores could not be measured here (no AWS account).
 
 ApplyGuardrail: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ApplyGuardrail.html
 """
@@ -30,7 +34,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from lectern.adapters.aws.bedrock import BedrockGuardrail, GuardrailVerdict
+from lectern.adapters.aws.bedrock import _BLOCKED_OUTPUT, BedrockGuardrail, GuardrailVerdict
+from lectern.domain.errors import GuardrailBlocked
 from lectern.domain.guardrails import (
     I_DONT_KNOW,
     GroundingChecker,
@@ -109,14 +114,26 @@ class BedrockAnswerGuard:
             kept.append(passage)
         return kept
 
-    def check_answer(self, tenant_id: str, answer: str, passages: list[ScoredChunk]) -> str:
+    def check_answer(
+        self, tenant_id: str, answer: str, passages: list[ScoredChunk], question: str | None = None
+    ) -> str:
         if self.policy.grounding_threshold <= 0 or not passages or answer.strip().lower().startswith("i don"):
             return answer
         sources = cited_passages(answer, [p.chunk.text for p in passages])
         if self.grounding.support(answer, sources) < self.policy.grounding_threshold:
             self._on_event("ungrounded", ("contextualGroundingPolicy",))
             return I_DONT_KNOW
-        return answer
+        if not question:
+            return answer
+        verdict = self.guardrail.check_grounding(answer, sources, question)
+        if "contextualGroundingPolicy" in verdict.policies and verdict.blocked:
+            self._on_event("ungrounded", ("contextualGroundingPolicy",))
+            return I_DONT_KNOW
+        if verdict.blocked:
+            raise GuardrailBlocked(_BLOCKED_OUTPUT, policies=verdict.policies, source="output")
+        return (
+            answer  # masking stays Converse's (ApplyGuardrail's outputs for several blocks are not verified)
+        )
 
 
 __all__ = ["BedrockAnswerGuard"]
