@@ -962,6 +962,8 @@ const q = {
   text: "",
   citations: new Map(), // n -> citation
   state: "idle", // idle | streaming | done | error | stopped
+  stage: "", // the server's last status event while streaming: retrieving | generating | verifying
+  startedAt: 0,
   final: null,
   controller: null,
 };
@@ -978,10 +980,32 @@ function renderAnswer() {
   }
   if (last < q.text.length) nodes.push(document.createTextNode(q.text.slice(last)));
   if (q.state === "streaming") {
-    nodes.push(q.text ? el("span", { class: "caret", "aria-hidden": "true" }) : el("span", { class: "thinking", text: "Searching your documents…" }));
+    if (q.text) nodes.push(el("span", { class: "caret", "aria-hidden": "true" }));
+    const waiting = stageText();
+    if (waiting) nodes.push(el("span", { class: "thinking", "data-testid": "answer-stage", text: waiting }));
   }
   if (q.state === "stopped") nodes.push(el("span", { class: "stopped", text: " (stopped)" }));
   answerEl.replaceChildren(...nodes);
+}
+
+const STAGES = {
+  retrieving: "Searching your documents…",
+  generating: "Writing the answer…",
+  verifying: "Checking the answer against the sources…",
+};
+
+/** What the user waits for, with the seconds so far once it takes a while (a CPU model can take 10 s+). */
+function stageText() {
+  if (q.text && q.stage !== "verifying") return "";
+  const label = STAGES[q.stage] || STAGES.retrieving;
+  const seconds = Math.floor((Date.now() - q.startedAt) / 1000);
+  return seconds >= 2 ? `${q.text ? " " : ""}${label} ${seconds} s` : `${q.text ? " " : ""}${label}`;
+}
+
+let stageTimer = null;
+function tickStage(on) {
+  clearInterval(stageTimer);
+  stageTimer = on ? setInterval(() => q.state === "streaming" && renderAnswer(), 1000) : null;
 }
 
 function markerButton(n) {
@@ -1096,6 +1120,7 @@ function setState(state) {
   askBtn.classList.toggle("is-loading", streaming);
   askBtn.querySelector(".button__label").textContent = streaming ? "Answering…" : "Ask";
   stopBtn.hidden = !streaming;
+  tickStage(streaming);
   resultEl.classList.toggle("result--error", state === "error");
 }
 
@@ -1126,7 +1151,7 @@ async function ask(question) {
   q.controller?.abort();
   const controller = new AbortController();
   q.controller = controller;
-  Object.assign(q, { question, text: "", final: null, rating: null });
+  Object.assign(q, { question, text: "", final: null, rating: null, stage: "retrieving", startedAt: Date.now() });
   feedbackStatus.textContent = "";
   renderFeedback();
   setCitations([]);
@@ -1158,7 +1183,10 @@ async function ask(question) {
       if (q.controller !== controller) return;
       const data = parseData(name, raw);
       if (data === null) return;
-      if (name === "token") {
+      if (name === "status") {
+        q.stage = data.stage || q.stage;
+        scheduleRender();
+      } else if (name === "token") {
         q.text += data.text ?? "";
         scheduleRender();
       } else if (name === "citations") {

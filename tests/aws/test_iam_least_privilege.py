@@ -44,7 +44,7 @@ WILDCARD_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"
 
 def _routing(h, on: bool) -> None:
     h.patch_settings(routing=on)
-    for cached in ("router", "answerer", "strong_model"):
+    for cached in ("router", "core_answerer", "answerer", "strong_model"):  # rebuilt from the new settings
         h.lectern.__dict__.pop(cached, None)
 
 

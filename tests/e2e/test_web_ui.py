@@ -169,3 +169,58 @@ def test_health_names_the_component_that_is_down_and_why(page: Page, lectern_ser
     expect(health).to_have_attribute("data-state", "degraded")
     expect(health).to_contain_text("Model restarting: model server exited (killed by SIGKILL)")
     assert "index" not in (health.text_content() or "").lower()
+
+
+# A paced answer stream, as a slow CPU model sends it: the page's own fetch gets a ReadableStream whose events
+# arrive over seconds (page.route can only fulfil a body at once, which would hide the waits).
+PACED_STREAM = """
+(() => {
+  const realFetch = window.fetch.bind(window);
+  const frame = (event, data) => `event: ${event}\\ndata: ${JSON.stringify(data)}\\n\\n`;
+  const steps = [
+    [0, frame("status", { stage: "retrieving", elapsed_ms: 0 })],
+    [1200, frame("status", { stage: "generating", elapsed_ms: 40 })],
+    [3200, frame("token", { text: "Paced answer [1]." })],
+    [800, frame("status", { stage: "verifying", elapsed_ms: 5300 })],
+    [1500, frame("citations", { citations: [] })],
+    [0, frame("done", { query_id: "q1", answer: "Paced answer.", citations: [], abstained: false,
+                         model: "fake", route: "single", prompt_version: "v", cache_hit: false,
+                         usage: { input_tokens: 1, output_tokens: 1 }, cost_usd: 0 })],
+  ];
+  window.fetch = (input, init) => {
+    const url = typeof input === "string" ? input : input.url;
+    if (!url.endsWith("/v1/query")) return realFetch(input, init);
+    const enc = new TextEncoder();
+    const body = new ReadableStream({
+      async start(controller) {
+        for (const [wait, chunk] of steps) {
+          await new Promise((r) => setTimeout(r, wait));
+          controller.enqueue(enc.encode(chunk));
+        }
+        controller.close();
+      },
+    });
+    return Promise.resolve(new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } }));
+  };
+})();
+"""
+
+
+def test_a_slow_answer_says_what_it_is_waiting_for(page: Page, lectern_server: Any) -> None:
+    """No silent waits: while the model has not written a word the answer area says which step runs
+    (from the server's `status` events) and, after two seconds, for how long; once tokens flow it says the answer
+    is being checked, and the final answer replaces it all."""
+    page.add_init_script(PACED_STREAM)
+    page.goto(f"{lectern_server.url}/")
+    expect(page.get_by_test_id("health")).to_have_attribute("data-state", "ok")
+    page.get_by_test_id("question").fill("Anything?")
+    page.get_by_test_id("ask").click()
+    stage = page.get_by_test_id("answer-stage")
+    expect(stage).to_have_text("Searching your documents…", timeout=1000)
+    expect(stage).to_contain_text("Writing the answer…", timeout=2000)
+    expect(stage).to_have_text(re.compile(r"Writing the answer… [2-9] s"), timeout=4000)
+    expect(page.get_by_test_id("answer")).to_contain_text("Paced answer", timeout=4000)
+    expect(stage).to_contain_text("Checking the answer against the sources…", timeout=2000)
+    expect(page.get_by_test_id("answer")).to_have_attribute("data-state", "done", timeout=4000)
+    expect(stage).to_have_count(0)
+    expect(page.get_by_test_id("answer")).to_have_text("Paced answer.")

@@ -57,7 +57,10 @@ def test_roundtrip_upload_index_search_query_delete(served):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(r.text)
     kinds = [k for k, _ in events]
-    assert kinds[0] == "token" and kinds[-2:] == ["citations", "done"], kinds
+    # progress first (retrieving, generating), then the tokens, then the checked answer
+    assert kinds[:2] == ["status", "status"] and kinds[-2:] == ["citations", "done"], kinds
+    assert [json.loads(d)["stage"] for k, d in events if k == "status"][:2] == ["retrieving", "generating"]
+    assert "token" in kinds and kinds.index("token") < kinds.index("citations"), kinds
     streamed = "".join(json.loads(d)["text"] for k, d in events if k == "token")
     done = json.loads(events[-1][1])
     assert streamed.strip() == done["answer"] and "Tuesday" in done["answer"]

@@ -37,12 +37,11 @@ def ingest(lectern, name: str, data: bytes) -> str:
     return doc.document_id
 
 
-def find_cache(answerer: object) -> SemanticCache:
-    for _ in range(6):
-        if isinstance(answerer, SemanticCache):
-            return answerer
-        answerer = getattr(answerer, "__dict__", {}).get("inner")
-    raise AssertionError("build_local did not wire the semantic cache")
+def find_cache(answerer) -> SemanticCache:
+    cache = answerer.stage(SemanticCache)
+    if cache is None:
+        raise AssertionError("build_local did not wire the semantic cache")
+    return cache
 
 
 def test_cache_hits_paraphrases_and_is_invalidated_by_the_cited_document(local_lectern) -> None:
@@ -66,7 +65,8 @@ def test_cache_hits_paraphrases_and_is_invalidated_by_the_cited_document(local_l
     assert not near.cache_hit
 
     events = list(lectern.answerer.stream(tenant, "how many bottles of water were delivered"))
-    assert [e.kind for e in events] == ["token", "citations", "done"] and events[-1].answer.cache_hit
+    assert [e.kind for e in events if e.kind != "status"] == ["token", "citations", "done"]
+    assert events[-1].answer.cache_hit
 
     doc_v2 = ingest(lectern, "memo.txt", MEMO_V2)  # re-upload: v1 is deleted once v2 is indexed
     after = lectern.answerer.answer(tenant, "How many water bottles were delivered?")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lectern.domain.costing import PriceTable, default_prices
-from lectern.domain.errors import ValidationFailed
+from lectern.domain.errors import LecternError, ValidationFailed
 from lectern.domain.models import Answer, ChatMessage, Citation, Generation, ScoredChunk, SearchFilters, Usage
 from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Citations, Done, Status, Token, final_answer
 from lectern.domain.ports import ChatModel
@@ -155,6 +155,29 @@ class Answerer:
         floor = self.config.min_similarity
         return best_similarity < floor / 2 or (best_similarity < floor and not bm25_matched)
 
+    def _models(self) -> list[ChatModel]:
+        models = [self.model]
+        if self.router is not None:
+            models += [m for m in (self.router.cheap, self.router.strong) if m is not None]
+        return list({id(m): m for m in models}.values())
+
+    def _refuse_if_no_model_is_up(self) -> None:
+        """Models that know they are down (a supervised local server that is restarting) say so through an
+        optional `check_available()`; when every model this answerer could route to is down, the question is
+        refused before retrieval. A model without the check (Bedrock, SageMaker) is taken to be up."""
+        first: Exception | None = None
+        for model in self._models():
+            check = getattr(model, "check_available", None)
+            if check is None:
+                return
+            try:
+                check()
+                return
+            except LecternError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
     def _check(self, question: str) -> str:
         q = question.strip()
         if not q:
@@ -234,6 +257,7 @@ class Answerer:
         q = self._check(request.question)
         if self.guard is not None and not request.question_checked:
             request = request.replace(question=self.guard.check_question(request.tenant_id, q), question_checked=True)
+        self._refuse_if_no_model_is_up()  # a known outage is a 503 before any event, not an error mid-stream
         yield status("retrieving")
         plan = self.plan(
             request.tenant_id,

@@ -207,6 +207,11 @@ class SupervisedModel:
                 f"The local model is unavailable right now: {self._reason}. Try again in a few seconds."
             )
 
+    def check_available(self) -> None:
+        """Raises `ModelUnavailable` (with the reason) now if a question could not be answered: the answerer
+        asks before it starts, so an outage is a 503 rather than an error in the middle of a stream."""
+        self._current()
+
     def _explain(self, exc: ModelUnavailable, generation: int) -> ModelUnavailable:
         """A request that failed because its server died says so (the monitor notices within milliseconds)."""
         with self._cond:
