@@ -467,7 +467,7 @@ def llama_builds_section(lb: dict[str, Any]) -> list[str]:
         "",
         f"{m.get('cpus', '?')} × {m.get('cpu', '?')} (flags: {lb.get('cpu_flags', '?')}); load average "
         f"{lb['load_avg_before'][0]:.2f} before, {lb['load_avg_after'][0]:.2f} after. "
-        f"Command: `.venv/bin/python scripts/{lb['command']}`.",
+        f"Command: `.venv/bin/python scripts/{lb['command']}`." + (f" {lb['note']}" if lb.get("note") else ""),
     ]
 
 
