@@ -1047,6 +1047,13 @@ function scheduleRender() {
   });
 }
 
+/** The supporting sentence of a citation (offsets in code points), or "" when it carries none. */
+function supportText(c) {
+  const start = Number(c.support_start) || 0;
+  const end = Number(c.support_end) || 0;
+  return c.text && end > start ? Array.from(c.text).slice(start, end).join("") : "";
+}
+
 function renderSources() {
   const list = [...q.citations.values()].sort((a, b) => a.n - b.n);
   sourcesWrap.hidden = list.length === 0;
@@ -1059,7 +1066,7 @@ function renderSources() {
           el("span", { class: "source__n", "aria-hidden": "true", text: String(c.n) }),
           el("span", { class: "source__body" }, [
             el("span", { class: "source__title", text: `${c.filename}, p. ${c.page}` }),
-            el("span", { class: "source__snippet", text: c.snippet || "" }),
+            el("span", { class: "source__snippet", text: supportText(c) || c.snippet || "" }),
           ]),
         ]),
       ]),

@@ -61,7 +61,8 @@ class TwoFacedModel:
             for fact in ("4410", "55 EUR"):
                 if fact in body:
                     numbers.setdefault(fact, n)
-        return f"The travel desk is on extension 4410 [{numbers['4410']}]. Meals abroad are 55 EUR a day [{numbers['55 EUR']}]."
+        desk, meals = numbers["4410"], numbers["55 EUR"]
+        return f"The travel desk is on extension 4410 [{desk}]. Meals abroad are 55 EUR a day [{meals}]."
 
     def generate(self, messages, *, max_tokens, temperature) -> Generation:
         from lectern.domain.models import Usage
@@ -81,7 +82,14 @@ def served(tmp_path, embedder) -> Iterator[RunningLectern]:
     from lectern.settings import LocalSettings
 
     settings = LocalSettings.from_env(
-        {}, data_dir=tmp_path / "data", llm="fake", port=0, min_relative_score=0.0, auth="none", chunk_size=48, chunk_overlap=8
+        {},
+        data_dir=tmp_path / "data",
+        llm="fake",
+        port=0,
+        min_relative_score=0.0,
+        auth="none",
+        chunk_size=48,
+        chunk_overlap=8,
     )
     lectern = build_local(settings, embedder=embedder, model=TwoFacedModel())
     server = LocalServer("127.0.0.1", 0, lectern.make_app, frontend_dir(), 60 * 1024 * 1024)
@@ -96,9 +104,7 @@ def served(tmp_path, embedder) -> Iterator[RunningLectern]:
 
 
 def _sse(base: str, question: str) -> list[tuple[str, dict]]:
-    r = httpx.post(
-        f"{base}/v1/query", json={"question": question}, headers={"Accept": "text/event-stream"}, timeout=60
-    )
+    r = httpx.post(f"{base}/v1/query", json={"question": question}, headers={"Accept": "text/event-stream"}, timeout=60)
     assert r.status_code == 200, r.text
     return [(k, json.loads(d)) for k, d in parse_sse(r.text)]
 
