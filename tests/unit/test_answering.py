@@ -176,6 +176,15 @@ def test_bad_questions(index, q):
         answerer.answer("t", q)
 
 
+def test_footnote_markers_in_a_passage_do_not_reach_the_prompt():
+    from lectern.domain.answering import format_context
+    from lectern.domain.models import Chunk
+
+    c = Chunk("c", "t", "d", "wiki.html", 3, 0, "Roberts was born on 26 June 1968,[1] in Bangor.[12]")
+    expected = "[1] (wiki.html, page 3)\nRoberts was born on 26 June 1968, in Bangor."
+    assert format_context([ScoredChunk(c, 1.0)]) == expected
+
+
 def test_echoed_headers_are_cleaned():
     assert clean_answer("[2] (a b.pdf, page 3)\nIt is 5 bar.") == "[2] It is 5 bar."
 

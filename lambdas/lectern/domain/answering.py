@@ -78,9 +78,15 @@ def build_context(
     return used
 
 
+# Footnote markers inside a document ("born on 26 June 1968,[1] and ...") look exactly like the answer's citation
+# markers: a model that copies them would cite a passage by accident. They leave the prompt (not the stored text).
+_FOOTNOTE_RE = re.compile(r"\[\d{1,3}\]")
+
+
 def format_context(passages: list[ScoredChunk]) -> str:
     return "\n\n".join(
-        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{p.chunk.text}" for i, p in enumerate(passages, start=1)
+        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{_FOOTNOTE_RE.sub('', p.chunk.text)}"
+        for i, p in enumerate(passages, start=1)
     )
 
 
