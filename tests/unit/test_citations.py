@@ -109,3 +109,8 @@ def test_an_answer_without_markers_cites_what_supports_each_sentence():
     assert text == "Ana Lopes leads finance [3]. The daily allowance is 55 EUR [1]."
     assert attribute("Nothing in common here.", PASSAGES) == "Nothing in common here."
     assert attribute("Already cited [2].", PASSAGES) == "Already cited [2]."
+
+
+def test_markers_that_name_no_passage_count_as_none():
+    shown, citations = cite("Ana Lopes leads finance [7].", PASSAGES)
+    assert shown == "Ana Lopes leads finance [1]." and [c.filename for c in citations] == ["doc3.md"]

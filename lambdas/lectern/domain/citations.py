@@ -235,8 +235,11 @@ def citation(n: int, passage: ScoredChunk, span: tuple[int, int]) -> Citation:
 
 def cite(text: str, passages: Sequence[ScoredChunk], question: str = "") -> tuple[str, list[Citation]]:
     """The answer as shown (markers renumbered, one added where the model wrote none) and its citations, in
-    the order first cited, each with the span of its best supporting sentence."""
-    text = attribute(text, passages, question)
+    the order first cited, each with the span of its best supporting sentence. Markers that all name no passage
+    count as none."""
+    valid = [n for m in MARKER_RE.finditer(text) for n in marker_numbers(m.group(1)) if 1 <= n <= len(passages)]
+    if not valid:
+        text = attribute(_tidy(MARKER_RE.sub("", text)) if MARKER_RE.search(text) else text, passages, question)
     claims: dict[int, list[str]] = {}
     for sentence in answer_sentences(text):
         for n in sentence.numbers:
