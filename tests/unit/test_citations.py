@@ -110,6 +110,10 @@ def test_an_answer_without_markers_cites_what_supports_each_sentence():
     text = attribute("Ana Lopes leads finance. The daily allowance is 55 EUR.", PASSAGES)
     assert text == "Ana Lopes leads finance [3]. The daily allowance is 55 EUR [1]."
     assert attribute("Nothing in common here.", PASSAGES) == "Nothing in common here."
+    law = [passage("The duties are set out in 11 U.S.C. § 1302 of the Code.", 1)]
+    assert attribute("The duties are in 11 U.S.C. § 1302 of the Code.", law) == (
+        "The duties are in 11 U.S.C. § 1302 of the Code [1]."  # not "U.S.C [1]. § 1302"
+    )
     assert attribute("Already cited [2].", PASSAGES) == "Already cited [2]."
 
 

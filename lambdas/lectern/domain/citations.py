@@ -23,8 +23,11 @@ from lectern.domain.text import STOPWORDS, snippet
 
 # one marker group: [3], [1, 2], [1;2]
 MARKER_RE = re.compile(r"\[(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\]")
-# a sentence ends at . ! ? (with any markers right after it) followed by space, or at a line break
-_ANSWER_BOUNDARY = re.compile(r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\])*)\s+|\n+")
+# a sentence ends at . ! ? (with any markers right after it) followed by space and a capital, digit or quote
+# (not "11 U.S.C. § 1302"), or at a line break
+_ANSWER_BOUNDARY = re.compile(
+    r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\])*)\s+(?=[\"'(\[]?[A-Z0-9])|\n+"
+)
 _PASSAGE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 _OPEN_MARKER = re.compile(r"\[[\d\s,;]{0,12}$")
