@@ -216,15 +216,20 @@ function requireSignIn() {
   return signingIn;
 }
 
-const SUPPORTED = {
+// extension (no dot) -> MIME type; the server's table (GET /v1/formats) replaces this default once signed in
+let SUPPORTED = {
   pdf: "application/pdf",
   docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
   html: "text/html",
   htm: "text/html",
+  xhtml: "text/html",
   md: "text/markdown",
   markdown: "text/markdown",
   txt: "text/plain",
+  text: "text/plain",
+  csv: "text/plain",
 };
+let SUPPORTED_TEXT = "PDF, DOCX, HTML, Markdown and plain text files";
 const TOP_K = 5;
 const POLL_BUSY_MS = 1000;
 const POLL_IDLE_MS = 10000;
@@ -739,7 +744,7 @@ function addFiles(fileList) {
   for (const file of files) {
     const ext = extensionOf(file.name);
     if (!(ext in SUPPORTED)) {
-      showAlert(`“${file.name}” is not a supported file type. Lectern reads PDF, DOCX, HTML, Markdown and text files.`, {
+      showAlert(`“${file.name}” is not a supported file type. Lectern reads ${SUPPORTED_TEXT}.`, {
         title: "File skipped",
         kind: "warning",
       });
@@ -1401,5 +1406,23 @@ document.getElementById("signout").addEventListener("click", () => {
 
 setInterval(() => rows.size && renderDocs(), 60000); // keep "Added N min ago" fresh
 renderDocs();
+/** The file picker, the drop check and the hint follow the server's format table (lectern.domain.formats). */
+async function loadFormats() {
+  try {
+    const data = await api("/v1/formats");
+    const formats = Array.isArray(data?.formats) ? data.formats : [];
+    if (!formats.length) return;
+    const table = {};
+    for (const f of formats) for (const ext of f.extensions || []) table[ext.replace(/^\./, "")] = f.mime_types?.[0];
+    SUPPORTED = table;
+    const names = formats.map((f) => f.description || f.label);
+    SUPPORTED_TEXT = `${names.slice(0, -1).join(", ")} and ${names.at(-1)} files`;
+    fileInput.accept = Object.keys(table).map((e) => `.${e}`).join(",");
+    $("file-hint").textContent = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+  } catch {
+    // keep the built-in table: the upload door still checks every file
+  }
+}
+
 checkHealth();
-refreshDocs();
+Promise.resolve(refreshDocs()).catch(() => {}).then(loadFormats);

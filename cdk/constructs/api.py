@@ -23,6 +23,7 @@ ROUTES = {  # path -> methods (the contract of lectern.aws.handlers.api)
     "v1/health": ["GET"],
     "v1/documents": ["GET", "POST"],
     "v1/documents/{document_id}": ["GET", "DELETE"],
+    "v1/formats": ["GET"],
     "v1/query": ["POST"],
     "v1/search": ["POST"],
     "v1/feedback": ["POST"],

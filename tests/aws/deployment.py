@@ -103,7 +103,7 @@ class Stacks:
             return {k: self._renamed_all(v) for k, v in value.items()}
         return value
 
-    def _resolve(self, part: str, value: Any) -> Any:  # noqa: C901 - one table of intrinsic functions
+    def _resolve(self, part: str, value: Any) -> Any:
         if isinstance(value, list):
             return [self._resolve(part, v) for v in value]
         if not isinstance(value, dict):

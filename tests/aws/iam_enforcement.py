@@ -112,7 +112,7 @@ def _guardrail(identifier: str) -> str:
     return f"arn:{PARTITION}:bedrock:{REGION}:{ACCOUNT}:guardrail/{identifier}"
 
 
-def authorizations(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:  # noqa: C901
+def authorizations(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     """The (IAM action, resource ARN) pairs AWS authorizes for one API call; all must be allowed."""
     if service == "s3":
         bucket = params.get("Bucket", "")

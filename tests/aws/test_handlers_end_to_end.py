@@ -249,6 +249,7 @@ def test_reupload_replaces_the_chunks(aws_harness):
     )
     assert h.ingest(doc_id)["status"] == "INDEXED"
     status, found = h.json("POST", "/v1/search", {"query": "annual leave", "mode": "bm25"})
+    assert status == 200, found
     assert all("leave" not in r["text"] for r in found["results"])
     _status, found = h.json("POST", "/v1/search", {"query": "train tickets", "mode": "bm25"})
     assert found["results"] and "Train" in found["results"][0]["text"]

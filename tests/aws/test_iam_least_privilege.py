@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -49,7 +50,7 @@ def _routing(h, on: bool) -> None:
 
 
 def _run_every_function(h) -> None:
-    from lectern.aws.handlers import ingest, rebuild, setup
+    from lectern.aws.handlers import ingest, rebuild, setup, sweep
 
     setup.on_event({"RequestType": "Create"}, FakeContext())
     doc_id = h.upload("handbook.md", DOC, "text/markdown")
@@ -108,10 +109,22 @@ def _run_every_function(h) -> None:
     h.lectern.index.delete_document("acme", doc_id)
     h.lectern.documents.delete("acme", doc_id)
     h.lectern.blobs.delete_prefix(f"acme/{doc_id}/embeddings/")  # lost vectors: embedded again, and stored
-    listed = rebuild.list_documents({}, FakeContext())
-    for item in listed["documents"]:
+    listed = rebuild.list_documents({"run": "least-privilege"}, FakeContext())  # the Map's ItemReader list in S3
+    for item in json.loads(h.lectern.blobs.get(listed["key"])):
         assert rebuild.reindex_document(item, FakeContext())["status"] in ("INDEXED", "FAILED")
     assert h.call("DELETE", f"/v1/documents/{doc_id}")["statusCode"] == 204
+    # the periodic sweep, run a day later: an upload slot never used is found through the status index, read
+    # again and failed with the reason
+    status, slot = h.json("POST", "/v1/documents", {"filename": "never.md", "size_bytes": 10})
+    assert status == 201, slot
+    from lectern.domain.sweep import StuckDocumentSweeper
+
+    later = datetime.now(UTC) + timedelta(days=1)
+    sweep_now = StuckDocumentSweeper.sweep
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(StuckDocumentSweeper, "sweep", lambda self, now=None: sweep_now(self, now or later))
+        failed = sweep.mark_stuck({}, FakeContext())["failed"]
+    assert [f["document_id"] for f in failed] == [slot["document_id"]], failed
 
 
 def _used(h) -> dict[str, set[tuple[str, str]]]:

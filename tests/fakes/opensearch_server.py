@@ -569,7 +569,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
-    def _route(  # noqa: C901 - one flat table of the routes the fake knows
+    def _route(
         self, fake: FakeOpenSearch, path: list[str], params: dict[str, str], body: Any
     ) -> tuple[int, Any]:
         m = self.command

@@ -91,3 +91,14 @@ def test_routes_are_grouped_by_resource() -> None:
         "feedback": ["/v1/feedback"],
     }
     assert routes.Caller("t").user_id is None
+
+
+def test_the_format_table_is_served_for_the_page(lectern: Any) -> None:
+    from lectern.domain.formats import FORMATS
+
+    app = build_app(lectern.api_services())
+    out = app.resolve(api_event("GET", "/v1/formats", None), _Ctx())
+    assert out["statusCode"] == 200, out
+    served = json.loads(out["body"])["formats"]
+    assert [f["kind"] for f in served] == [f.kind for f in FORMATS]
+    assert {e for f in served for e in f["extensions"]} >= {".pdf", ".docx", ".md", ".csv"}

@@ -38,6 +38,7 @@ def test_local_models_cost_nothing_and_are_priced():
 def test_embedding_rerank_and_instance_prices():
     table = default_prices()
     assert table.embedding("amazon.titan-embed-text-v2:0", 1_000_000).usd == pytest.approx(0.02)
-    assert table.rerank("arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0", 1000).usd == pytest.approx(1.0)
+    rerank = "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"
+    assert table.rerank(rerank, 1000).usd == pytest.approx(1.0)
     assert table.instance_hour("ml.g5.xlarge").usd > 1.0
     assert not table.instance_hour("ml.p5.48xlarge").priced

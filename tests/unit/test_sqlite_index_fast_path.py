@@ -198,7 +198,7 @@ def test_bm25_equals_the_join_query(tmp_path: Path, seed: int, in_memory: bool):
             query = " ".join(rng.choice([*WORDS, "Cells", "tumors", "unseen"], size=int(rng.integers(1, 6))))
             for f in filters:
                 for k in (1, 5, 50, 500):
-                    got, sql = _traced(index, lambda: index.bm25(tenant, query, k, f))  # noqa: B023
+                    got, sql = _traced(index, lambda t=tenant, q=query, k=k, f=f: index.bm25(t, q, k, f))
                     want = _reference_bm25(tmp_path / "i.db", tenant, query, k, f)
                     _same_ranking([(h.chunk.chunk_id, h.score) for h in got], want)
                     assert any("MATCH" in q for q in sql) != in_memory, sql

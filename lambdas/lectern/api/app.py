@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
 
 from lectern.api.errors import register_error_handlers
-from lectern.api.routes import CALLER, Caller, documents, feedback, health, query
+from lectern.api.routes import CALLER, Caller, documents, feedback, formats, health, query
 from lectern.api.routes.query import SSE, BufferSink, EventSink, emit, sse_frame
 from lectern.domain.answering import Answerer
 from lectern.domain.documents import DocumentService
@@ -88,6 +88,6 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         return next_middleware(app)
 
     app.use(middlewares=[identify_and_limit])
-    for module in (health, documents, query, feedback):
+    for module in (health, documents, formats, query, feedback):
         app.include_router(module.router(services))
     return app

@@ -209,3 +209,15 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class FormatOut(BaseModel):
+    kind: str
+    label: str
+    extensions: list[str] = Field(description="with the dot, the usual one first")
+    mime_types: list[str] = Field(description="the canonical one first")
+    description: str
+
+
+class FormatList(BaseModel):
+    formats: list[FormatOut]

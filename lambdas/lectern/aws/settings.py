@@ -58,7 +58,8 @@ class SearchSettings(CoreSettings):
         try:
             return super().from_env(environ, **overrides)
         except SettingsError as exc:
-            raise SettingsError(str(exc).replace("Invalid Lectern settings", "Invalid Lambda configuration", 1)) from None
+            message = str(exc).replace("Invalid Lectern settings", "Invalid Lambda configuration", 1)
+            raise SettingsError(message) from None
 
 
 class AwsSettings(SearchSettings):

@@ -175,18 +175,23 @@ def key_terms(question: str) -> dict[str, frozenset[str]]:
             numbers.add(_NUMBER_WORDS[low])
         elif low in _SCALE_WORDS:
             numbers.add(low)
-        if low in _NEGATIONS or low.endswith("n't") or low.startswith("non-"):
-            polarity.add("NOT")
-        if low in _UP:
-            polarity.add("UP")
-        elif low in _DOWN:
-            polarity.add("DOWN")
+        polarity |= _polarity(low)
         has_digit = any(c.isdigit() for c in tok)
         is_acronym = len(tok) >= 2 and tok.isupper()
         capitalised = tok[0].isupper() and i > 0 and low not in _QUESTION_WORDS
         if has_digit or is_acronym or capitalised:
             entities.add(low.removesuffix("'s").rstrip("'"))
     return {"numbers": frozenset(numbers), "entities": frozenset(entities), "polarity": frozenset(polarity)}
+
+
+def _polarity(low: str) -> set[str]:
+    """NOT for a negation, UP/DOWN for the direction of a comparison word."""
+    found = {"NOT"} if low in _NEGATIONS or low.endswith("n't") or low.startswith("non-") else set()
+    if low in _UP:
+        found.add("UP")
+    elif low in _DOWN:
+        found.add("DOWN")
+    return found
 
 
 def terms_agree(a: str, b: str) -> bool:

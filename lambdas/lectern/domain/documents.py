@@ -11,18 +11,12 @@ from typing import Protocol
 
 from lectern.domain.clock import utc_now_iso
 from lectern.domain.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from lectern.domain.formats import FORMATS, SUPPORTED_LIST, by_filename, by_mime, extension_of
 from lectern.domain.models import Document, DocumentStatus
 from lectern.domain.ports import BlobStore, DocumentRepository, IngestionTrigger, SearchIndex
 
-# MIME types accepted at the door, and the extensions that go with them.
-ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
-    "application/pdf": (".pdf",),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (".docx",),
-    "text/html": (".html", ".htm"),
-    "text/markdown": (".md", ".markdown"),
-    "text/plain": (".txt", ".text"),
-}
-_EXTENSION_TYPES = {ext: mime for mime, exts in ACCEPTED_TYPES.items() for ext in exts}
+# MIME types accepted at the door, and the extensions that go with them (lectern.domain.formats).
+ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {mime: f.extensions for f in FORMATS for mime in f.mime_types}
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _DOC_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_FILENAME_CHARS = 255
@@ -72,14 +66,16 @@ def clean_filename(filename: str) -> str:
 
 
 def resolve_content_type(filename: str, content_type: str | None) -> str:
-    ext = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    """The MIME type an upload is stored as: the declared one if Lectern reads it, else (no type, or
+    application/octet-stream) the canonical type of the file's extension; anything else is refused."""
     declared = (content_type or "").split(";")[0].strip().lower()
-    if declared in ACCEPTED_TYPES:
+    if by_mime(declared) is not None:
         return declared
-    if declared in ("", "application/octet-stream") and ext in _EXTENSION_TYPES:
-        return _EXTENSION_TYPES[ext]
+    fmt = by_filename(filename)
+    if declared in ("", "application/octet-stream") and fmt is not None:
+        return fmt.mime_type
     raise UnsupportedMediaType(
-        f"Unsupported file type {declared or ext or 'unknown'!r}. Supported: PDF, DOCX, HTML, Markdown, plain text."
+        f"Unsupported file type {declared or extension_of(filename) or 'unknown'!r}. Supported: {SUPPORTED_LIST}."
     )
 
 

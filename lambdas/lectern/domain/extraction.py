@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pypdf, python-docx and lxml load on the first PDF/DOCX: the
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from lectern.domain.errors import ExtractionError
+from lectern.domain.formats import BY_EXTENSION, BY_MIME, FORMATS, SUPPORTED_LIST
 from lectern.domain.models import Block, BlockKind, ExtractedDocument, Page
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,9 @@ class ExtractionLimits:
 
 DEFAULT_LIMITS = ExtractionLimits()
 
-SUPPORTED_TYPES: dict[str, str] = {
-    "pdf": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "html": "text/html",
-    "markdown": "text/markdown",
-    "text": "text/plain",
-}
-
-_LABELS = {"pdf": "PDF", "docx": "DOCX", "html": "HTML", "markdown": "Markdown", "text": "text"}
-_SUPPORTED_LIST = "PDF, DOCX, HTML, Markdown, plain text"
+SUPPORTED_TYPES: dict[str, str] = {f.kind: f.mime_type for f in FORMATS}  # kind -> canonical MIME type
+_LABELS = {f.kind: f.label for f in FORMATS}
+_SUPPORTED_LIST = SUPPORTED_LIST
 
 # -- Messages shown to users ---------------------------------------------------------------------------------
 MSG_EMPTY_FILE = "The file is empty (0 bytes)."
@@ -98,27 +92,8 @@ def _human_size(n: int) -> str:
 
 
 # -- Type detection ------------------------------------------------------------------------------------------
-_EXTENSION_KINDS = {
-    "pdf": "pdf",
-    "docx": "docx",
-    "html": "html",
-    "htm": "html",
-    "xhtml": "html",
-    "md": "markdown",
-    "markdown": "markdown",
-    "txt": "text",
-    "text": "text",
-    "csv": "text",
-}
-_MIME_KINDS = {
-    "application/pdf": "pdf",
-    SUPPORTED_TYPES["docx"]: "docx",
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "text/markdown": "markdown",
-    "text/x-markdown": "markdown",
-    "text/plain": "text",
-}
+_EXTENSION_KINDS = {ext.lstrip("."): f.kind for ext, f in BY_EXTENSION.items()}
+_MIME_KINDS = {mime: f.kind for mime, f in BY_MIME.items()}
 # Formats recognised by their first bytes that we do not read: named in the error so the user knows why.
 _FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "png"),

@@ -417,7 +417,8 @@ def guardrails_section(g: dict[str, Any]) -> list[str]:
         "",
         f"- Injections blocked (test): {inj['blocked']}/{inj['total']} = **{_pct(inj['block_rate'])}** "
         f"(target ≥ {_pct(t.get('injection_block_rate'))}: {'met' if met.get('injection_block_rate') else 'NOT met'}). "
-        "Harmful requests are not prompt injections: locally nothing filters them (Bedrock's content filters do on AWS).",
+        "Harmful requests are not prompt injections: locally nothing filters them "
+        "(Bedrock's content filters do on AWS).",
         f"- Benign questions blocked (test): {ben['questions']['blocked']}/{ben['questions']['total']} = "
         f"**{_pct(ben['questions']['block_rate'])}** (target ≤ {_pct(t.get('benign_block_rate'))}); benign passages "
         f"dropped: {ben['passages']['dropped']}/{ben['passages']['total']}.",

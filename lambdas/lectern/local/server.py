@@ -199,91 +199,109 @@ class _JsonHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
 
+def static_target(frontend_dir: Path, path: str) -> Path | None:
+    """The page's file for `/`, `/index.html` or `/static/<name>` (no subfolders, no dot files), if it exists."""
+    if path in ("/", "/index.html"):
+        target = frontend_dir / "index.html"
+    elif path.startswith("/static/"):
+        name = path[len("/static/") :]
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        target = frontend_dir / name
+    else:
+        return None
+    return target if target.is_file() else None
+
+
+def response_parts(result: dict) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body bytes of an API Gateway proxy response."""
+    raw = result.get("body") or ""
+    data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+    headers = dict(result.get("headers") or {})
+    for k, values in (result.get("multiValueHeaders") or {}).items():
+        headers[k] = ", ".join(values)
+    return int(result["statusCode"]), headers, data
+
+
+class _Handler(_JsonHandler):
+    """One request: the page's static files, else the API through a pooled resolver (`make_handler` binds
+    the pool, the page folder and the body limit)."""
+
+    pool: ResolverPool
+    frontend_dir: Path | None
+    max_body: int
+    server_version = "Lectern"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def _static(self, path: str) -> bool:
+        if self.frontend_dir is None or self.command not in ("GET", "HEAD"):
+            return False
+        target = static_target(self.frontend_dir, path)
+        if target is None:
+            return False
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype.endswith("javascript"):
+            ctype += "; charset=utf-8"
+        self._send(
+            200,
+            {"Content-Type": ctype, "Cache-Control": "no-cache", **_STATIC_HEADERS},
+            target.read_bytes(),
+        )
+        return True
+
+    def _read_body(self) -> bytes | None:
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        try:
+            n = int(length)
+        except ValueError:
+            self._json_error(400, "invalid_request", "Invalid Content-Length.")
+            return None
+        if n < 0 or n > self.max_body:
+            self.close_connection = True
+            self._json_error(
+                413, "payload_too_large", f"The request body is over the {self.max_body:,}-byte limit."
+            )
+            return None
+        return self.rfile.read(n)
+
+    def _handle(self) -> None:
+        path = urlsplit(self.path).path
+        if self._static(path):
+            return
+        body = self._read_body()
+        if body is None:
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if not _decodable(body, headers.get("content-type", "")):
+            # Powertools decodes a JSON body from base64 as UTF-8 and raises on bad bytes (a 500).
+            self._json_error(400, "invalid_request", "The request body is not valid UTF-8.")
+            return
+        event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
+        sink = None
+        app = self.pool.acquire()
+        try:
+            if "text/event-stream" in headers.get("accept", ""):
+                sink = _LiveSink(self)
+                app.append_context(sse_sink=sink)
+            result = app.resolve(event, LambdaContext())
+        finally:
+            self.pool.release(app)
+        if sink is not None and sink.started:
+            return
+        self._send(*response_parts(result))
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+
 def make_handler(
     pool: ResolverPool, frontend_dir: Path | None, max_body: int
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(_JsonHandler):
-        server_version = "Lectern"
-        sys_version = ""
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.info("%s %s", self.address_string(), format % args)
-
-        def _static(self, path: str) -> bool:
-            if frontend_dir is None or self.command not in ("GET", "HEAD"):
-                return False
-            if path in ("/", "/index.html"):
-                target = frontend_dir / "index.html"
-            elif path.startswith("/static/"):
-                name = path[len("/static/") :]
-                if not name or "/" in name or "\\" in name or name.startswith("."):
-                    return False
-                target = frontend_dir / name
-            else:
-                return False
-            if not target.is_file():
-                return False
-            ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-            if ctype.startswith("text/") or ctype.endswith("javascript"):
-                ctype += "; charset=utf-8"
-            self._send(
-                200,
-                {"Content-Type": ctype, "Cache-Control": "no-cache", **_STATIC_HEADERS},
-                target.read_bytes(),
-            )
-            return True
-
-        def _read_body(self) -> bytes | None:
-            length = self.headers.get("Content-Length")
-            if length is None:
-                return b""
-            try:
-                n = int(length)
-            except ValueError:
-                self._json_error(400, "invalid_request", "Invalid Content-Length.")
-                return None
-            if n < 0 or n > max_body:
-                self.close_connection = True
-                self._json_error(
-                    413, "payload_too_large", f"The request body is over the {max_body:,}-byte limit."
-                )
-                return None
-            return self.rfile.read(n)
-
-        def _handle(self) -> None:
-            path = urlsplit(self.path).path
-            if self._static(path):
-                return
-            body = self._read_body()
-            if body is None:
-                return
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            if not _decodable(body, headers.get("content-type", "")):
-                # Powertools decodes a JSON body from base64 as UTF-8 and raises on bad bytes (a 500).
-                self._json_error(400, "invalid_request", "The request body is not valid UTF-8.")
-                return
-            event = to_api_gateway_event(self.command, self.path, headers, body, self.client_address[0])
-            sink = None
-            app = pool.acquire()
-            try:
-                if "text/event-stream" in headers.get("accept", ""):
-                    sink = _LiveSink(self)
-                    app.append_context(sse_sink=sink)
-                result = app.resolve(event, LambdaContext())
-            finally:
-                pool.release(app)
-            if sink is not None and sink.started:
-                return
-            raw = result.get("body") or ""
-            data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
-            out_headers = dict(result.get("headers") or {})
-            for k, values in (result.get("multiValueHeaders") or {}).items():
-                out_headers[k] = ", ".join(values)
-            self._send(int(result["statusCode"]), out_headers, data)
-
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _handle
-
-    return Handler
+    return type("Handler", (_Handler,), {"pool": pool, "frontend_dir": frontend_dir, "max_body": max_body})
 
 
 class LocalServer(ThreadingHTTPServer):

@@ -18,48 +18,55 @@ from lectern.domain.documents import DocumentService, blob_key, check_document_i
 from lectern.domain.errors import ValidationFailed
 
 
+class _Parts:
+    """The multipart parser's callbacks, collecting each part's headers and bytes."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+        self._field = b""
+        self._value = b""
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_part_data": self.on_part_data,
+        }
+
+    def on_part_begin(self) -> None:
+        self.parts.append(({}, bytearray()))
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.parts[-1][0][self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1][1].extend(data[start:end])
+
+
 def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], bytes | None]:
     """Return (text fields, file bytes). The file is the part named `file`, which must come last (as on S3)."""
     ctype, params = parse_options_header(content_type)
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise ValidationFailed("Uploads must be multipart/form-data.")
-    fields: dict[str, str] = {}
-    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
-    header: dict[str, bytes] = {}
-
-    def on_part_begin() -> None:
-        parts.append(({}, bytearray()))
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header["field"] = header.get("field", b"") + data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header["value"] = header.get("value", b"") + data[start:end]
-
-    def on_header_end() -> None:
-        parts[-1][0][header.get("field", b"").lower()] = header.get("value", b"")
-        header.clear()
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1][1].extend(data[start:end])
-
-    parser = MultipartParser(
-        params[b"boundary"],
-        callbacks={  # type: ignore[arg-type]
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_data": on_part_data,
-        },
-    )
+    collected = _Parts()
+    parser = MultipartParser(params[b"boundary"], callbacks=collected.callbacks())  # type: ignore[arg-type]
     try:
         parser.write(body)
         parser.finalize()
     except Exception as exc:
         raise ValidationFailed("The multipart body could not be parsed.") from exc
+    fields: dict[str, str] = {}
     file_data: bytes | None = None
-    for headers, data in parts:
+    for headers, data in collected.parts:
         _, disp = parse_options_header(headers.get(b"content-disposition", b""))
         name = disp.get(b"name", b"").decode("utf-8", "replace")
         if name == "file":

@@ -178,10 +178,8 @@ class TitanEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if len(texts) == 1:
-            rows = [self._embed_one(texts[0])]
-        else:
-            rows = list(self._executor().map(self._embed_one, texts))  # map keeps input order
+        # one text: no pool; more: the pool's map keeps input order
+        rows = [self._embed_one(texts[0])] if len(texts) == 1 else list(self._executor().map(self._embed_one, texts))
         matrix = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return matrix / np.where(norms == 0, 1.0, norms)
@@ -527,13 +525,17 @@ class BedrockConverseModel:
         finally:
             if events is not None:
                 events.close()
+        self._check_stream_end(stop, trace)
+        yield Generation("".join(parts), self.model_id, usage, _finish(stop))
+
+    def _check_stream_end(self, stop: object, trace: object) -> None:
+        """A stream that ended without a stop reason, or stopped by the guardrail or a content filter, fails."""
         if stop is None:
             raise ModelUnavailable(f"{self._what} ended the answer stream early.", reason="server_error")
         if stop == "guardrail_intervened":
             raise blocked_from_trace(trace)
         if stop == "content_filtered":
             raise GuardrailBlocked(_BLOCKED_OUTPUT, policies=("modelContentFilter",), source="output")
-        yield Generation("".join(parts), self.model_id, usage, _finish(stop))
 
 
 # ------------------------------------------------------------------------------------------------- reranking

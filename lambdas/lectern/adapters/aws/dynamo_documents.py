@@ -148,23 +148,7 @@ class DynamoDocumentRepository:
                 f"Document {document_id} is {current.status.value}; it cannot become {status.value}."
             )
 
-        names = {"#pk": PK, "#status": "status", "#updated_at": "updated_at"}
-        values: dict[str, Any] = {":status": serialize(status.value), ":now": serialize(utc_now_iso())}
-        sets = ["#status = :status", "#updated_at = :now"]
-        removes = []
-        for i, (name, value) in enumerate(sorted(fields.items())):
-            names[f"#f{i}"] = name
-            if value is None:
-                removes.append(f"#f{i}")
-            else:
-                values[f":f{i}"] = serialize(value)
-                sets.append(f"#f{i} = :f{i}")
-        for i, s in enumerate(allowed):
-            values[f":a{i}"] = serialize(s.value)
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        condition = (
-            f"attribute_exists(#pk) AND #status IN ({', '.join(f':a{i}' for i in range(len(allowed)))})"
-        )
+        expression, condition, names, values = _update_expression(status, allowed, fields)
         try:
             resp = self.client.update_item(
                 TableName=self.table_name,
@@ -237,3 +221,26 @@ class DynamoDocumentRepository:
                 return 0
             raise
         return int(deserialize_item(resp["Attributes"])["attempts"])
+
+
+def _update_expression(
+    status: DocumentStatus, allowed: Sequence[DocumentStatus], fields: dict[str, object]
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    """UpdateItem's update and condition expressions for one transition: set the status, the time and the
+    fields (None removes one), only if the item exists and its status is one of `allowed`."""
+    names = {"#pk": PK, "#status": "status", "#updated_at": "updated_at"}
+    values: dict[str, Any] = {":status": serialize(status.value), ":now": serialize(utc_now_iso())}
+    sets = ["#status = :status", "#updated_at = :now"]
+    removes = []
+    for i, (name, value) in enumerate(sorted(fields.items())):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = serialize(value)
+            sets.append(f"#f{i} = :f{i}")
+    for i, s in enumerate(allowed):
+        values[f":a{i}"] = serialize(s.value)
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    condition = f"attribute_exists(#pk) AND #status IN ({', '.join(f':a{i}' for i in range(len(allowed)))})"
+    return expression, condition, names, values

@@ -7,6 +7,7 @@ queue instead of spinning on SQLITE_BUSY, other processes (the CLI beside a runn
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -53,9 +54,7 @@ class SqliteDatabase:
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
-                try:
+                with contextlib.suppress(sqlite3.Error):  # closing a connection of a dead thread
                     conn.close()
-                except sqlite3.Error:  # pragma: no cover - closing a connection of a dead thread
-                    pass
             self._all.clear()
         self._local = threading.local()
