@@ -396,6 +396,7 @@ def test_a_withheld_answer_is_never_shown_as_an_answer(page: Page, lectern_serve
     draft.locator("summary").click()
     expect(draft).to_contain_text(DRAFT)
     expect(page.locator("#sources-title")).to_have_text("Closest passages in your documents")
+    shot(page, "withheld-answer-page")
     source = page.get_by_test_id("source")
     expect(source).to_have_count(1)
     source.click()
