@@ -961,11 +961,18 @@ const sourcesWrap = $("sources-wrap");
 const sourcesEl = $("sources");
 const metaEl = $("answer-meta");
 const placeholderEl = $("ask-placeholder");
+const draftLabel = $("draft-label");
+const withheldDraft = $("withheld-draft");
 
+// The model's tokens arrive as a draft (`provisional: true`): shown as a draft, never as the answer, until the
+// `done` event decides. A withheld answer says why (`withheld_reason`) and shows the closest passages; the draft
+// it replaces stays one click away, labelled as withheld (docs/decisions.md, 2026-12-03).
 const q = {
   question: "",
   text: "",
-  citations: new Map(), // n -> citation
+  provisional: false, // q.text is a draft the done event may still withhold
+  citations: new Map(), // n -> citation (or, for a withheld answer, n -> closest passage)
+  closest: false, // q.citations holds the closest passages of a withheld answer, not sources
   state: "idle", // idle | streaming | done | error | stopped
   stage: "", // the server's last status event while streaming: retrieving | generating | verifying
   startedAt: 0,
@@ -991,6 +998,12 @@ function renderAnswer() {
   }
   if (q.state === "stopped") nodes.push(el("span", { class: "stopped", text: " (stopped)" }));
   answerEl.replaceChildren(...nodes);
+  const draft = q.provisional && Boolean(q.text);
+  answerEl.dataset.provisional = String(draft);
+  draftLabel.hidden = !draft;
+  if (draft && q.state === "stopped") draftLabel.textContent = "Draft · stopped before it was checked";
+  else if (draft && q.state === "error") draftLabel.textContent = "Draft · not checked: the answer could not be completed";
+  else if (draft) draftLabel.textContent = "Draft · not yet checked against your documents";
 }
 
 const STAGES = {
@@ -1039,9 +1052,18 @@ function scheduleRender() {
   });
 }
 
+/** The supporting sentence of a citation (offsets in code points), or "" when it carries none. */
+function supportText(c) {
+  const start = Number(c.support_start) || 0;
+  const end = Number(c.support_end) || 0;
+  return c.text && end > start ? Array.from(c.text).slice(start, end).join("") : "";
+}
+
 function renderSources() {
   const list = [...q.citations.values()].sort((a, b) => a.n - b.n);
   sourcesWrap.hidden = list.length === 0;
+  sourcesWrap.dataset.kind = q.closest ? "closest" : "sources";
+  $("sources-title").textContent = q.closest ? "Closest passages in your documents" : "Sources";
   sourcesEl.replaceChildren(
     ...list.map((c) =>
       el("li", { class: "source", "data-testid": "source", "data-n": String(c.n) }, [
@@ -1049,7 +1071,7 @@ function renderSources() {
           el("span", { class: "source__n", "aria-hidden": "true", text: String(c.n) }),
           el("span", { class: "source__body" }, [
             el("span", { class: "source__title", text: `${c.filename}, p. ${c.page}` }),
-            el("span", { class: "source__snippet", text: c.snippet || "" }),
+            el("span", { class: "source__snippet", text: supportText(c) || c.snippet || "" }),
           ]),
         ]),
       ]),
@@ -1066,6 +1088,7 @@ function renderMeta() {
   const f = q.final;
   if (!f) {
     metaEl.textContent = "";
+    $("cache-label").hidden = true;
     return;
   }
   const parts = [];
@@ -1073,6 +1096,7 @@ function renderMeta() {
   if (f.usage) parts.push(`${f.usage.input_tokens ?? "?"} in / ${f.usage.output_tokens ?? "?"} out tokens`);
   if (f.latency_ms != null) parts.push(formatLatency(f.latency_ms));
   metaEl.textContent = parts.join(" · ");
+  $("cache-label").hidden = !f.cache_hit;
   metaEl.title = f.prompt_version ? `Prompt ${f.prompt_version}${f.query_id ? ` · query ${f.query_id}` : ""}` : "";
 }
 
@@ -1111,10 +1135,17 @@ for (const b of feedbackEl.querySelectorAll(".feedback__button")) {
   b.addEventListener("click", () => sendFeedback(b.dataset.rating));
 }
 
-function setCitations(list) {
+function setCitations(list, { closest = false } = {}) {
+  q.closest = closest;
   q.citations = new Map((Array.isArray(list) ? list : []).map((c) => [Number(c.n), c]));
   renderSources();
 }
+
+const WITHHELD_TITLES = {
+  no_relevant_passages: "Not found in your documents",
+  no_answer_in_passages: "Not found in your documents",
+  not_supported: "Answer withheld: not supported by your documents",
+};
 
 function setState(state) {
   q.state = state;
@@ -1131,12 +1162,25 @@ function setState(state) {
 
 function onDone(data) {
   q.final = data || {};
-  if (typeof q.final.answer === "string" && q.final.answer) q.text = q.final.answer;
-  if (Array.isArray(q.final.citations)) setCitations(q.final.citations);
   const abstained = Boolean(q.final.abstained);
+  const draft = q.provisional ? q.text.trim() : "";
+  // the draft is withdrawn in the open: the notice says why, and the draft stays readable, labelled as withheld
+  const withdrawn = abstained && draft && draft !== q.final.answer;
+  $("withheld-draft-text").textContent = withdrawn ? draft : "";
+  withheldDraft.hidden = !withdrawn;
+  withheldDraft.open = false;
+  q.provisional = false;
+  if (typeof q.final.answer === "string" && q.final.answer) q.text = q.final.answer;
+  if (abstained) setCitations(q.final.best_passages, { closest: true });
+  else if (Array.isArray(q.final.citations)) setCitations(q.final.citations);
   resultEl.classList.toggle("result--abstained", abstained);
   $("abstained-notice").hidden = !abstained;
+  $("abstained-title").textContent = WITHHELD_TITLES[q.final.withheld] || "Not found in your documents";
+  const reason = $("withheld-reason");
+  reason.textContent = abstained ? q.final.withheld_reason || "" : "";
+  reason.hidden = !reason.textContent;
   answerEl.dataset.abstained = String(abstained);
+  answerEl.dataset.withheld = q.final.withheld || "";
   setState("done");
   renderAnswer();
   renderMeta();
@@ -1156,12 +1200,23 @@ async function ask(question) {
   q.controller?.abort();
   const controller = new AbortController();
   q.controller = controller;
-  Object.assign(q, { question, text: "", final: null, rating: null, stage: "retrieving", startedAt: Date.now() });
+  Object.assign(q, {
+    question,
+    text: "",
+    provisional: false,
+    final: null,
+    rating: null,
+    stage: "retrieving",
+    startedAt: Date.now(),
+  });
   feedbackStatus.textContent = "";
   renderFeedback();
   setCitations([]);
   $("result-question").textContent = question;
   $("abstained-notice").hidden = true;
+  $("withheld-reason").hidden = true;
+  withheldDraft.hidden = true;
+  delete answerEl.dataset.withheld;
   resultEl.classList.remove("result--abstained");
   delete answerEl.dataset.abstained;
   resultEl.hidden = false;
@@ -1192,6 +1247,7 @@ async function ask(question) {
         q.stage = data.stage || q.stage;
         scheduleRender();
       } else if (name === "token") {
+        if (data.provisional) q.provisional = true;
         q.text += data.text ?? "";
         scheduleRender();
       } else if (name === "citations") {
@@ -1281,17 +1337,48 @@ function fillHighlighted(node, text, terms) {
   node.replaceChildren(...out);
 }
 
+/**
+ * The whole passage, its line breaks and table rows kept (white-space: pre-wrap), with the sentence that supports
+ * the answer in a <mark>. support_start/support_end count Unicode code points (Python's str offsets), so the text
+ * is sliced as code points, not UTF-16 units. Without a span (or an older server) the question's words are marked.
+ */
+function fillPassage(node, c) {
+  const text = c.text || c.snippet || "(no text)";
+  const points = Array.from(text);
+  const start = Number(c.support_start) || 0;
+  const end = Math.min(Number(c.support_end) || 0, points.length);
+  if (!c.text || !(end > start)) {
+    fillHighlighted(node, text, highlightTerms(q.question));
+    return null;
+  }
+  const mark = el("mark", {
+    class: "support",
+    "data-testid": "support",
+    title: q.closest ? "The sentence closest to your question" : "The sentence that supports the answer",
+    text: points.slice(start, end).join(""),
+  });
+  node.replaceChildren(
+    document.createTextNode(points.slice(0, start).join("")),
+    mark,
+    document.createTextNode(points.slice(end).join("")),
+  );
+  return mark;
+}
+
 function openPassage(n) {
   const c = q.citations.get(n);
   if (!c) return;
+  $("passage-eyebrow").textContent = q.closest ? "Closest passage" : "Source";
   $("passage-n").textContent = String(n);
   $("passage-title").textContent = c.filename;
   const meta = [`Page ${c.page}`];
   if (typeof c.score === "number") meta.push(`relevance ${c.score <= 1 && c.score >= 0 ? `${Math.round(c.score * 100)}%` : c.score.toFixed(2)}`);
   $("passage-meta").textContent = meta.join(" · ");
-  fillHighlighted($("passage-snippet"), c.snippet || "(no text)", highlightTerms(q.question));
+  const mark = fillPassage($("passage-snippet"), c);
   passageEl.dataset.n = String(n);
+  passageEl.dataset.kind = q.closest ? "closest" : "source";
   if (!passageEl.open) passageEl.showModal();
+  mark?.scrollIntoView({ block: "center" });
 }
 
 $("passage-close").addEventListener("click", () => passageEl.close());

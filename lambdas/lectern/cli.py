@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -198,23 +199,39 @@ def ask(
     top_k: Annotated[int | None, typer.Option(help="Passages to use.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Ask a question; the answer streams, then its sources."""
+    """Ask a question: the stage while it is worked on, then the checked answer and the sentences it rests on."""
     lectern = _build(_settings(data_dir))
+    stages = {"retrieving": "Searching your documents", "generating": "Writing", "verifying": "Checking the answer"}
     try:
-        for ev in lectern.answerer.stream(lectern.settings.tenant_id, question, top_k=top_k):
-            if ev.kind == "token":
-                console.print(ev.text, end="", highlight=False, markup=False)
-            elif ev.kind == "done" and ev.answer is not None:
-                a = ev.answer
-                console.print()
-                for c in a.citations:
-                    console.print(
-                        f"  [bold][{c.n}][/bold] {c.filename}, p. {c.page}: [dim]{c.snippet[:160]}[/dim]"
-                    )
-                console.print(
-                    f"[dim]{a.model} · {a.usage.input_tokens}+{a.usage.output_tokens} tokens · {a.latency_ms} ms · "
-                    f"prompt {a.prompt_version}[/dim]"
-                )
+        with console.status(f"{stages['retrieving']}…") as waiting:
+            stage, words, answer = "retrieving", 0, None
+            # the model's tokens are a draft the done event may withhold: counted here, never printed as the answer
+            for ev in lectern.answerer.stream(lectern.settings.tenant_id, question, top_k=top_k):
+                if ev.kind == "status":
+                    stage = ev.stage
+                elif ev.kind == "token" and ev.provisional:
+                    words += len(ev.text.split())
+                elif ev.kind == "done":
+                    answer = ev.answer
+                draft = f" (draft: {words} words)" if words else ""
+                waiting.update(f"{stages.get(stage, stage)}…{draft}")
+        if answer is None:
+            return
+        a = answer
+        if a.abstained:
+            err.print(f"[yellow]{escape(a.answer)}[/yellow] [dim]{escape(a.withheld_reason)}[/dim]", highlight=False)
+        else:
+            console.print(a.answer, highlight=False, markup=False)
+        for c in a.citations or a.best_passages:
+            support = c.text[c.support_start : c.support_end] if c.support_end > c.support_start else c.snippet
+            label = "closest" if a.abstained else f"[{c.n}]"
+            console.print(
+                f"  [bold]{escape(label)}[/bold] {escape(c.filename)}, p. {c.page}: [dim]{escape(support[:200])}[/dim]"
+            )
+        console.print(
+            f"[dim]{a.model} · {a.usage.input_tokens}+{a.usage.output_tokens} tokens · {a.latency_ms} ms · "
+            f"prompt {a.prompt_version}{' · cached' if a.cache_hit else ''}[/dim]"
+        )
     except LecternError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None

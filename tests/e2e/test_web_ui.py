@@ -213,6 +213,7 @@ def test_a_slow_answer_says_what_it_is_waiting_for(page: Page, lectern_server: A
     page.add_init_script(PACED_STREAM)
     page.goto(f"{lectern_server.url}/")
     expect(page.get_by_test_id("health")).to_have_attribute("data-state", "ok")
+    sign_in(page, lectern_server)  # the page asks for a key first (the documents list needs one)
     page.get_by_test_id("question").fill("Anything?")
     page.get_by_test_id("ask").click()
     stage = page.get_by_test_id("answer-stage")
@@ -224,3 +225,187 @@ def test_a_slow_answer_says_what_it_is_waiting_for(page: Page, lectern_server: A
     expect(page.get_by_test_id("answer")).to_have_attribute("data-state", "done", timeout=4000)
     expect(stage).to_have_count(0)
     expect(page.get_by_test_id("answer")).to_have_text("Paced answer.")
+
+
+# ---------------------------------------------------------------------------------------------------- trust
+FILLER = (
+    "Staff book travel through the portal at least ten working days ahead, choose the cheapest fare that fits "
+    "the meeting times, and keep every receipt in the expense report of the month the trip ended. Trains are "
+    "preferred to flights for trips under five hundred kilometres, and rental cars need the approval of the "
+    "department head before the booking is made. Taxis are reimbursed only when no public transport runs at "
+    "that hour or when the traveller carries equipment for the company. Receipts in other currencies are "
+    "converted at the rate of the day of payment shown on the card statement."
+)
+MEAL_FACT = "The daily meal allowance for trips abroad is 55 EUR per day."
+POLICY_TEXT = f"""# Expenses policy
+
+{FILLER} {MEAL_FACT}
+
+| Department | Extension |
+|---|---|
+| Travel desk | 4410 |
+| Payroll | 4420 |
+"""
+SHOTS = os.environ.get("LECTERN_E2E_SHOTS")  # a folder: the trust tests leave screenshots of what a user sees there
+
+
+def sign_in(page: Page, server: Any) -> None:
+    expect(page.get_by_test_id("signin")).to_be_visible()
+    page.get_by_test_id("signin-key").fill(server.api_key)
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin")).to_be_hidden()
+
+
+def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def test_the_passage_shows_the_whole_text_with_the_supporting_sentence_marked(
+    page: Page, lectern_server: Any, tmp_path: Path
+) -> None:
+    page.goto(f"{lectern_server.url}/")
+    sign_in(page, lectern_server)
+    run = uuid.uuid4().hex[:6]
+    md = tmp_path / f"expenses-{run}.md"
+    md.write_text(POLICY_TEXT, encoding="utf-8")
+    expect(upload(page, md)).to_have_attribute("data-status", "INDEXED", timeout=INDEX_TIMEOUT_MS)
+    question = f"What is the daily meal allowance for trips abroad in {run}?"
+    page.get_by_test_id("question").fill(question)
+    page.get_by_test_id("ask").click()
+    answer = page.get_by_test_id("answer")
+    expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(answer).to_have_attribute("data-provisional", "false")
+    expect(page.get_by_test_id("draft-label")).to_be_hidden()
+    expect(answer).to_contain_text("55 EUR")
+    expect(page.get_by_test_id("cache-label")).to_be_hidden()
+    # the sources are the cited passages, numbered as the answer cites them
+    markers = answer.locator('[data-testid="citation"]')
+    numbers = [int(m.get_attribute("data-n") or 0) for m in markers.all()]
+    sources = page.get_by_test_id("source")
+    assert sorted(set(numbers)) == list(range(1, sources.count() + 1)), (numbers, sources.count())
+
+    markers.first.click()
+    passage = page.get_by_test_id("passage")
+    expect(passage).to_be_visible()
+    support = passage.get_by_test_id("support")
+    expect(support).to_have_count(1)
+    expect(support).to_have_text(MEAL_FACT)  # the sentence the answer rests on, marked
+    expect(support).to_be_in_viewport()
+    body = page.locator("#passage-snippet")
+    text = body.inner_text()
+    assert FILLER[:80] in text and MEAL_FACT in text, text  # the whole passage, not its first 600 characters
+    assert len(text) > 700
+    assert "Travel desk | 4410\nPayroll | 4420" in text, text  # table rows on their own lines
+    assert body.evaluate("n => getComputedStyle(n).whiteSpace") == "pre-wrap"
+    page.wait_for_timeout(300)  # the dialog's opening animation
+    shot(page, "answer-and-passage")
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("source").first).to_contain_text(MEAL_FACT)  # the list shows the sentence too
+
+    # the same question again: answered from the cache, and the page says so
+    page.get_by_test_id("ask").click()
+    expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.get_by_test_id("cache-label")).to_be_visible()
+    expect(page.get_by_test_id("cache-label")).to_have_text("Cached answer")
+    shot(page, "cached-answer")
+
+
+DRAFT = "The travel desk phones are ultramarine blue"
+CLOSEST = {
+    "n": 1,
+    "document_id": "d1",
+    "filename": "phones.md",
+    "page": 1,
+    "snippet": "Department | Extension Travel desk | 4410 Payroll | 4420",
+    "score": 0.61,
+    "chunk_id": "c1",
+    "text": "Department | Extension\nTravel desk | 4410\nPayroll | 4420",
+    "support_start": 23,
+    "support_end": 41,
+}
+WITHHELD_STREAM = """
+(() => {
+  const realFetch = window.fetch.bind(window);
+  const frame = (event, data) => `event: ${event}\\ndata: ${JSON.stringify(data)}\\n\\n`;
+  const closest = CLOSEST_PASSAGE;
+  const steps = [
+    [0, frame("status", { stage: "retrieving", elapsed_ms: 0 })],
+    [300, frame("status", { stage: "generating", elapsed_ms: 40 })],
+    [300, frame("token", { text: "The travel desk phones ", provisional: true })],
+    [300, frame("token", { text: "are ultramarine blue [1].", provisional: true })],
+    [600, frame("status", { stage: "verifying", elapsed_ms: 1500 })],
+    [600, frame("citations", { citations: [] })],
+    [0, frame("done", { query_id: "q2", answer: "I don't know based on the provided documents.", citations: [],
+                         abstained: true, withheld: "not_supported",
+                         withheld_reason:
+                           "The drafted answer was not supported by the passages it cited, so it was withheld.",
+                         best_passages: [closest], model: "fake", route: "single", prompt_version: "v",
+                         cache_hit: false, usage: { input_tokens: 1, output_tokens: 1 }, cost_usd: 0 })],
+  ];
+  // what a user could read in the answer area at any moment, and whether it was marked as a draft then
+  window.__answerViews = [];
+  new MutationObserver(() => {
+    const a = document.getElementById("answer");
+    if (a) window.__answerViews.push({ text: a.textContent, provisional: a.dataset.provisional });
+  }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  window.fetch = (input, init) => {
+    const url = typeof input === "string" ? input : input.url;
+    if (!url.endsWith("/v1/query")) return realFetch(input, init);
+    const enc = new TextEncoder();
+    const body = new ReadableStream({
+      async start(controller) {
+        for (const [wait, chunk] of steps) {
+          await new Promise((r) => setTimeout(r, wait));
+          controller.enqueue(enc.encode(chunk));
+        }
+        controller.close();
+      },
+    });
+    return Promise.resolve(new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } }));
+  };
+})();
+""".replace("CLOSEST_PASSAGE", json.dumps(CLOSEST))
+
+
+def test_a_withheld_answer_is_never_shown_as_an_answer(page: Page, lectern_server: Any) -> None:
+    """The draft streams marked as a draft; the done event withholds it: the page says why, shows the closest
+    passage with its nearest sentence marked, and keeps the draft one click away, labelled as withheld."""
+    page.add_init_script(WITHHELD_STREAM)
+    page.goto(f"{lectern_server.url}/")
+    sign_in(page, lectern_server)
+    page.get_by_test_id("question").fill("What colour are the travel desk phones?")
+    page.get_by_test_id("ask").click()
+    answer = page.get_by_test_id("answer")
+    expect(answer).to_contain_text(DRAFT, timeout=4000)
+    expect(answer).to_have_attribute("data-provisional", "true")
+    expect(page.get_by_test_id("draft-label")).to_be_visible()
+    expect(page.get_by_test_id("draft-label")).to_contain_text("Draft")
+    shot(page, "draft-being-checked")
+    expect(answer).to_have_attribute("data-state", "done", timeout=6000)
+
+    expect(answer).to_have_text("I don't know based on the provided documents.")
+    expect(answer).to_have_attribute("data-withheld", "not_supported")
+    expect(page.get_by_test_id("draft-label")).to_be_hidden()
+    expect(page.get_by_test_id("abstained-notice")).to_contain_text("Answer withheld: not supported")
+    expect(page.get_by_test_id("withheld-reason")).to_have_text(re.compile("not supported by the passages"))
+    draft = page.get_by_test_id("withheld-draft")
+    expect(draft).to_be_visible()
+    expect(draft.locator("p")).to_be_hidden()  # collapsed: one click away
+    draft.locator("summary").click()
+    expect(draft).to_contain_text(DRAFT)
+    expect(page.locator("#sources-title")).to_have_text("Closest passages in your documents")
+    shot(page, "withheld-answer-page")
+    source = page.get_by_test_id("source")
+    expect(source).to_have_count(1)
+    source.click()
+    passage = page.get_by_test_id("passage")
+    expect(passage).to_contain_text("Closest passage")
+    expect(passage.get_by_test_id("support")).to_have_text("Travel desk | 4410")
+    page.wait_for_timeout(300)  # the dialog's opening animation
+    shot(page, "withheld-answer")
+
+    views = page.evaluate("window.__answerViews")
+    shown_as_answer = [v for v in views if DRAFT in (v["text"] or "") and v["provisional"] != "true"]
+    assert views and not shown_as_answer, shown_as_answer[:3]

@@ -74,9 +74,7 @@ def test_answer_cites_the_passages_the_model_referenced(index):
     assert [(c.n, c.filename, c.page) for c in a.citations] == [(1, "guide.pdf", 2)]
     assert a.model == "scripted" and a.usage == Usage(100, 10) and a.prompt_version == "answer-v2"
     prompt = model.calls[0][1].content
-    assert (
-        "[1] (guide.pdf, page 2)" in prompt and "Question: What must coolant pressure stay below?" in prompt
-    )
+    assert "[1] (guide.pdf, page 2)" in prompt and "Question: What must coolant pressure stay below?" in prompt
 
 
 def test_retrieval_gate_abstains_without_calling_the_model(index):
@@ -104,10 +102,65 @@ def test_stream_emits_status_tokens_then_citations_then_done(index):
     assert "".join(e.text for e in events if e.kind == "token") == "200 laptops [1]."
 
 
-def test_no_markers_means_all_context_passages_are_cited(index):
-    answerer, _ = _answerer(index, "Two hundred laptops.")
+def test_no_markers_means_the_best_supporting_passage_is_cited(index):
+    answerer, _ = _answerer(index, "Two hundred laptops.", min_relative_score=0.0)
     a = answerer.answer("t", "How many laptops were delivered?")
-    assert a.citations and a.citations[0].filename == "memo.pdf"
+    assert [(c.n, c.filename) for c in a.citations] == [(1, "memo.pdf")]  # only the passage that supports it
+    assert a.answer == "Two hundred laptops [1]."
+
+
+def _guarded(index, reply: str) -> Answerer:
+    from lectern.adapters.local.guardrails import build_local_guard
+
+    answerer, _ = _answerer(index, reply, min_relative_score=0.0, min_similarity=0.0)
+    answerer.guard = build_local_guard(learned_injection=False)
+    return answerer
+
+
+def test_an_unsupported_draft_is_streamed_as_provisional_and_withheld_with_its_reason(index):
+    answerer = _guarded(index, "The laptops were painted bright orange by Norwegian monks in Bergen [1].")
+    events = list(answerer.stream("t", "How many laptops were delivered?"))
+    tokens = [e for e in events if e.kind == "token"]
+    assert tokens and all(t.provisional for t in tokens)  # the draft was never the answer
+    assert "".join(t.text for t in tokens).startswith("The laptops were painted")
+    done = events[-1].answer
+    assert done.abstained and done.answer == I_DONT_KNOW and done.citations == []
+    assert done.withheld == "not_supported" and "not supported" in done.withheld_reason
+    assert done.best_passages and done.best_passages[0].filename == "memo.pdf"  # the closest passage is shown
+    first = done.best_passages[0]
+    assert first.text[first.support_start : first.support_end].startswith("There were 200 laptops")
+    assert [e.kind for e in events if e.kind != "status"][-2:] == ["citations", "done"]
+
+
+def test_a_supported_draft_keeps_its_text_and_numbers(index):
+    question = "How many laptops were delivered and what about coolant pressure?"
+    answerer = _guarded(index, "")
+    prompt = [p.chunk.text[:7] for p in answerer.plan("t", question).passages]
+    coolant, memo = prompt.index("Coolant") + 1, prompt.index("There w") + 1
+    assert len(prompt) == 3 and memo != 1  # the answer cites the memo first: its number must change
+    answerer.model.reply = f"There were 200 laptops delivered [{memo}] [9]. Coolant must stay below 14 bar [{coolant}]."
+    events = list(answerer.stream("t", question))
+    draft = "".join(e.text for e in events if e.kind == "token")
+    done = events[-1].answer
+    assert not done.abstained and done.withheld is None and done.withheld_reason == ""
+    assert draft.startswith("There were 200 laptops delivered [1]") and "below 14 bar [2]." in draft
+    assert done.answer == "There were 200 laptops delivered [1]. Coolant must stay below 14 bar [2]."
+    assert [(c.n, c.filename) for c in done.citations] == [(1, "memo.pdf"), (2, "guide.pdf")]
+    assert [c.text[c.support_start : c.support_end] for c in done.citations] == [
+        "There were 200 laptops delivered on January 23, 2023 by three trucks.",
+        "Coolant pressure must stay below 14 bar.",
+    ]
+    assert done.best_passages == []  # the intro passage is not cited, so it is not a source
+
+
+def test_model_abstention_and_retrieval_gate_say_why(index):
+    answerer, _ = _answerer(index, "I don't know based on the provided documents.")
+    a = answerer.answer("t", "How many laptops had a warranty?")
+    assert a.withheld == "no_answer_in_passages" and a.withheld_reason and a.best_passages
+    gated = list(answerer.stream("t", "Quelle est la capitale du Pérou ?"))
+    assert [e.provisional for e in gated if e.kind == "token"] == [False]  # the gate's text is final
+    done = gated[-1].answer
+    assert done.withheld == "no_relevant_passages" and done.abstained
 
 
 def test_other_tenants_see_nothing(index):
@@ -121,6 +174,15 @@ def test_bad_questions(index, q):
     answerer, _ = _answerer(index, "x")
     with pytest.raises(ValidationFailed):
         answerer.answer("t", q)
+
+
+def test_footnote_markers_in_a_passage_do_not_reach_the_prompt():
+    from lectern.domain.answering import format_context
+    from lectern.domain.models import Chunk
+
+    c = Chunk("c", "t", "d", "wiki.html", 3, 0, "Roberts was born on 26 June 1968,[1] in Bangor.[12]")
+    expected = "[1] (wiki.html, page 3)\nRoberts was born on 26 June 1968, in Bangor."
+    assert format_context([ScoredChunk(c, 1.0)]) == expected
 
 
 def test_echoed_headers_are_cleaned():

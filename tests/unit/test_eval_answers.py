@@ -47,9 +47,7 @@ def test_citation_marks_are_stripped():
 
 
 def test_support_by_substring_or_most_words():
-    chunk = (
-        "Roberts has the UEFA A Licence for football coaching and, speaking in 2007, had not ruled it out."
-    )
+    chunk = "Roberts has the UEFA A Licence for football coaching and, speaking in 2007, had not ruled it out."
     assert supports(chunk, "the UEFA A Licence for football coaching")
     # a chunk boundary cut the span: 5 of its 6 words are still there
     assert supports("...the UEFA A Licence for football", "the UEFA A Licence for football coaching")
@@ -89,9 +87,7 @@ def test_summary_separates_answerable_and_unanswerable():
             contains=1.0,
             citation_precision=1.0,
         ),
-        QuestionResult(
-            "b", True, "", True, hit_at_k=0.0, reciprocal_rank=0.0, exact_match=0.0, f1=0.0, contains=0.0
-        ),
+        QuestionResult("b", True, "", True, hit_at_k=0.0, reciprocal_rank=0.0, exact_match=0.0, f1=0.0, contains=0.0),
         QuestionResult("u1", False, "", True),
         QuestionResult("u2", False, "y", False),
     ]
@@ -119,3 +115,32 @@ def test_an_answerable_question_without_support_is_rejected(tmp_path: Path):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="support"):
         load_devset(tmp_path / "bad.json")
+
+
+def test_citation_precision_recall_and_span_hit():
+    from lectern.domain.models import Answer, Chunk, Citation, ScoredChunk, Usage
+    from lectern.evaluation.answers import DevQuestion, citation_scores
+
+    q = DevQuestion("q", "What is the meal allowance?", ("55 EUR",), "policy.md", "The meal allowance is 55 EUR")
+    gold = "Trains first. The meal allowance is 55 EUR a day."
+    texts = {"g1": gold, "g2": f"Again: {gold}", "x": "Hotels cost 120 EUR."}
+    names = {"g1": "policy.md", "g2": "policy.md", "x": "policy.md"}
+    retrieved = [ScoredChunk(Chunk(i, "t", "d", names[i], 1, 0, t), 0.5) for i, t in texts.items()]
+
+    def cite(i: str, n: int, span: str) -> Citation:
+        start = texts[i].find(span)
+        return Citation(n, "d", names[i], 1, "", 0.5, i, texts[i], start, start + len(span))
+
+    def answer(*citations: Citation) -> Answer:
+        return Answer("a", list(citations), "m", Usage(), 0, "v", retrieved=retrieved)
+
+    # one supporting passage of two cited, its sentence marked; one of the two supporting passages given cited
+    assert citation_scores(answer(cite("g1", 1, "The meal allowance is 55 EUR a day."), cite("x", 2, "Hotels")), q) == (
+        0.5,
+        0.5,
+        1.0,
+    )
+    # both supporting passages cited, but one with the wrong sentence marked
+    both = answer(cite("g1", 1, "Trains first."), cite("g2", 2, "The meal allowance is 55 EUR a day."))
+    assert citation_scores(both, q) == (1.0, 1.0, 0.5)
+    assert citation_scores(answer(), q) == (None, 0.0, None)  # nothing cited: precision undefined, recall 0

@@ -20,6 +20,7 @@ def test_spec_has_the_contract():
         "/v1/query",
         "/v1/search",
         "/v1/feedback",
+        "/v1/formats",
     }
     assert set(paths["/v1/documents/{document_id}"]) == {"get", "delete"}
     create = paths["/v1/documents"]["post"]

@@ -76,13 +76,21 @@ class QueryRequest(_In):
 
 
 class CitationOut(BaseModel):
-    n: int
+    n: int = Field(description="The number the answer text cites it by ([n]); 1..n in the order first cited")
     document_id: str
     filename: str
     page: int
-    snippet: str
+    snippet: str = Field(description="The start of the passage on one line (for lists)")
     score: float
     chunk_id: str
+    text: str = Field(default="", description="The whole passage, line breaks and table rows kept (PII masked)")
+    support_start: int = Field(
+        default=0,
+        ge=0,
+        description="Start of the sentence of `text` that best supports the citing answer "
+        "sentence, in Unicode code points (support_start == support_end: none found)",
+    )
+    support_end: int = Field(default=0, ge=0, description="End (exclusive) of that sentence, in code points")
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:
@@ -106,6 +114,17 @@ class QueryResponse(BaseModel):
     cost_usd: float = Field(description="Generation cost in USD at lectern/data/model_prices.json (0 for local)")
     cache_hit: bool = False
     route: str = Field(default="", description="Which model tier answered and why, e.g. 'strong: comparison'")
+    withheld: Literal["no_relevant_passages", "no_answer_in_passages", "not_supported"] | None = Field(
+        default=None,
+        description="Set when abstained: no passage close enough, the passages lack the answer, or the drafted "
+        "answer was not supported by the passages it cited (streamed tokens were provisional and are withdrawn)",
+    )
+    withheld_reason: str | None = Field(default=None, description="Why the answer was withheld, in a sentence")
+    best_passages: list[CitationOut] = Field(
+        default_factory=list,
+        description="When withheld: the closest passages, the sentence nearest the question "
+        "marked by support_start/support_end",
+    )
 
     @classmethod
     def of(cls, a: Answer) -> QueryResponse:
@@ -121,6 +140,9 @@ class QueryResponse(BaseModel):
             cost_usd=a.cost_usd,
             cache_hit=a.cache_hit,
             route=a.route,
+            withheld=a.withheld,
+            withheld_reason=a.withheld_reason or None,
+            best_passages=[CitationOut.of(c) for c in a.best_passages],
         )
 
 

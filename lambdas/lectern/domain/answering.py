@@ -1,12 +1,15 @@
 """Grounded answering: retrieve, decide whether the documents can answer, prompt, generate, cite.
 
-"I don't know" has two gates: a retrieval gate (no passage is similar enough to the question: the model is not
-even called) and the prompt (the model is told to answer exactly I_DONT_KNOW when the passages lack the
-answer; such replies come back with no citations and `abstained=True`).
+"I don't know" has three sources: a retrieval gate (no passage is similar enough to the question: the model is
+not even called), the prompt (the model is told to answer exactly I_DONT_KNOW when the passages lack the answer)
+and the guard's grounding check (the drafted answer is not supported by the passages it cites). Each comes back
+with no citations, `abstained=True`, `withheld` + `withheld_reason` saying which, and the best passages. The
+model's tokens stream as provisional (a draft): the done event decides (docs/decisions.md, 2026-12-03).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import uuid
@@ -14,26 +17,38 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from lectern.domain.citations import StreamRenumberer, best_passages, cite
 from lectern.domain.costing import PriceTable, default_prices
 from lectern.domain.errors import LecternError, ValidationFailed
-from lectern.domain.models import Answer, ChatMessage, Citation, Generation, ScoredChunk, SearchFilters, Usage
+from lectern.domain.models import (
+    Answer,
+    ChatMessage,
+    Citation,
+    Generation,
+    ScoredChunk,
+    SearchFilters,
+    Usage,
+    Withheld,
+)
 from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Citations, Done, Status, Token, final_answer
 from lectern.domain.ports import ChatModel
 from lectern.domain.prompts import PromptSplit, PromptTemplate
 from lectern.domain.retrieval import RetrievalResult, Retriever
 from lectern.domain.routing import ModelRouter
-from lectern.domain.text import snippet
 
 I_DONT_KNOW = "I don't know based on the provided documents."
+WITHHELD_REASONS: dict[Withheld, str] = {
+    "no_relevant_passages": "No passage in your documents is close enough to the question.",
+    "no_answer_in_passages": "The closest passages in your documents do not contain the answer.",
+    "not_supported": "The drafted answer was not supported by the passages it cited, so it was withheld.",
+}
 ROUTE_GATE = "none: retrieval gate"  # the model was not called
 ROUTE_SINGLE = "default: one model"  # no router configured
 MAX_QUESTION_CHARS = 2000
 _CITE_RE = re.compile(r"\[(\d{1,2})\]")
 # Small models sometimes echo a passage header ("[1] (memo.pdf, page 1)"): keep the marker, drop the header.
 _ECHO_RE = re.compile(r"\[(\d{1,2})\] \([^()\n]{1,300}, page \d+\)\s*")
-_ABSTAIN_RE = re.compile(
-    r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I
-)
+_ABSTAIN_RE = re.compile(r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I)
 
 
 @dataclass(frozen=True)
@@ -41,9 +56,7 @@ class AnswerConfig:
     top_k: int = 5
     max_context_tokens: int = 600  # prompt length bounds time to first token on a CPU model
     min_similarity: float = 0.25  # below this best cosine similarity, and with no BM25 match, abstain
-    min_relative_score: float = (
-        0.3  # passages scoring under this fraction of the best one stay out of the prompt
-    )
+    min_relative_score: float = 0.3  # passages scoring under this fraction of the best one stay out of the prompt
     max_tokens: int = 256
     temperature: float = 0.1
 
@@ -65,9 +78,14 @@ def build_context(
     return used
 
 
+# Footnote markers inside a document ("born on 26 June 1968,[1] and ...") look exactly like the answer's citation
+# markers: a model that copies them would cite a passage by accident. They leave the prompt (not the stored text).
+_FOOTNOTE_RE = re.compile(r"\[\d{1,3}\]")
+
+
 def format_context(passages: list[ScoredChunk]) -> str:
     return "\n\n".join(
-        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{p.chunk.text}"
+        f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{_FOOTNOTE_RE.sub('', p.chunk.text)}"
         for i, p in enumerate(passages, start=1)
     )
 
@@ -88,22 +106,6 @@ def cited_numbers(text: str, available: int) -> list[int]:
 def is_abstention(text: str) -> bool:
     head = text.strip()[:160]
     return not head or bool(_ABSTAIN_RE.search(head))
-
-
-def make_citations(text: str, passages: list[ScoredChunk]) -> list[Citation]:
-    numbers = cited_numbers(text, len(passages)) or list(range(1, len(passages) + 1))
-    return [
-        Citation(
-            n=n,
-            document_id=passages[n - 1].chunk.document_id,
-            filename=passages[n - 1].chunk.filename,
-            page=passages[n - 1].chunk.page,
-            snippet=snippet(passages[n - 1].chunk.text),
-            score=round(passages[n - 1].score, 6),
-            chunk_id=passages[n - 1].chunk.chunk_id,
-        )
-        for n in sorted(numbers)
-    ]
 
 
 class AnswerGuard(Protocol):
@@ -210,18 +212,16 @@ class Answerer:
         if self.guard is not None and hits:
             # before the context cut: a poisoned passage that ranked first must not push the good ones out
             hits = self.guard.check_passages(tenant_id, hits)
-        passages = build_context(
-            hits, self.config.max_context_tokens, self.count, self.config.min_relative_score
-        )
+        passages = build_context(hits, self.config.max_context_tokens, self.count, self.config.min_relative_score)
         if not passages or self._off_topic(result.best_similarity, result.bm25_matched):
-            return AnswerPlan(q, template, result, [], True, None, ROUTE_GATE, [], 0)
+            return AnswerPlan(q, template, result, [], True, None, ROUTE_GATE, [], 0, candidates=hits)
         context_tokens = sum(self.count(p.chunk.text) + 12 for p in passages)
         if self.router is not None:
             model, route = self.router.choose(q, result, context_tokens)
         else:
             model, route = self.model, ROUTE_SINGLE
         messages = template.render(context=format_context(passages), question=q)
-        return AnswerPlan(q, template, result, passages, False, model, route, messages, context_tokens)
+        return AnswerPlan(q, template, result, passages, False, model, route, messages, context_tokens, candidates=hits)
 
     def stream(
         self,
@@ -232,7 +232,7 @@ class Answerer:
         filters: SearchFilters | None = None,
         user_id: str | None = None,
     ) -> Iterator[AnswerEvent]:
-        """`status`/`token`* then `citations` then `done`, with tokens as the model produces them."""
+        """`status`/`token`* then `citations` then `done`, with tokens (provisional) as the model produces them."""
         return self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=True))
 
     def answer(
@@ -269,13 +269,16 @@ class Answerer:
         )
         meta = _Meta(uuid.uuid4().hex, plan.template.version, plan.route, started)
         if plan.gated:
-            yield Token(I_DONT_KNOW)
+            yield Token(I_DONT_KNOW)  # the final text, not a draft
             yield Citations()
-            yield Done(self._answer(meta, I_DONT_KNOW, [], "retrieval-gate", Usage(), True))
+            yield Done(
+                self._withheld(meta, "no_relevant_passages", ROUTE_GATE, Usage(), [], plan.candidates, plan.question)
+            )
             return
         yield status("generating")
         final, parts = yield from self._generate(plan, live=request.live)
-        text = clean_answer(final.text if final and final.text else "".join(parts))
+        draft = clean_answer(final.text if final and final.text else "".join(parts))
+        text = draft
         if self.guard is not None:
             # the final answer (what is returned, stored or cached) is the checked one: grounding, PII
             yield status("verifying")
@@ -284,12 +287,32 @@ class Answerer:
         model_id = final.model if final else plan.model.model_id  # type: ignore[union-attr]
         passages = plan.passages
         if is_abstention(text) and not cited_numbers(text, len(passages)):
+            # the guard answers I_DONT_KNOW for a draft it found unsupported; otherwise the model said so itself
+            reason: Withheld = "no_answer_in_passages" if is_abstention(draft) else "not_supported"
             yield Citations()
-            yield Done(self._answer(meta, I_DONT_KNOW, [], model_id, usage, True, passages))
+            yield Done(self._withheld(meta, reason, model_id, usage, passages, passages, plan.question))
             return
-        citations = make_citations(text, passages)
+        text, citations = cite(text, passages, plan.question)
         yield Citations(citations)
         yield Done(self._answer(meta, text, citations, model_id, usage, False, passages))
+
+    def _withheld(
+        self,
+        meta: _Meta,
+        reason: Withheld,
+        model: str,
+        usage: Usage,
+        retrieved: list[ScoredChunk],
+        closest: list[ScoredChunk],
+        question: str,
+    ) -> Answer:
+        answer = self._answer(meta, I_DONT_KNOW, [], model, usage, True, retrieved)
+        return dataclasses.replace(
+            answer,
+            withheld=reason,
+            withheld_reason=WITHHELD_REASONS[reason],
+            best_passages=best_passages(closest, question),
+        )
 
     def _generate(
         self, plan: AnswerPlan, *, live: bool
@@ -304,16 +327,18 @@ class Answerer:
         final: Generation | None = None
         parts: list[str] = []
         masker = self.guard.stream_masker() if hasattr(self.guard, "stream_masker") else None
+        numbers = StreamRenumberer(len(plan.passages))  # the draft carries the numbers the answer will
         for item in model.stream(plan.messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature):
             if isinstance(item, Generation):
                 final = item
                 continue
             parts.append(item)
-            out = masker.push(item) if masker is not None else item
+            out = numbers.push(masker.push(item) if masker is not None else item)
             if out:
-                yield Token(out)
-        if masker is not None and (tail := masker.flush()):
-            yield Token(tail)
+                yield Token(out, provisional=True)
+        tail = numbers.push(masker.flush()) if masker is not None else ""
+        if tail := tail + numbers.flush():
+            yield Token(tail, provisional=True)
         return final, parts
 
     def _answer(
@@ -354,6 +379,7 @@ class AnswerPlan:
     route: str
     messages: list[ChatMessage]
     context_tokens: int
+    candidates: list[ScoredChunk] = dataclasses.field(default_factory=list)  # checked hits, before the context cut
 
 
 @dataclass

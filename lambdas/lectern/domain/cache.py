@@ -204,11 +204,16 @@ def terms_agree(a: str, b: str) -> bool:
     return ea <= eb or eb <= ea
 
 
+# Entries of an older format are not served (2: citations renumbered in the order cited, with support spans).
+CACHE_FORMAT = 2
+
+
 # -- entries -------------------------------------------------------------------------------------------------
 def scope_of(prompt_version: str, top_k: int | None, filters: SearchFilters | None) -> str:
     f = filters or SearchFilters()
     raw = json.dumps(
         {
+            "format": CACHE_FORMAT,
             "prompt": prompt_version,
             "top_k": top_k,
             "documents": sorted(f.document_ids),

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 BlockKind = Literal["heading", "paragraph", "list", "table", "code"]
+# Why an answer was withheld: the retrieval gate found nothing close enough, the model found no answer in the
+# passages, or the grounding check found the drafted answer unsupported by the passages it cited.
+Withheld = Literal["no_relevant_passages", "no_answer_in_passages", "not_supported"]
 
 
 class DocumentStatus(enum.StrEnum):
@@ -122,6 +125,9 @@ class Citation:
     snippet: str
     score: float
     chunk_id: str
+    text: str = ""  # the whole passage, as the model saw it (PII masked)
+    support_start: int = 0  # the sentence of `text` that best supports the citing answer sentence:
+    support_end: int = 0  # offsets in code points; 0, 0 when none shares a word with it
 
 
 @dataclass(frozen=True)
@@ -138,3 +144,6 @@ class Answer:
     cost_usd: float = 0.0  # priced from lectern/data/model_prices.json
     cache_hit: bool = False
     route: str = ""  # which model was chosen and why (routing), e.g. "cheap: default" / "strong: comparison"
+    withheld: Withheld | None = None  # why there is no answer (set whenever abstained)
+    withheld_reason: str = ""  # the same, in a sentence for people
+    best_passages: list[Citation] = field(default_factory=list)  # when withheld: the closest passages

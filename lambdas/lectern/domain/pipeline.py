@@ -9,8 +9,12 @@ routes, prompts, generates and cites. Nothing forwards unknown attributes: what 
 (the retriever, a prompt plan) it asks `pipeline.core` for.
 
 Events, in order: `Status` (retrieving, generating, verifying — with the elapsed time), `Token`*, `Citations`,
-`Done` (the whole Answer). Errors are exceptions inside the pipeline (a `LecternError` carries the code and a
-message safe to show); the API turns one raised mid-stream into an `error` event (`Failed`).
+`Done` (the whole Answer). Tokens the model writes are `provisional`: a draft, shown as such, until `Done` decides
+(the grounding check and the abstention rules run after generation; a withheld answer's `Done` carries
+`withheld` and `withheld_reason` and its best passages instead of citations). Tokens that are already the final
+text (a cache hit, the retrieval gate's "I don't know") are not provisional. Errors are exceptions inside the
+pipeline (a `LecternError` carries the code and a message safe to show); the API turns one raised mid-stream into
+an `error` event (`Failed`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Status:
 @dataclass(frozen=True)
 class Token:
     text: str
+    provisional: bool = False  # a draft the Done event may still withhold (model output before the checks)
     kind: ClassVar[str] = "token"
 
 

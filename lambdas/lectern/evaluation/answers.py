@@ -10,7 +10,10 @@ or LECTERN_LLM=fake for a quick run of everything but the model). Measured per q
   rank;
 * answer correctness against any of the gold answers, SQuAD-normalised: exact match, token F1, and containment
   (the gold answer appears in the answer: the fair measure for a generative model that answers in a sentence);
-* citation precision: the share of cited passages that support the answer (contain the span or a gold answer);
+* citations, over the answered answerable questions: precision = cited passages that contain the support span /
+  cited passages; recall = supporting passages cited / supporting passages the model was given (its context;
+  undefined when none was); support-span hit = of the cited supporting passages, those whose marked sentence
+  (`support_start`/`support_end`) holds at least half the support span's content words;
 * abstention: unanswerable questions should get the "I don't know" answer, answerable ones should not;
 * optional LLM-as-judge faithfulness (1-5, is every claim supported by the cited passages) when a judge
   model is
@@ -32,8 +35,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lectern.domain.citations import terms
 from lectern.domain.documents import resolve_content_type
-from lectern.domain.models import ChatMessage, DocumentStatus
+from lectern.domain.models import Answer, ChatMessage, DocumentStatus
 from lectern.evaluation.machine import command_line, loadavg, machine_info, now_iso, peak_rss_mib
 from lectern.settings import LocalSettings
 
@@ -163,6 +167,8 @@ class QuestionResult:
     f1: float | None = None
     contains: float | None = None
     citation_precision: float | None = None
+    citation_recall: float | None = None
+    support_span_hit: float | None = None
     citations: int = 0
     judge: float | None = None
     ttft_ms: float = 0.0
@@ -211,6 +217,8 @@ def summarize(results: Sequence[QuestionResult]) -> dict[str, float | None]:
         "token_f1": _mean([r.f1 for r in ans]),
         "answer_contains_gold": _mean([r.contains for r in ans]),
         "citation_precision": _mean([r.citation_precision for r in answered]),
+        "citation_recall": _mean([r.citation_recall for r in answered]),
+        "support_span_hit": _mean([r.support_span_hit for r in answered]),
         "abstention_on_unanswerable": _mean([float(r.abstained) for r in una]),
         "false_abstention_on_answerable": _mean([float(r.abstained) for r in ans]),
         "judge_faithfulness": _mean([r.judge for r in answered]),
@@ -260,11 +268,7 @@ def evaluate_question(lectern: Any, q: DevQuestion, k: int, judge: Any = None) -
     result = QuestionResult(q.id, q.answerable, "", False)
     if q.answerable:
         hits = lectern.retriever.search(tenant, q.question, top_k=k)
-        ranks = [
-            i
-            for i, h in enumerate(hits, 1)
-            if h.chunk.filename == q.file and supports(h.chunk.text, q.support)
-        ]
+        ranks = [i for i, h in enumerate(hits, 1) if h.chunk.filename == q.file and supports(h.chunk.text, q.support)]
         result.hit_at_k = float(bool(ranks))
         result.reciprocal_rank = 1.0 / ranks[0] if ranks else 0.0
     started = time.perf_counter()
@@ -285,17 +289,29 @@ def evaluate_question(lectern: Any, q: DevQuestion, k: int, judge: Any = None) -
     result.exact_match = exact_match(text, q.answers)
     result.f1 = token_f1(text, q.answers)
     result.contains = contains_answer(text, q.answers)
+    result.citation_precision, result.citation_recall, result.support_span_hit = citation_scores(answer, q)
     by_id = {p.chunk.chunk_id: p.chunk for p in answer.retrieved}
     cited = [by_id[c.chunk_id] for c in answer.citations if c.chunk_id in by_id]
-    if cited:
-        good = [
-            c.filename == q.file and (supports(c.text, q.support) or contains_answer(c.text, q.answers) > 0)
-            for c in cited
-        ]
-        result.citation_precision = sum(good) / len(good)
     if judge is not None:
         result.judge = judge_faithfulness(judge, q.question, text, [c.text for c in cited])
     return result
+
+
+def citation_scores(answer: Answer, q: DevQuestion) -> tuple[float | None, float | None, float | None]:
+    """(precision, recall, support-span hit) of an answer's citations against the question's gold support."""
+
+    def supporting(filename: str, text: str) -> bool:
+        return filename == q.file and supports(text, q.support)
+
+    cited = answer.citations
+    good = [c for c in cited if supporting(c.filename, c.text)]
+    precision = len(good) / len(cited) if cited else None
+    given = {p.chunk.chunk_id for p in answer.retrieved if supporting(p.chunk.filename, p.chunk.text)}
+    recall = len(given & {c.chunk_id for c in good}) / len(given) if given else None
+    gold = terms(q.support)
+    hits = [len(gold & terms(c.text[c.support_start : c.support_end])) >= 0.5 * len(gold) for c in good if gold]
+    span_hit = sum(hits) / len(hits) if hits else None
+    return precision, recall, span_hit
 
 
 def run_answers_eval(

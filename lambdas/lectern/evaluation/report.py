@@ -133,7 +133,9 @@ def answers_section(reports: list[dict[str, Any]]) -> list[str]:
         ("exact_match", "exact match"),
         ("token_f1", "token F1"),
         ("answer_contains_gold", "answer contains a gold answer"),
-        ("citation_precision", "citation precision"),
+        ("citation_precision", "citation precision (cited passages holding the support)"),
+        ("citation_recall", "citation recall (supporting passages given that were cited)"),
+        ("support_span_hit", "marked sentence holds the support"),
         ("abstention_on_unanswerable", "abstains on unanswerable"),
         ("false_abstention_on_answerable", "abstains on answerable (lower is better)"),
         ("judge_faithfulness", "LLM-judge faithfulness (1-5)"),
@@ -146,12 +148,13 @@ def answers_section(reports: list[dict[str, Any]]) -> list[str]:
         "| metric | " + " | ".join(r["model"] for r in reports) + " |",
         "|---|" + "---|" * len(reports),
     ]
+    def cell(r: dict[str, Any], key: str) -> str:
+        text = _f(r["summary"].get(key), 1 if key.endswith("_ms_p50") else 3)
+        # runs before citation recall existed scored precision leniently (support span OR a gold answer)
+        return f"{text} †" if key == "citation_precision" and "citation_recall" not in r["summary"] else text
+
     for key, label in keys:
-        lines.append(
-            f"| {label} | "
-            + " | ".join(_f(r["summary"].get(key), 1 if key.endswith("_ms_p50") else 3) for r in reports)
-            + " |"
-        )
+        lines.append(f"| {label} | " + " | ".join(cell(r, key) for r in reports) + " |")
     r0 = reports[0]
     lines += [
         "",
@@ -162,6 +165,13 @@ def answers_section(reports: list[dict[str, Any]]) -> list[str]:
         "the pipeline "
         "without a language model.",
     ]
+    if any("citation_recall" not in r["summary"] for r in reports):
+        lines += [
+            "",
+            "† an older run: a cited passage counted as precise when it held the support span or any gold answer "
+            "(now: the support span only), and citations were not yet renumbered to the passages cited.",
+            "",
+        ]
     for r in reports:
         lines.append(f"- {r['model']}: {r['created_at']}, `{r['command']}`; {_machine(r['machine'])}.")
     return lines

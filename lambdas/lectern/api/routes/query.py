@@ -50,13 +50,14 @@ class BufferSink:
 
 
 def emit(events: Iterator[AnswerEvent], sink: EventSink) -> None:
-    """The pipeline's typed events as server-sent events: status*, token*, citations, done — or error."""
+    """The pipeline's typed events as server-sent events: status*, token*, citations, done — or error.
+    A token with `provisional: true` is a draft that `done` may withhold (`withheld`, `withheld_reason`)."""
     try:
         for ev in events:
             if isinstance(ev, Status):
                 sink.send("status", {"stage": ev.stage, "elapsed_ms": ev.elapsed_ms})
             elif isinstance(ev, Token):
-                sink.send("token", {"text": ev.text})
+                sink.send("token", {"text": ev.text, "provisional": ev.provisional})
             elif isinstance(ev, Citations):
                 sink.send("citations", {"citations": [CitationOut.of(c).model_dump() for c in ev.citations]})
             elif isinstance(ev, Done):
