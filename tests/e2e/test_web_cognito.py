@@ -89,7 +89,9 @@ def test_page_signs_in_with_cognito_and_calls_the_api_with_the_id_token(
             )
         elif path == "/v1/formats" and token in {"id-token-1", *valid}:  # read once signed in; not the test here
             route.fulfill(status=200, content_type="application/json", headers=cors, body='{"formats": []}')
-        elif token == "id-token-1" and len([a for a in api_auth if a[1] == "id-token-1" and a[0] != "/v1/formats"]) == 1:
+        elif token == "id-token-1" and [a for a in api_auth if a[1] == "id-token-1" and a[0] != "/v1/formats"] == [
+            (path, token, key)
+        ]:
             route.fulfill(status=200, content_type="application/json", headers=cors, body='{"documents": []}')
         elif token not in valid:
             route.fulfill(

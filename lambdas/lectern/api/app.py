@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
 from lectern.api.errors import register_error_handlers
 from lectern.api.routes import CALLER, Caller, documents, feedback, formats, health, query
 from lectern.api.routes.query import SSE, BufferSink, EventSink, emit, sse_frame
-from lectern.domain.answering import Answerer
 from lectern.domain.documents import DocumentService
 from lectern.domain.feedback import FeedbackService
+from lectern.domain.pipeline import AnswerPipeline
 from lectern.domain.retrieval import Retriever
 
 __all__ = ["SSE", "ApiServices", "BufferSink", "Caller", "EventSink", "build_app", "emit", "sse_frame"]
@@ -40,7 +40,7 @@ PUBLIC_PREFIXES = ("/v1/uploads/",)
 class ApiServices:
     documents: DocumentService
     retriever: Retriever
-    answerer: Answerer
+    answerer: AnswerPipeline
     tenant_of: TenantResolver
     health: Callable[[], dict[str, str]]
     feedback: FeedbackService | None = None

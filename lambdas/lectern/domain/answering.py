@@ -326,7 +326,7 @@ class Answerer:
             return model.generate(plan.messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature), []
         final: Generation | None = None
         parts: list[str] = []
-        masker = self.guard.stream_masker() if hasattr(self.guard, "stream_masker") else None
+        masker = self.guard.stream_masker() if self.guard is not None and hasattr(self.guard, "stream_masker") else None
         numbers = StreamRenumberer(len(plan.passages))  # the draft carries the numbers the answer will
         for item in model.stream(plan.messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature):
             if isinstance(item, Generation):

@@ -451,7 +451,7 @@ def _pdf_page_count(reader: pypdf.PdfReader, limits: ExtractionLimits) -> int:
         return ExtractionError(f"The PDF has {n:,} pages; the limit is {limits.max_pages:,}.")
 
     try:  # the declared count first: cheap, and refuses a huge page tree before it is walked
-        declared = reader.trailer["/Root"]["/Pages"]["/Count"]
+        declared = reader.trailer["/Root"]["/Pages"]["/Count"]  # type: ignore[index]
     except Exception:
         declared = None
     if isinstance(declared, int) and declared > limits.max_pages:

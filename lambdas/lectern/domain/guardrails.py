@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from lectern.domain.errors import GuardrailBlocked
 from lectern.domain.models import ScoredChunk
@@ -137,19 +137,19 @@ class GuardrailPolicy:
         extra = set(data) - known
         if extra:
             raise ValueError(f"unknown guardrail policy keys: {', '.join(sorted(extra))}")
-        values: dict[str, object] = dict(data)
+        values: dict[str, Any] = dict(data)
         if "denied_topics" in values:
             values["denied_topics"] = tuple(
                 DeniedTopic(str(t["name"]), str(t.get("definition", "")), tuple(t.get("examples", ())))
-                for t in values["denied_topics"]  # type: ignore[union-attr]
+                for t in values["denied_topics"]
             )
         if "blocked_words" in values:
-            values["blocked_words"] = tuple(values["blocked_words"])  # type: ignore[arg-type]
+            values["blocked_words"] = tuple(values["blocked_words"])
         if "pii" in values:  # partial maps extend the defaults
-            values["pii"] = {**_default_pii(), **dict(values["pii"])}  # type: ignore[arg-type]
+            values["pii"] = {**_default_pii(), **dict(values["pii"])}
         if "content_filters" in values:
-            values["content_filters"] = {**_default_filters(), **dict(values["content_filters"])}  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
+            values["content_filters"] = {**_default_filters(), **dict(values["content_filters"])}
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> GuardrailPolicy:

@@ -288,7 +288,7 @@ class _Handler(_JsonHandler):
             if "text/event-stream" in headers.get("accept", ""):
                 sink = _LiveSink(self)
                 app.append_context(sse_sink=sink)
-            result = app.resolve(event, LambdaContext())
+            result = app.resolve(event, LambdaContext())  # type: ignore[arg-type]  # the attributes Powertools reads
         finally:
             self.pool.release(app)
         if sink is not None and sink.started:
@@ -325,4 +325,4 @@ class LocalServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"

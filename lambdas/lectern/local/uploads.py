@@ -102,4 +102,4 @@ def register_upload_route(
         if key != blob_key(tenant_id, document_id):
             raise ValidationFailed("The upload slot is for another document.")
         documents.receive_upload(tenant_id, document_id, data)
-        return Response(204, content_types.TEXT_PLAIN, "")
+        return Response(204, content_types.TEXT_PLAIN, None)

@@ -99,18 +99,18 @@ class BedrockAnswerGuard:
                     verdicts[id(passage)] = verdict
         kept: list[ScoredChunk] = []
         for passage, bad in zip(passages, suspicious, strict=True):
-            verdict = verdicts.get(id(passage))
-            if bad or (verdict is not None and verdict.blocked):
+            found = verdicts.get(id(passage))
+            if bad or (found is not None and found.blocked):
                 self.dropped += 1
-                self._on_event("passage_dropped", verdict.policies if verdict else ("contentPolicy",))
+                self._on_event("passage_dropped", found.policies if found else ("contentPolicy",))
                 continue
             if (
-                verdict is not None
-                and verdict.intervened
-                and verdict.text
-                and verdict.text != passage.chunk.text
+                found is not None
+                and found.intervened
+                and found.text
+                and found.text != passage.chunk.text
             ):
-                passage = replace(passage, chunk=replace(passage.chunk, text=verdict.text))
+                passage = replace(passage, chunk=replace(passage.chunk, text=found.text))
             kept.append(passage)
         return kept
 

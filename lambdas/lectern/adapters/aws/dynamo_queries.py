@@ -49,7 +49,7 @@ _BATCH_RETRIES = 5
 
 def _item_to_trace(item: dict[str, Any]) -> QueryTrace:
     data = deserialize_item(item)
-    values = {k: data.get(k) for k in _FIELDS}
+    values: dict[str, Any] = {k: data.get(k) for k in _FIELDS}
     values["cost_usd"] = float(values["cost_usd"] or 0.0)
     values["cache_hit"] = bool(values["cache_hit"])
     values["abstained"] = bool(values["abstained"])

@@ -324,7 +324,8 @@ class OpenSearchIndex:
                 if _error_type(exc) != "resource_already_exists_exception":
                     raise
         mapping = self.client.indices.get_mapping(index=self.index_name)
-        props = next(iter(mapping.values()), {}).get("mappings", {}).get("properties", {})
+        first: dict[str, Any] = next(iter(mapping.values()), {})
+        props = first.get("mappings", {}).get("properties", {})
         dim = props.get(VECTOR_FIELD, {}).get("dimension")
         if dim is not None and int(dim) != self.dimension:
             raise RuntimeError(

@@ -100,7 +100,7 @@ class OnnxMiniLMEmbedder:
         for i, e in enumerate(encs):
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
-        (hidden,) = (session or self.session).run(  # type: ignore[attr-defined]
+        (hidden,) = (session or self.session).run(  # type: ignore[union-attr]
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
         )

@@ -245,7 +245,7 @@ class SqliteSearchIndex:
 
     @staticmethod
     def _filter_sql(filters: SearchFilters | None) -> tuple[str, list[object]]:
-        sql, params = "", []
+        sql, params = "", list[object]()
         if filters and filters.document_ids:
             sql += f" AND c.document_id IN ({','.join('?' * len(filters.document_ids))})"
             params += list(filters.document_ids)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from lectern.api.schemas import ErrorResponse
 from lectern.domain.errors import Unauthenticated
@@ -32,7 +33,7 @@ def caller(router: Router) -> Caller:
     return found  # type: ignore[no-any-return]
 
 
-ERRORS = {
+ERRORS: dict[int, OpenAPIResponse] = {
     400: {"description": "Bad request", "content": {"application/json": {"model": ErrorResponse}}},
     404: {"description": "Not found", "content": {"application/json": {"model": ErrorResponse}}},
     422: {"description": "Invalid request", "content": {"application/json": {"model": ErrorResponse}}},

@@ -59,6 +59,6 @@ def router(services: ApiServices) -> Router:
     )
     def delete_document(document_id: Annotated[str, Path(max_length=64)]) -> Response[None]:
         services.documents.delete(caller(r).tenant_id, document_id)
-        return Response(204, content_types.APPLICATION_JSON, "")
+        return Response(204, content_types.APPLICATION_JSON, None)
 
     return r
