@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import sys
@@ -12,12 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lectern.domain.documents import ACCEPTED_TYPES, blob_key, resolve_content_type
+from lectern.domain.documents import ACCEPTED_TYPES, blob_key
 from lectern.domain.errors import LecternError
-from lectern.domain.models import DocumentStatus
 from lectern.settings import LocalSettings, SettingsError
 
 app = typer.Typer(
@@ -27,7 +24,9 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answer
 app.add_typer(eval_app, name="eval")
 cost_app = typer.Typer(no_args_is_help=True, help="Cost per query from the query traces; routing savings.")
 app.add_typer(cost_app, name="cost")
-keys_app = typer.Typer(no_args_is_help=True, help="API keys (the web page and the REST API sign in with them).")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="API keys (the web page and the REST API sign in with them)."
+)
 app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
@@ -38,12 +37,28 @@ DataDir = Annotated[
 _EXTENSIONS = {ext for exts in ACCEPTED_TYPES.values() for ext in exts}
 
 
-def _settings(data_dir: Path | None, **overrides: object) -> LocalSettings:
+def _settings(
+    data_dir: Path | None, *, must_exist: bool = False, create_default: bool = False, **overrides: object
+) -> LocalSettings:
+    """The settings; with `must_exist`, a data dir given by --data-dir or LECTERN_DATA_DIR that does not exist is a
+    usage error (exit 2), so a mistyped path does not become a new, empty index. The default ./.lectern is
+    created on first use (and said so)."""
+    import os
+
     try:
-        return LocalSettings.from_env(data_dir=data_dir, **overrides)
+        settings = LocalSettings.from_env(data_dir=data_dir, **overrides)
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if must_exist and not settings.data_dir.is_dir():
+        if data_dir is not None or os.environ.get("LECTERN_DATA_DIR") or not create_default:
+            err.print(
+                f"[red]No Lectern data directory at {settings.data_dir} (check the path, or add --init to create"
+                " one).[/red]"
+            )
+            raise typer.Exit(2)
+        err.print(f"creating a new data directory at {settings.data_dir.resolve()}")
+    return settings
 
 
 def _build(settings: LocalSettings):  # type: ignore[no-untyped-def]
@@ -63,6 +78,8 @@ def up(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(data_dir, host=host, port=port)
+    if not settings.data_dir.is_dir():
+        print(f"Creating a new data directory at {settings.data_dir.resolve()}", flush=True)
     lectern = _build(settings)
     try:
         server = LocalServer(
@@ -109,16 +126,21 @@ def _frontend() -> Path | None:
     return frontend_dir()
 
 
-def _expand(paths: list[Path]) -> list[Path]:
+def _expand(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, files skipped for their type). Folders are walked; hidden files are ignored."""
     files: list[Path] = []
+    skipped: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _EXTENSIONS)
+            for f in sorted(p.rglob("*")):
+                if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
+                    continue
+                (files if f.suffix.lower() in _EXTENSIONS else skipped).append(f)
         elif p.is_file():
             files.append(p)
         else:
             err.print(f"[yellow]skipped {p}: no such file[/yellow]")
-    return files
+    return files, skipped
 
 
 class _NoTrigger:
@@ -126,70 +148,157 @@ class _NoTrigger:
         return None
 
 
-@app.command()
-def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")], data_dir: DataDir = None
-) -> None:
-    """Add documents (PDF, DOCX, HTML, Markdown, text), with a progress bar. Unchanged files are skipped."""
-    settings = _settings(data_dir)
-    files = _expand(paths)
-    if not files:
-        err.print("[red]Nothing to ingest.[/red]")
-        raise typer.Exit(1)
-    lectern = _build(settings)
+EXIT_CODES = """Exit codes: 0 every file is indexed (or deleted as planned); 1 some files failed (the summary lists
+them with their reasons); 2 usage or configuration error (bad option, missing folder, --data-dir that does not
+exist without --init, bad LECTERN_* variable); 130 interrupted (Ctrl-C): run the same command again to resume."""
+
+Init = Annotated[bool, typer.Option("--init", help="Create --data-dir if it does not exist.")]
+
+
+def _scan(files: list[Path]):  # type: ignore[no-untyped-def]
+    """Each file's source path (absolute, resolved) and content hash."""
+    from lectern.domain.sync import SourceFile, sha256_of
+
+    out = []
+    for f in files:
+        path = f.resolve()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            err.print(f"[yellow]skipped {f}: {exc.strerror}[/yellow]")
+            continue
+        out.append(SourceFile(path.as_posix(), sha256_of(data), len(data)))
+    return out
+
+
+def _run_items(lectern, items, root: str | None, verb: str):  # type: ignore[no-untyped-def]
+    """Carry out planned items with a progress display; returns the report (partial when interrupted)."""
+    from lectern.cli_output import IngestDisplay
+    from lectern.domain.sync import SyncPlan, SyncReport, SyncRunner
+
     lectern.document_service.trigger = _NoTrigger()
-    tenant = settings.tenant_id
-    failed = 0
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        overall = progress.add_task("documents", total=len(files))
-        for f in files:
-            step = progress.add_task(f"  {f.name[:40]}", total=1)
-            status, note = _ingest_one(
-                lectern,
-                tenant,
-                f,
-                lambda s, d, t, step=step, name=f.name[:40]: progress.update(
-                    step, description=f"  {name} [dim]{s}[/dim]", completed=d, total=max(t, 1)
-                ),
-            )
-            failed += status == "FAILED"
-            progress.update(
-                step, description=f"  {f.name[:40]} [bold]{status}[/bold] {note}", completed=1, total=1
-            )
-            progress.advance(overall)
-    lectern.close()
-    if failed:
+    runner = SyncRunner(lectern.document_service, lectern.pipeline, lambda p: Path(p).read_bytes())
+    report = SyncReport(SyncPlan(root or "", tuple(items)))
+    with IngestDisplay(console, len(items), root=root, verb=verb) as display:
+        for item in items:
+            display.start(item.path)
+            outcome = runner.apply_one(lectern.settings.tenant_id, item, display.step)
+            report.outcomes.append(outcome)
+            display.done(outcome)
+    return report
+
+
+def _finish(report, started: float, root: str | None, skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from lectern.cli_output import print_failures, skipped_note, summary_table
+
+    console.print(summary_table(report, seconds=time.monotonic() - started, skipped=len(skipped)))
+    if skipped:
+        print(skipped_note(skipped), flush=True)
+    print_failures(console, report, root)
+    if report.failed:
         raise typer.Exit(1)
 
 
-def _ingest_one(lectern, tenant: str, path: Path, progress) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+def _open_for_ingest(data_dir: Path | None, init: bool):  # type: ignore[no-untyped-def]
+    from lectern.cli_output import log_to_file
+
+    settings = _settings(data_dir, must_exist=not init, create_default=True)
+    log_to_file(settings.data_dir)
+    lectern = _build(settings)
+    lectern.purge_orphans()
+    return lectern
+
+
+@app.command(epilog=EXIT_CODES)
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (folders are walked).", show_default=False)
+    ],
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed/--no-retry-failed", help="Process files that failed before again.")
+    ] = True,
+    data_dir: DataDir = None,
+    init: Init = False,
+) -> None:
+    """Add documents (PDF, DOCX, HTML, Markdown, text). Unchanged files are skipped; a changed file replaces its
+    document once the new version is indexed. Nothing is deleted (see `lectern sync`).
+
+    Example: lectern ingest ~/papers report.pdf notes.md
+    """
+    import time
+
+    from lectern.domain.sync import plan_files
+
+    started = time.monotonic()
+    files, skipped = _expand(paths)
+    if not files:
+        err.print(
+            "[red]Nothing to ingest.[/red]"
+            + (f" ({len(skipped)} file(s) of unsupported types)" if skipped else "")
+        )
+        raise typer.Exit(2)
+    lectern = _open_for_ingest(data_dir, init)
     try:
-        ctype = resolve_content_type(path.name, None)
-    except LecternError as exc:
-        return "FAILED", exc.message
-    same_name = lectern.documents.find_by_filename(tenant, path.name)
-    if any(d.sha256 == digest and d.status is DocumentStatus.INDEXED for d in same_name):
-        return "INDEXED", "(unchanged)"
+        stored = lectern.document_service.list(lectern.settings.tenant_id)
+        items = plan_files(_scan(files), stored, retry_failed=retry_failed)
+        try:
+            report = _run_items(lectern, items, None, "ingesting")
+        except KeyboardInterrupt:
+            err.print("Interrupted. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+    finally:
+        lectern.close()
+    _finish(report, started, None, skipped)
+
+
+@app.command(epilog=EXIT_CODES)
+def sync(
+    folder: Annotated[
+        Path, typer.Argument(help="The folder whose files the index must hold.", show_default=False)
+    ],
+    delete: Annotated[bool, typer.Option("--delete", help="Remove documents whose file is gone.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Process files that failed before (same content) again.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    data_dir: DataDir = None,
+    init: Init = False,
+) -> None:
+    """Make the index hold exactly FOLDER's documents: added and modified files are ingested (content hashes
+    decide), documents of deleted files are removed with --delete. Idempotent; a killed run resumes when run
+    again.
+
+    Examples: lectern sync docs/ --dry-run;  lectern sync docs/ --delete --data-dir ./.lectern
+    """
+    import time
+
+    from lectern.cli_output import print_plan
+    from lectern.domain.sync import plan_sync
+
+    started = time.monotonic()
+    if not folder.is_dir():
+        err.print(f"[red]{folder} is not a folder.[/red]")
+        raise typer.Exit(2)
+    root = folder.resolve().as_posix()
+    files, skipped = _expand([folder])
+    lectern = _open_for_ingest(data_dir, init)
     try:
-        doc, _ = lectern.document_service.create_upload(tenant, path.name, ctype, len(data))
-        lectern.document_service.receive_upload(tenant, doc.document_id, data)
-    except LecternError as exc:
-        return "FAILED", exc.message
-    done = lectern.pipeline.run(tenant, doc.document_id, progress)
-    for old in same_name:  # a new version replaces the old one(s) only once it is indexed
-        if done.status is DocumentStatus.INDEXED:
-            lectern.document_service.delete(tenant, old.document_id)
-    if done.status is DocumentStatus.FAILED:
-        return "FAILED", done.error or ""
-    return done.status.value, f"{done.pages} page(s), {done.chunks} chunk(s)"
+        stored = lectern.document_service.list(lectern.settings.tenant_id)
+        plan = plan_sync(root, _scan(files), stored, delete=delete, retry_failed=retry_failed)
+        if dry_run:
+            print_plan(console, plan, root)
+            return
+        try:
+            report = _run_items(lectern, list(plan.items), root, "syncing")
+        except KeyboardInterrupt:
+            err.print("Interrupted. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+        report.plan = plan
+    finally:
+        lectern.close()
+    _finish(report, started, root, skipped)
 
 
 @app.command()
@@ -199,7 +308,7 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """Ask a question; the answer streams, then its sources."""
-    lectern = _build(_settings(data_dir))
+    lectern = _build(_settings(data_dir, must_exist=True))
     try:
         for ev in lectern.answerer.stream(lectern.settings.tenant_id, question, top_k=top_k):
             if ev.kind == "token":
@@ -233,7 +342,7 @@ def search(
     if mode not in ("hybrid", "bm25", "vector"):
         err.print("[red]--mode must be hybrid, bm25 or vector[/red]")
         raise typer.Exit(2)
-    lectern = _build(_settings(data_dir, llm="fake"))
+    lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     try:
         hits = lectern.retriever.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)  # type: ignore[arg-type]
     except LecternError as exc:
@@ -251,7 +360,7 @@ def search(
 @app.command()
 def documents(data_dir: DataDir = None) -> None:
     """List documents and their status."""
-    lectern = _build(_settings(data_dir, llm="fake"))
+    lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     docs = lectern.document_service.list(lectern.settings.tenant_id)
     lectern.close()
     table = Table("id", "filename", "status", "pages", "chunks", "updated", "error")
@@ -271,7 +380,7 @@ def documents(data_dir: DataDir = None) -> None:
 @app.command()
 def delete(document_id: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
     """Delete a document, its chunks and its file."""
-    lectern = _build(_settings(data_dir, llm="fake"))
+    lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     try:
         matches = [
             d
@@ -780,7 +889,9 @@ def keys_list(data_dir: DataDir = None) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id `keys list` shows")], data_dir: DataDir = None) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id `keys list` shows")], data_dir: DataDir = None
+) -> None:
     """Revoke a key at once (requests with it get 401)."""
     if not _key_store(data_dir).revoke(key_id):
         err.print(f"[red]No active key with id {key_id!r}.[/red]")

@@ -81,6 +81,7 @@ class Services:
             token_counter=p.token_counter,
             chunking=self.settings.chunking_config(),
             limits=self.settings.extraction_limits(),
+            extractor=getattr(p, "extractor", None),  # local: extraction in a child process under a time limit
         )
 
     @cached_property

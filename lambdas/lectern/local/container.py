@@ -135,7 +135,9 @@ def make_guard(settings: LocalSettings, embedder: Embedder | None) -> object | N
 
     path = settings.guardrail_policy
     policy = GuardrailPolicy.from_json(path.read_text()) if path else None
-    return build_local_guard(policy, embedder=embedder, learned_injection=settings.guardrail_learned_injection)
+    return build_local_guard(
+        policy, embedder=embedder, learned_injection=settings.guardrail_learned_injection
+    )
 
 
 def make_embedder() -> Embedder:
@@ -171,7 +173,9 @@ class LocalLectern(Services):
         self.blobs = FileBlobStore(settings.data_dir / "files")
         self.embedder = embedder
         self.index = SqliteSearchIndex(db, embedder.dimension, embedder.model_id)
-        self.signer = HmacUploadSigner(load_or_create_secret(settings.data_dir / "secret.key"), settings.base_url)
+        self.signer = HmacUploadSigner(
+            load_or_create_secret(settings.data_dir / "secret.key"), settings.base_url
+        )
         self.queries = SqliteQueryLog(db)
         self.keys = SqliteApiKeyStore(db)
         self.limit_counters = SqliteLimitCounters(db)
@@ -215,6 +219,21 @@ class LocalLectern(Services):
         return self.worker
 
     reranker = None
+
+    def purge_orphans(self) -> int:
+        """Remove chunks whose document row is gone (a kill -9 between a delete's two writes). Returns how many
+        documents' chunks were removed."""
+        rows = (
+            self.db.connection()
+            .execute(
+                "SELECT DISTINCT c.tenant_id, c.document_id FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM"
+                " documents d WHERE d.tenant_id = c.tenant_id AND d.document_id = c.document_id)"
+            )
+            .fetchall()
+        )
+        for tenant_id, document_id in rows:
+            self.index.delete_document(tenant_id, document_id)
+        return len(rows)
 
     # -- API -----------------------------------------------------------------------------------------------
     def health(self) -> dict[str, str]:

@@ -1,0 +1,181 @@
+"""What the CLI's ingest and sync print, in one place, so that it fits the terminal and reads well in a file.
+
+On a terminal: one overall bar and one line naming the current file and step (Rich `Live`), failures printed
+above it as they happen (whole reasons, wrapped between words), then a summary table. Not on a terminal (a
+pipe, a file, CI): one plain line per file, never wrapped or cut, then the same summary. Library warnings
+(pypdf, python-docx, onnxruntime …) go to `DATA_DIR/logs/cli.log`, never to the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from lectern.domain.sync import Action, SyncOutcome, SyncPlan, SyncReport
+
+_ACTION_WORDS = {
+    Action.ADD: "add",
+    Action.MODIFY: "update",
+    Action.UNCHANGED: "unchanged",
+    Action.RESUME: "resume",
+    Action.RETRY: "retry",
+    Action.FAILED: "failed before",
+    Action.DELETE: "delete",
+    Action.GONE: "gone (kept)",
+}
+
+
+def log_to_file(data_dir: Path) -> Path:
+    """Send every log record and Python warning of this process to DATA_DIR/logs/cli.log (and nothing to the
+    terminal: without a handler, Python's last-resort handler would print library warnings to stderr)."""
+    path = data_dir / "logs" / "cli.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_lectern_cli", False):
+            root.removeHandler(h)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._lectern_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    return path
+
+
+def skipped_note(skipped: list[Path]) -> str:
+    """'skipped 3 file(s) of unsupported types: .png (2), .exe (1)'."""
+    by_ext = Counter(p.suffix.lower() or "(no extension)" for p in skipped)
+    parts = ", ".join(f"{ext} ({n})" for ext, n in by_ext.most_common())
+    return f"skipped {len(skipped)} file(s) of unsupported types: {parts}"
+
+
+def display_path(path: str, root: str | None) -> str:
+    if root and path.startswith(root.rstrip("/") + "/"):
+        return path[len(root.rstrip("/")) + 1 :]
+    return path
+
+
+class IngestDisplay:
+    """Progress of a run over `total` files. Use as a context manager; call `start`, `step`, `done` per file."""
+
+    def __init__(
+        self, console: Console, total: int, *, root: str | None = None, verb: str = "ingesting"
+    ) -> None:
+        self.console = console
+        self.total = total
+        self.root = root
+        self.verb = verb
+        self.tty = console.is_terminal
+        self.count = 0
+        self._current = Text("", no_wrap=True, overflow="ellipsis")
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            expand=True,
+        )
+        self._task = self._progress.add_task(verb, total=max(total, 1))
+        self._live: Live | None = None
+        self._name = ""
+
+    def __enter__(self) -> IngestDisplay:
+        if self.tty and self.total:
+            self._live = Live(Group(self._progress, self._current), console=self.console, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(exc_type, exc, tb)
+            self._live = None
+
+    def start(self, path: str) -> None:
+        self._name = display_path(path, self.root)
+        self._set_current("")
+
+    def step(self, step: str, done: int, total: int) -> None:
+        if self._live is not None:
+            extra = f" {done}/{total}" if step == "embed" and total else ""
+            self._set_current(f"{step}{extra}")
+
+    def _set_current(self, step: str) -> None:
+        self._current.plain = f"  {self._name}" + (f"  ({step})" if step else "")
+
+    def done(self, outcome: SyncOutcome) -> None:
+        self.count += 1
+        self._progress.update(self._task, completed=self.count)
+        name = display_path(outcome.item.path, self.root)
+        if self.tty:
+            if outcome.status == "FAILED":
+                self.console.print(Text.assemble(("FAILED ", "bold red"), name, ": ", outcome.detail))
+            return
+        line = f"[{self.count}/{self.total}] {outcome.status:<8} {name}"
+        if outcome.detail:
+            line += f": {outcome.detail}" if outcome.status == "FAILED" else f" ({outcome.detail})"
+        print(line, flush=True)
+
+
+def plan_table(plan: SyncPlan, root: str | None) -> Table:
+    table = Table("action", "file", "note", title=f"plan for {plan.root}", title_justify="left")
+    for item in plan.items:
+        note = item.reason if item.action in (Action.FAILED, Action.RETRY) else ""
+        table.add_row(_ACTION_WORDS[item.action], display_path(item.path, root), note)
+    return table
+
+
+def print_plan(console: Console, plan: SyncPlan, root: str | None) -> None:
+    if console.is_terminal:
+        console.print(plan_table(plan, root))
+    else:
+        for item in plan.items:
+            note = f": {item.reason}" if item.action in (Action.FAILED, Action.RETRY) and item.reason else ""
+            print(f"{_ACTION_WORDS[item.action]:<13} {display_path(item.path, root)}{note}")
+    counts = ", ".join(f"{n} {_ACTION_WORDS[Action(a)]}" for a, n in plan.counts().items() if n)
+    print(f"plan: {counts or 'nothing to do'}", flush=True)
+
+
+def summary_table(report: SyncReport, *, seconds: float, skipped: int = 0) -> Table:
+    counts = report.plan.counts()
+    ended = Counter(o.status for o in report.outcomes)
+    rows = [
+        ("added", counts["add"]),
+        ("updated", counts["modify"]),
+        ("resumed / retried", counts["resume"] + counts["retry"]),
+        ("unchanged", counts["unchanged"]),
+        ("deleted", counts["delete"]),
+        ("gone, kept", counts["gone"]),
+        ("skipped (type)", skipped),
+        ("failed", ended.get("FAILED", 0)),
+    ]
+    table = Table("result", "files", title=f"summary ({seconds:.1f} s)", title_justify="left")
+    for name, n in rows:
+        if n:
+            table.add_row(name, str(n), style="red" if name == "failed" else None)
+    if not table.rows:
+        table.add_row("nothing to do", "0")
+    return table
+
+
+def print_failures(console: Console, report: SyncReport, root: str | None) -> None:
+    """Every failure with its whole reason: wrapped between words on a terminal, one unwrapped line otherwise."""
+    for o in report.failed:
+        name = display_path(o.item.path, root)
+        if console.is_terminal:
+            console.print(Text.assemble(("FAILED ", "bold red"), name, ": ", o.detail or "(no reason given)"))
+        else:
+            print(f"FAILED {name}: {o.detail or '(no reason given)'}", flush=True)
