@@ -358,23 +358,24 @@ def search(
 
 
 @app.command()
-def documents(data_dir: DataDir = None) -> None:
-    """List documents and their status."""
+def documents(
+    details: Annotated[
+        bool, typer.Option("--details", help="Also the source path and the time of each ingestion stage.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List documents and their status (failure reasons in full).
+
+    Example: lectern documents --details
+    """
+    from lectern.cli_output import documents_view
+
     lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
-    docs = lectern.document_service.list(lectern.settings.tenant_id)
-    lectern.close()
-    table = Table("id", "filename", "status", "pages", "chunks", "updated", "error")
-    for d in docs:
-        table.add_row(
-            d.document_id[:8],
-            d.filename,
-            d.status.value,
-            str(d.pages or ""),
-            str(d.chunks or ""),
-            d.updated_at[:19],
-            d.error or "",
-        )
-    console.print(table)
+    try:
+        docs = lectern.document_service.list(lectern.settings.tenant_id)
+    finally:
+        lectern.close()
+    documents_view(console, docs, details=details)
 
 
 @app.command()

@@ -21,6 +21,7 @@ STATUS: dict[type[e.LecternError], int] = {
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotFound: 404,
+    e.DuplicateDocument: 409,  # code duplicate_document: on_duplicate=reject met the same source path / content
     e.Conflict: 409,
     e.PayloadTooLarge: 413,
     e.UnsupportedMediaType: 415,

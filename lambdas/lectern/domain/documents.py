@@ -121,7 +121,9 @@ class DocumentService:
         trigger: IngestionTrigger,
         signer: UploadSigner,
         max_upload_bytes: int,
+        supersede_versions: bool = True,
     ) -> None:
+        self.supersede_versions = supersede_versions
         self.documents = documents
         self.blobs = blobs
         self.index = index
@@ -138,7 +140,7 @@ class DocumentService:
         *,
         source_path: str | None = None,
         sha256: str | None = None,
-        on_duplicate: OnDuplicate = "reject",
+        on_duplicate: OnDuplicate = "replace",
     ) -> tuple[Document, UploadSlot]:
         """A new document in UPLOADING and its upload slot.
 
@@ -214,9 +216,23 @@ class DocumentService:
             return f"{key} ({n})"
         return key
 
+    def replaced_by(self, doc: Document) -> list[str]:
+        """The documents `doc` replaces once it is INDEXED (the older ones of its source path)."""
+        if not doc.source_path or not self.supersede_versions:
+            return []
+        return [
+            d.document_id
+            for d in self.documents.find_by_source(doc.tenant_id, doc.source_path)
+            if d.document_id != doc.document_id and is_older(d, doc)
+        ]
+
     def receive_upload(self, tenant_id: str, document_id: str, data: bytes) -> Document:
         """Store the uploaded bytes (atomically) and start ingestion. The local twin of S3 + EventBridge."""
         doc = self.get(tenant_id, document_id)
+        if doc.status is DocumentStatus.FAILED and doc.sha256 is None:
+            raise Conflict(
+                f"The upload slot of document {document_id} expired ({doc.error}) Create a new one."
+            )
         if doc.status is not DocumentStatus.UPLOADING:
             raise Conflict(f"Document {document_id} was already uploaded (it is {doc.status.value}).")
         if len(data) > doc.size_bytes or len(data) > self.max_upload_bytes:

@@ -64,6 +64,7 @@ class IngestionPipeline:
         chunking: ChunkingConfig,
         limits: ExtractionLimits,
         extractor: Extractor | None = None,
+        supersede_versions: bool = True,
     ) -> None:
         self.documents = documents
         self.blobs = blobs
@@ -73,6 +74,8 @@ class IngestionPipeline:
         self.chunking = chunking
         self.limits = limits
         self.extractor: Extractor = extractor or extract
+        # an INDEXED document replaces the older ones of its source path; a FAILED one the older FAILED ones
+        self.supersede_versions = supersede_versions
 
     # -- steps ---------------------------------------------------------------------------------------------
     def validate(self, state: IngestionState) -> IngestionState:
@@ -156,7 +159,7 @@ class IngestionPipeline:
 
     def supersede(self, doc: Document) -> list[str]:
         """Remove every older document of `doc`'s source path (the versions `doc` replaces). Returns their ids."""
-        if not doc.source_path:
+        if not doc.source_path or not self.supersede_versions:
             return []
         gone = []
         for old in self.documents.find_by_source(doc.tenant_id, doc.source_path):
@@ -225,7 +228,7 @@ class IngestionPipeline:
             error=reason,
             **extra,
         )
-        if doc.source_path:
+        if doc.source_path and self.supersede_versions:
             for old in self.documents.find_by_source(tenant_id, doc.source_path):
                 if old.status is DocumentStatus.FAILED and is_older(old, doc):
                     remove_document(self.documents, self.index, self.blobs, tenant_id, old.document_id)

@@ -208,10 +208,27 @@ class LocalLectern(Services):
         return SqliteAnswerCache(self.db)
 
     @cached_property
+    def extractor(self) -> Any:
+        """Extraction in a child process killed at `ingest_time_limit_s` (None: in-process, no limit)."""
+        if not self.settings.ingest_time_limit_s:
+            return None
+        from lectern.adapters.local.child_extractor import ChildProcessExtractor
+
+        return ChildProcessExtractor(
+            self.settings.ingest_time_limit_s, log_path=self.settings.data_dir / "logs" / "extract.log"
+        )
+
+    @cached_property
     def worker(self) -> LocalIngestionWorker:
         s = self.settings
         return LocalIngestionWorker(
-            self.pipeline, self.documents, self.blobs, workers=s.ingest_workers, max_attempts=s.max_attempts
+            self.pipeline,
+            self.documents,
+            self.blobs,
+            workers=s.ingest_workers,
+            max_attempts=s.max_attempts,
+            upload_slot_ttl_s=s.upload_slot_ttl_s,
+            purge_orphans=self.purge_orphans,
         )
 
     @property
@@ -219,6 +236,7 @@ class LocalLectern(Services):
         return self.worker
 
     reranker = None
+    supersede_versions = True
 
     def purge_orphans(self) -> int:
         """Remove chunks whose document row is gone (a kill -9 between a delete's two writes). Returns how many
@@ -281,6 +299,8 @@ class LocalLectern(Services):
     def close(self) -> None:
         if "worker" in self.__dict__:
             self.worker.stop()
+        if self.__dict__.get("extractor") is not None:
+            self.extractor.close()
         close = getattr(self.model, "close", None)
         if close:
             close()
