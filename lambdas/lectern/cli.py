@@ -32,7 +32,12 @@ console = Console()
 err = Console(stderr=True)
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where Lectern stores everything (LECTERN_DATA_DIR).")
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Where Lectern stores everything (LECTERN_DATA_DIR; default ./.lectern).",
+        show_default=False,
+    ),
 ]
 _EXTENSIONS = {ext for exts in ACCEPTED_TYPES.values() for ext in exts}
 
@@ -148,9 +153,12 @@ class _NoTrigger:
         return None
 
 
-EXIT_CODES = """Exit codes: 0 every file is indexed (or deleted as planned); 1 some files failed (the summary lists
-them with their reasons); 2 usage or configuration error (bad option, missing folder, --data-dir that does not
-exist without --init, bad LECTERN_* variable); 130 interrupted (Ctrl-C): run the same command again to resume."""
+EXIT_CODES = (
+    "Exit codes: 0 every file is indexed (or deleted as planned); 1 some files failed (the summary lists them "
+    "with their reasons); 2 usage or configuration error (bad option, missing folder, a --data-dir that does not "
+    "exist without --init, a bad LECTERN_* variable); 130 interrupted (Ctrl-C): run the same command again to "
+    "resume."
+)
 
 Init = Annotated[bool, typer.Option("--init", help="Create --data-dir if it does not exist.")]
 
@@ -191,14 +199,19 @@ def _run_items(lectern, items, root: str | None, verb: str):  # type: ignore[no-
 def _finish(report, started: float, root: str | None, skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from lectern.cli_output import print_failures, skipped_note, summary_table
+    from lectern.cli_output import plain, print_failures, skipped_note, summary_table
 
     console.print(summary_table(report, seconds=time.monotonic() - started, skipped=len(skipped)))
     if skipped:
-        print(skipped_note(skipped), flush=True)
+        plain(console, skipped_note(skipped))
     print_failures(console, report, root)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _cwd() -> str:
+    """Paths under the working directory are shown relative to it."""
+    return Path.cwd().resolve().as_posix()
 
 
 def _open_for_ingest(data_dir: Path | None, init: bool):  # type: ignore[no-untyped-def]
@@ -225,7 +238,7 @@ def ingest(
     """Add documents (PDF, DOCX, HTML, Markdown, text). Unchanged files are skipped; a changed file replaces its
     document once the new version is indexed. Nothing is deleted (see `lectern sync`).
 
-    Example: lectern ingest ~/papers report.pdf notes.md
+    Example:  lectern ingest ~/papers report.pdf notes.md
     """
     import time
 
@@ -244,13 +257,13 @@ def ingest(
         stored = lectern.document_service.list(lectern.settings.tenant_id)
         items = plan_files(_scan(files), stored, retry_failed=retry_failed)
         try:
-            report = _run_items(lectern, items, None, "ingesting")
+            report = _run_items(lectern, items, _cwd(), "ingesting")
         except KeyboardInterrupt:
             err.print("Interrupted. Run the same command again to resume.")
             raise typer.Exit(130) from None
     finally:
         lectern.close()
-    _finish(report, started, None, skipped)
+    _finish(report, started, _cwd(), skipped)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -270,7 +283,9 @@ def sync(
     decide), documents of deleted files are removed with --delete. Idempotent; a killed run resumes when run
     again.
 
-    Examples: lectern sync docs/ --dry-run;  lectern sync docs/ --delete --data-dir ./.lectern
+    Examples:  lectern sync docs/ --dry-run
+
+    lectern sync docs/ --delete --data-dir ./.lectern --init
     """
     import time
 
@@ -366,7 +381,7 @@ def documents(
 ) -> None:
     """List documents and their status (failure reasons in full).
 
-    Example: lectern documents --details
+    Example:  lectern documents --details
     """
     from lectern.cli_output import documents_view
 

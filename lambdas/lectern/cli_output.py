@@ -2,13 +2,15 @@
 
 On a terminal: one overall bar and one line naming the current file and step (Rich `Live`), failures printed
 above it as they happen (whole reasons, wrapped between words), then a summary table. Not on a terminal (a
-pipe, a file, CI): one plain line per file, never wrapped or cut, then the same summary. Library warnings
+pipe, a file, CI): plain lines, one record per file, wrapped between words at the width (COLUMNS, default 80)
+with an indented continuation — never cut, no escape codes — then the same summary. Library warnings
 (pypdf, python-docx, onnxruntime …) go to `DATA_DIR/logs/cli.log`, never to the output.
 """
 
 from __future__ import annotations
 
 import logging
+import textwrap
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -45,6 +47,7 @@ def log_to_file(data_dir: Path) -> Path:
     for h in list(root.handlers):
         if getattr(h, "_lectern_cli", False):
             root.removeHandler(h)
+            h.close()
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler._lectern_cli = True  # type: ignore[attr-defined]
@@ -55,10 +58,19 @@ def log_to_file(data_dir: Path) -> Path:
     return path
 
 
+def plain(console: Console, text: str, indent: str = "    ") -> None:
+    """Print `text` for a file or pipe: wrapped between words at the console's width, continuation indented;
+    a word longer than the width (a long path) is kept whole."""
+    lines = textwrap.wrap(
+        text, width=console.width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
+    print("\n".join(lines) if lines else "", flush=True)
+
+
 def skipped_note(skipped: list[Path]) -> str:
     """'skipped 3 file(s) of unsupported types: .png (2), .exe (1)'."""
     by_ext = Counter(p.suffix.lower() or "(no extension)" for p in skipped)
-    parts = ", ".join(f"{ext} ({n})" for ext, n in by_ext.most_common())
+    parts = ", ".join(f"{ext} ({n})" for ext, n in sorted(by_ext.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"skipped {len(skipped)} file(s) of unsupported types: {parts}"
 
 
@@ -129,7 +141,7 @@ class IngestDisplay:
         line = f"[{self.count}/{self.total}] {outcome.status:<8} {name}"
         if outcome.detail:
             line += f": {outcome.detail}" if outcome.status == "FAILED" else f" ({outcome.detail})"
-        print(line, flush=True)
+        plain(self.console, line)
 
 
 def plan_table(plan: SyncPlan, root: str | None) -> Table:
@@ -146,9 +158,11 @@ def print_plan(console: Console, plan: SyncPlan, root: str | None) -> None:
     else:
         for item in plan.items:
             note = f": {item.reason}" if item.action in (Action.FAILED, Action.RETRY) and item.reason else ""
-            print(f"{_ACTION_WORDS[item.action]:<13} {display_path(item.path, root)}{note}")
+            plain(
+                console, f"{_ACTION_WORDS[item.action]:<13} {display_path(item.path, root)}{note}", " " * 14
+            )
     counts = ", ".join(f"{n} {_ACTION_WORDS[Action(a)]}" for a, n in plan.counts().items() if n)
-    print(f"plan: {counts or 'nothing to do'}", flush=True)
+    plain(console, f"plan: {counts or 'nothing to do'}")
 
 
 def summary_table(report: SyncReport, *, seconds: float, skipped: int = 0) -> Table:
@@ -180,7 +194,7 @@ def print_failures(console: Console, report: SyncReport, root: str | None) -> No
         if console.is_terminal:
             console.print(Text.assemble(("FAILED ", "bold red"), name, ": ", o.detail or "(no reason given)"))
         else:
-            print(f"FAILED {name}: {o.detail or '(no reason given)'}", flush=True)
+            plain(console, f"FAILED {name}: {o.detail or '(no reason given)'}")
 
 
 def timings_line(doc: Document) -> str:
@@ -204,15 +218,17 @@ def documents_view(console: Console, docs: list[Document], *, details: bool = Fa
         return
     if not console.is_terminal:
         for d in docs:
-            print(
-                f"{d.document_id[:8]}  {d.status.value:<10} {d.pages or '-'!s:>5} p {d.chunks or '-'!s:>6} ch"
-                f"  {_short_time(d.updated_at)}  {d.filename}"
+            pages, chunks = str(d.pages or "-"), str(d.chunks or "-")
+            plain(
+                console,
+                f"{d.document_id[:8]}  {d.status.value:<10} {pages:>5} p {chunks:>6} ch"
+                f"  {_short_time(d.updated_at)}  {d.filename}",
             )
             if d.error:
-                print(f"    error: {d.error}")
+                plain(console, f"    error: {d.error}", " " * 11)
             if details:
-                print(f"    source: {d.source_path or '(not recorded)'}")
-                print(f"    timings: {timings_line(d) or '(not recorded)'}")
+                plain(console, f"    source: {d.source_path or '(not recorded)'}", " " * 12)
+                plain(console, f"    timings: {timings_line(d) or '(not recorded)'}", " " * 13)
         return
     table = Table(expand=False, title=f"{len(docs)} document(s)", title_justify="left")
     table.add_column("id", no_wrap=True)

@@ -299,8 +299,9 @@ class LocalLectern(Services):
     def close(self) -> None:
         if "worker" in self.__dict__:
             self.worker.stop()
-        if self.__dict__.get("extractor") is not None:
-            self.extractor.close()
+        close_extractor = getattr(self.__dict__.get("extractor"), "close", None)
+        if close_extractor is not None:
+            close_extractor()
         close = getattr(self.model, "close", None)
         if close:
             close()

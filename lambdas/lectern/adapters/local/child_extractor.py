@@ -40,7 +40,7 @@ def _serve(conn: Connection, log_path: str | None, target: str) -> None:  # prag
     # library warnings (pypdf, python-docx) go to the log file, never to the terminal the parent prints on
     root = logging.getLogger()
     root.handlers[:] = [
-        logging.FileHandler(log_path, encoding="utf-8") if log_path else logging.NullHandler()
+        logging.FileHandler(log_path, encoding="utf-8", delay=True) if log_path else logging.NullHandler()
     ]
     root.handlers[0].setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [extract]: %(message)s")
