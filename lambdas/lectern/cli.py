@@ -161,6 +161,16 @@ EXIT_CODES = (
 )
 
 Init = Annotated[bool, typer.Option("--init", help="Create --data-dir if it does not exist.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=8,
+        help="Documents ingested at once (LECTERN_INGEST_WORKERS; default: one per CPU core but one).",
+        show_default=False,
+    ),
+]
 
 
 def _scan(files: list[Path]):  # type: ignore[no-untyped-def]
@@ -179,20 +189,67 @@ def _scan(files: list[Path]):  # type: ignore[no-untyped-def]
     return out
 
 
-def _run_items(lectern, items, root: str | None, verb: str):  # type: ignore[no-untyped-def]
-    """Carry out planned items with a progress display; returns the report (partial when interrupted)."""
+def _work(runner, tenant: str, todo, results, display) -> None:  # type: ignore[no-untyped-def]
+    """One sync thread: items from `todo` until it is empty; each outcome (or a BaseException) to `results`."""
+    import queue
+
+    from lectern.domain.sync import SyncOutcome
+
+    while True:
+        try:
+            item = todo.get_nowait()
+        except queue.Empty:
+            return
+        display.start(item.path)
+        try:
+            outcome = runner.apply_one(
+                tenant, item, lambda s, d, t, p=item.path: display.step(s, d, t, path=p)
+            )
+        except (
+            LecternError
+        ) as exc:  # e.g. IngestionInterrupted: the document stays PROCESSING, resumed next run
+            outcome = SyncOutcome(item, "FAILED", f"{exc.message} Run again to resume it.")
+        except Exception:
+            logging.getLogger("lectern.cli").exception("sync of %s failed", item.path)
+            outcome = SyncOutcome(item, "FAILED", "Internal error (see DATA_DIR/logs/cli.log).")
+        except BaseException as exc:  # KeyboardInterrupt / SystemExit in a thread: the main thread raises it
+            results.put(exc)
+            return
+        results.put(outcome)
+
+
+def _run_items(lectern, items, root: str | None, verb: str, workers: int = 1):  # type: ignore[no-untyped-def]
+    """Carry out planned items with a progress display, on `workers` threads (extraction runs in one child process
+    per thread, embedding releases the GIL). Returns the report. On Ctrl-C the threads are abandoned (daemons):
+    what they held stays PROCESSING and the next run resumes it."""
+    import queue
+
     from lectern.cli_output import IngestDisplay
     from lectern.domain.sync import SyncPlan, SyncReport, SyncRunner
 
     lectern.document_service.trigger = _NoTrigger()
     runner = SyncRunner(lectern.document_service, lectern.pipeline, lambda p: Path(p).read_bytes())
+    items = list(items)
     report = SyncReport(SyncPlan(root or "", tuple(items)))
+    todo: queue.Queue = queue.Queue()
+    for item in items:
+        todo.put(item)
+    results: queue.Queue = queue.Queue()
     with IngestDisplay(console, len(items), root=root, verb=verb) as display:
-        for item in items:
-            display.start(item.path)
-            outcome = runner.apply_one(lectern.settings.tenant_id, item, display.step)
-            report.outcomes.append(outcome)
-            display.done(outcome)
+        args = (runner, lectern.settings.tenant_id, todo, results, display)
+        for i in range(max(1, min(workers, len(items)))):
+            threading.Thread(target=_work, args=args, name=f"lectern-sync-{i}", daemon=True).start()
+        for _ in items:
+            while True:
+                try:
+                    got = results.get(timeout=0.5)  # a timeout keeps the wait interruptible by Ctrl-C
+                    break
+                except queue.Empty:
+                    continue
+            if isinstance(got, BaseException):
+                raise got
+            report.outcomes.append(got)
+            display.done(got)
     return report
 
 
@@ -232,6 +289,7 @@ def ingest(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed/--no-retry-failed", help="Process files that failed before again.")
     ] = True,
+    workers: Workers = None,
     data_dir: DataDir = None,
     init: Init = False,
 ) -> None:
@@ -257,7 +315,9 @@ def ingest(
         stored = lectern.document_service.list(lectern.settings.tenant_id)
         items = plan_files(_scan(files), stored, retry_failed=retry_failed)
         try:
-            report = _run_items(lectern, items, _cwd(), "ingesting")
+            report = _run_items(
+                lectern, items, _cwd(), "ingesting", workers or lectern.settings.ingest_workers
+            )
         except KeyboardInterrupt:
             err.print("Interrupted. Run the same command again to resume.")
             raise typer.Exit(130) from None
@@ -276,6 +336,7 @@ def sync(
         bool, typer.Option("--retry-failed", help="Process files that failed before (same content) again.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    workers: Workers = None,
     data_dir: DataDir = None,
     init: Init = False,
 ) -> None:
@@ -306,7 +367,9 @@ def sync(
             print_plan(console, plan, root)
             return
         try:
-            report = _run_items(lectern, list(plan.items), root, "syncing")
+            report = _run_items(
+                lectern, list(plan.items), root, "syncing", workers or lectern.settings.ingest_workers
+            )
         except KeyboardInterrupt:
             err.print("Interrupted. Run the same command again to resume.")
             raise typer.Exit(130) from None

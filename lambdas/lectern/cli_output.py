@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -103,7 +104,8 @@ class IngestDisplay:
         )
         self._task = self._progress.add_task(verb, total=max(total, 1))
         self._live: Live | None = None
-        self._name = ""
+        self._inflight: dict[str, str] = {}  # files being worked on -> their current step
+        self._lock = threading.Lock()
 
     def __enter__(self) -> IngestDisplay:
         if self.tty and self.total:
@@ -119,18 +121,28 @@ class IngestDisplay:
             self._live = None
 
     def start(self, path: str) -> None:
-        self._name = display_path(path, self.root)
-        self._set_current("")
+        with self._lock:
+            self._inflight[path] = ""
+            self._render_current()
 
-    def step(self, step: str, done: int, total: int) -> None:
-        if self._live is not None:
-            extra = f" {done}/{total}" if step == "embed" and total else ""
-            self._set_current(f"{step}{extra}")
+    def step(self, step: str, done: int, total: int, *, path: str | None = None) -> None:
+        if self._live is None:
+            return
+        with self._lock:
+            key = path if path is not None else next(reversed(self._inflight), None)
+            if key is None:
+                return
+            self._inflight[key] = f"{step} {done}/{total}" if step == "embed" and total else step
+            self._render_current()
 
-    def _set_current(self, step: str) -> None:
-        self._current.plain = f"  {self._name}" + (f"  ({step})" if step else "")
+    def _render_current(self) -> None:
+        parts = [display_path(p, self.root) + (f" ({s})" if s else "") for p, s in self._inflight.items()]
+        self._current.plain = "  " + " | ".join(parts)
 
     def done(self, outcome: SyncOutcome) -> None:
+        with self._lock:
+            self._inflight.pop(outcome.item.path, None)
+            self._render_current()
         self.count += 1
         self._progress.update(self._task, completed=self.count)
         name = display_path(outcome.item.path, self.root)

@@ -66,7 +66,8 @@ def test_sync_killed_mid_run_then_resumed_equals_a_fresh_sync(tmp_path: Path) ->
     (folder / "doc09.txt").rename(folder / "renamed09.txt")
     rng = random.Random(17)
     for attempt in range(2):  # two kills at different points, then a full run
-        proc = lectern("sync", str(folder), "--delete", "--data-dir", str(data))
+        workers = ("1", "3")[attempt]  # one kill with one worker, one with three in flight
+        proc = lectern("sync", str(folder), "--delete", "--data-dir", str(data), "--workers", workers)
         assert proc.stdout is not None
         done = 0
         target = rng.randint(2, 6)

@@ -29,6 +29,16 @@ def slow_extract(data: bytes, filename: str, content_type: str, limits: Extracti
         import os
 
         os._exit(3)
+    if data.startswith((b"KILLONCE:", b"KILL")):
+        import os
+        import signal
+
+        marker = Path(data.split(b":", 1)[1].split()[0].decode()) if data.startswith(b"KILLONCE:") else None
+        if marker is None or not marker.exists():
+            if marker is not None:
+                marker.write_text("killed once")
+            os.kill(os.getpid(), signal.SIGKILL)  # as an operator's kill -9 or the OOM killer would
+        data = b"survived " + data
     from lectern.domain.extraction import extract
 
     return extract(data, filename, content_type, limits)
@@ -62,6 +72,41 @@ def test_a_slow_file_is_stopped_at_the_limit_and_a_crash_is_the_files_failure(tm
         assert ex(b"fine text", "ok.txt", "text/plain", LIMITS).page_count == 1  # a fresh child after each
     finally:
         ex.close()
+
+
+def test_a_worker_process_killed_once_is_replaced_and_the_document_retried(tmp_path: Path) -> None:
+    ex = ChildProcessExtractor(30, target=SLOW)
+    try:
+        marker = tmp_path / "killed"
+        doc = ex(f"KILLONCE:{marker} the memo text".encode(), "m.txt", "text/plain", LIMITS)
+        assert marker.exists() and "memo text" in doc.pages[0].blocks[0].text
+        with pytest.raises(ExtractionError, match=r"crashed the extractor \(signal 9\)"):
+            ex(b"KILL every time", "k.txt", "text/plain", LIMITS)  # killed twice: the file's failure
+    finally:
+        ex.close()
+
+
+def test_an_extractor_that_cannot_start_interrupts_without_failing_the_document(tmp_path: Path) -> None:
+    from lectern.domain.errors import IngestionInterrupted
+
+    lec = open_lectern(tmp_path)
+    broken = ChildProcessExtractor(30, target="tests.unit.test_never_stranded:no_such_function")
+    lec.override(extractor=broken)
+    try:
+        svc = lec.document_service
+
+        class _Nothing:
+            def start(self, tenant_id: str, document_id: str) -> None:
+                return None
+
+        svc.trigger = _Nothing()
+        doc, _ = svc.create_upload("default", "x.txt", None, 5)
+        svc.receive_upload("default", doc.document_id, b"hello")
+        with pytest.raises(IngestionInterrupted):
+            lec.pipeline.run("default", doc.document_id)
+        assert svc.get("default", doc.document_id).status is DocumentStatus.PROCESSING  # not FAILED: retried
+    finally:
+        lec.close()
 
 
 def open_lectern(tmp_path: Path, **over: Any) -> Any:

@@ -29,6 +29,7 @@ STATUS: dict[type[e.LecternError], int] = {
     e.RateLimited: 429,
     e.GuardrailBlocked: 400,
     e.ModelUnavailable: 503,
+    e.IngestionInterrupted: 503,
     e.IndexWriteFailed: 503,
     e.SearchUnavailable: 503,
 }

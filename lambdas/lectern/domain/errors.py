@@ -64,6 +64,13 @@ class ExtractionError(LecternError):
     code = "extraction_failed"
 
 
+class IngestionInterrupted(LecternError):
+    """Ingestion could not go on for a reason that is not the document's (the extraction process could not be
+    started, or the machine is shutting down). The document stays PROCESSING and is retried, never FAILED."""
+
+    code = "ingestion_interrupted"
+
+
 class ModelUnavailable(LecternError):
     """No generation model could answer (primary and fallback down, or endpoint scaled to zero).
 

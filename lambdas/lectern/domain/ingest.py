@@ -21,7 +21,7 @@ import numpy as np
 
 from lectern.domain.chunking import ChunkingConfig, chunk_document
 from lectern.domain.documents import blob_key, is_older, remove_document
-from lectern.domain.errors import Conflict, ExtractionError, NotFound
+from lectern.domain.errors import Conflict, ExtractionError, IngestionInterrupted, NotFound
 from lectern.domain.extraction import ExtractionLimits, extract
 from lectern.domain.models import Chunk, Document, DocumentStatus, ExtractedDocument
 from lectern.domain.ports import BlobStore, DocumentRepository, Embedder, SearchIndex
@@ -196,6 +196,9 @@ class IngestionPipeline:
                         state.timings[name] = round((time.perf_counter() - started) * 1000)
         except ExtractionError as exc:
             return self.fail(tenant_id, document_id, exc.message, timings=state.timings)
+        except IngestionInterrupted:
+            log.warning("ingestion of %s interrupted; it stays PROCESSING and is retried", document_id)
+            raise
         except (NotFound, Conflict):
             log.info("document %s changed during ingestion; its chunks were withdrawn", document_id)
             current = self.documents.get(tenant_id, document_id)

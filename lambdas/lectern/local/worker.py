@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.domain.documents import blob_key
-from lectern.domain.errors import Conflict, NotFound
+from lectern.domain.errors import Conflict, IngestionInterrupted, NotFound
 from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.models import DocumentStatus
 from lectern.domain.ports import BlobStore
@@ -145,6 +145,14 @@ class LocalIngestionWorker:
                 return
             try:
                 self.process(*item)
+            except IngestionInterrupted:
+                # not the document's fault: try again shortly (attempts are counted, so this ends)
+                if not self._stop.is_set():
+                    with self._idle:
+                        self._busy += 1  # still pending: wait_idle must not return meanwhile
+                    retry = threading.Timer(1.0, self._queue.put, args=(item,))
+                    retry.daemon = True
+                    retry.start()
             except Exception:
                 log.exception("ingestion worker error for %s", item[1])
             finally:

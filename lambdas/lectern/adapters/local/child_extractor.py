@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from lectern.domain.errors import ExtractionError
+from lectern.domain.errors import ExtractionError, IngestionInterrupted
 from lectern.domain.extraction import ExtractionLimits
 from lectern.domain.models import ExtractedDocument
 
@@ -73,16 +73,23 @@ class _Child:
         self.proc = ctx.Process(
             target=_serve, args=(child, log_path, target), name="lectern-extract", daemon=True
         )
-        self.proc.start()
-        child.close()
-        if not self.conn.poll(120) or self.conn.recv()[0] != "ready":
+        try:
+            self.proc.start()
+        finally:
+            child.close()
+        try:
+            ready = self.conn.poll(120) and self.conn.recv()[0] == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             self.kill()
             raise RuntimeError("the extraction child process did not start")
 
     def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
+        if self.proc.pid is not None:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join(5)
         self.conn.close()
 
 
@@ -112,7 +119,14 @@ class ChildProcessExtractor:
     def _child(self) -> _Child:
         child: _Child | None = getattr(self._local, "child", None)
         if child is None or not child.proc.is_alive():
-            child = _Child(self._ctx, self.log_path, self.target)
+            try:
+                child = _Child(self._ctx, self.log_path, self.target)
+            except (
+                EOFError,
+                OSError,
+                RuntimeError,
+            ) as exc:  # killed while starting, forkserver gone, shutdown
+                raise IngestionInterrupted(f"The extraction process could not be started ({exc!r}).") from exc
             self._local.child = child
             with self._lock:
                 self._all.append(child)
@@ -128,34 +142,49 @@ class ChildProcessExtractor:
     def __call__(
         self, data: bytes, filename: str, content_type: str, limits: ExtractionLimits
     ) -> ExtractedDocument:
-        child = self._child()
-        try:
-            child.conn.send((data, filename, content_type, limits))
-            ready = child.conn.poll(self.time_limit_s)
-            result = child.conn.recv() if ready else None
-        except (EOFError, BrokenPipeError, OSError):
-            child.proc.join(5)
-            code = child.proc.exitcode
-            self._drop(child)
-            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            raise ExtractionError(
-                f"Reading this file crashed the extractor ({how}); the file is probably damaged."
-            ) from None
-        except BaseException:  # Ctrl-C while waiting: the child's work is abandoned with it
-            self._drop(child)
-            raise
-        if result is None:
-            self._drop(child)
-            raise ExtractionError(
-                f"Reading this file took longer than the {self.time_limit_s:g} s limit "
-                "(LECTERN_INGEST_TIME_LIMIT_S) and was stopped; the file may be damaged or too complex."
-            )
-        kind, value = result
-        if kind == "ok":
-            return value  # type: ignore[no-any-return]
-        if kind == "error":
-            raise ExtractionError(value)
-        raise RuntimeError(f"extraction failed in the child process: {value}")
+        """Extract in this thread's child. A child killed by a signal (an operator's kill -9, the OOM killer) is
+        replaced and the document tried once more in a fresh one; a second crash, or the time limit, is the
+        document's failure."""
+        for attempt in (1, 2):
+            child = self._child()
+            try:
+                child.conn.send((data, filename, content_type, limits))
+                ready = child.conn.poll(self.time_limit_s)
+                result = child.conn.recv() if ready else None
+            except (EOFError, BrokenPipeError, OSError):
+                child.proc.join(5)
+                code = child.proc.exitcode
+                self._drop(child)
+                if attempt == 1 and code is not None and code < 0:
+                    log.warning(
+                        "extraction child killed by signal %d on %s; trying once more", -code, filename
+                    )
+                    continue
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                raise ExtractionError(
+                    f"Reading this file crashed the extractor ({how}); the file is probably damaged."
+                ) from None
+            except BaseException:  # Ctrl-C while waiting: the child's work is abandoned with it
+                self._drop(child)
+                raise
+            if result is None:
+                self._drop(child)
+                raise ExtractionError(
+                    f"Reading this file took longer than the {self.time_limit_s:g} s limit "
+                    "(LECTERN_INGEST_TIME_LIMIT_S) and was stopped; the file may be damaged or too complex."
+                )
+            kind, value = result
+            if kind == "ok":
+                return value  # type: ignore[no-any-return]
+            if kind == "error":
+                raise ExtractionError(value)
+            raise RuntimeError(f"extraction failed in the child process: {value}")
+        raise AssertionError("unreachable")
+
+    def pids(self) -> list[int]:
+        """The live children's process ids (tests, diagnostics)."""
+        with self._lock:
+            return [c.proc.pid for c in self._all if c.proc.is_alive() and c.proc.pid is not None]
 
     def close(self) -> None:
         with self._lock:
