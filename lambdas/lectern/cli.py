@@ -253,6 +253,68 @@ def _run_items(lectern, items, root: str | None, verb: str, workers: int = 1):  
     return report
 
 
+def _sync_api(  # type: ignore[no-untyped-def]
+    folder: Path,
+    files,
+    skipped,
+    api: str,
+    credentials,
+    prefix,
+    delete: bool,
+    retry_failed: bool,
+    dry_run: bool,
+    started: float,
+) -> None:
+    """`lectern sync --api`: the same plan, carried out through the REST API (lectern.remote_sync)."""
+    import httpx
+
+    from lectern.cli_output import IngestDisplay, print_plan
+    from lectern.domain.sync import SourceFile, SyncReport, plan_sync, sha256_of
+    from lectern.remote_sync import ApiClient, ApiError, ApiSyncRunner
+
+    root = (prefix if prefix is not None else folder.resolve().name).strip("/")
+    if not root:
+        err.print("[red]--prefix must not be empty.[/red]")
+        raise typer.Exit(2)
+    local = {f"{root}/{f.relative_to(folder).as_posix()}": f for f in files}
+    sources = [SourceFile(p, sha256_of(f.read_bytes()), f.stat().st_size) for p, f in local.items()]
+    client = ApiClient(api, credentials[0], id_token=credentials[1])
+    try:
+        try:
+            stored = [d for d in client.documents() if d.source_path]
+        except (ApiError, httpx.HTTPError) as exc:
+            err.print(f"[red]Cannot list the documents at {api}: {exc}[/red]")
+            raise typer.Exit(2) from None
+        plan = plan_sync(root, sources, stored, delete=delete, retry_failed=retry_failed)
+        if dry_run:
+            print_plan(console, plan, root)
+            return
+        runner = ApiSyncRunner(client, lambda p: local[p].read_bytes())
+        report = SyncReport(plan)
+        try:
+            with IngestDisplay(console, len(plan.items), root=root, verb="syncing") as display:
+
+                def done(outcome) -> None:  # type: ignore[no-untyped-def]
+                    report.outcomes.append(outcome)
+                    display.done(outcome)
+
+                pending = {}
+                for item in plan.items:
+                    display.start(item.path)
+                    started_item = runner.start(item)
+                    if isinstance(started_item, str):
+                        pending[started_item] = item
+                    else:
+                        done(started_item)
+                runner.wait(pending, done)
+        except KeyboardInterrupt:
+            err.print("Interrupted. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+    finally:
+        client.close()
+    _finish(report, started, root, skipped)
+
+
 def _finish(report, started: float, root: str | None, skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
     import time
 
@@ -337,6 +399,30 @@ def sync(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
     workers: Workers = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api", help="Sync into a deployment through its REST API (base URL) instead of --data-dir."
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="LECTERN_API_KEY", help="API key for --api (LECTERN_API_KEY)."),
+    ] = None,
+    id_token: Annotated[
+        str | None,
+        typer.Option(
+            "--id-token",
+            envvar="LECTERN_ID_TOKEN",
+            help="For --api on AWS: a Cognito ID token (LECTERN_ID_TOKEN).",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="With --api: the source-path prefix of this folder's documents (default: its name)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     init: Init = False,
 ) -> None:
@@ -347,6 +433,8 @@ def sync(
     Examples:  lectern sync docs/ --dry-run
 
     lectern sync docs/ --delete --data-dir ./.lectern --init
+
+    lectern sync docs/ --delete --api https://api.example.com/prod --api-key $KEY
     """
     import time
 
@@ -359,6 +447,11 @@ def sync(
         raise typer.Exit(2)
     root = folder.resolve().as_posix()
     files, skipped = _expand([folder])
+    if api:
+        _sync_api(
+            folder, files, skipped, api, (api_key, id_token), prefix, delete, retry_failed, dry_run, started
+        )
+        return
     lectern = _open_for_ingest(data_dir, init)
     try:
         stored = lectern.document_service.list(lectern.settings.tenant_id)

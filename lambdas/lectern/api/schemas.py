@@ -75,6 +75,7 @@ class DocumentOut(BaseModel):
     created_at: str
     updated_at: str
     source_path: str | None = Field(default=None, description="The document's identity within the tenant")
+    sha256: str | None = Field(default=None, description="SHA-256 of the uploaded file (hex), once received")
     timings: dict[str, int] | None = Field(
         default=None,
         description="Milliseconds per ingestion stage (validate, extract, chunk, embed, index), once ingestion "
@@ -95,6 +96,7 @@ class DocumentOut(BaseModel):
             created_at=d.created_at,
             updated_at=d.updated_at,
             source_path=d.source_path,
+            sha256=d.sha256,
             timings=d.timings,
         )
 
