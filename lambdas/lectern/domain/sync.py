@@ -262,6 +262,8 @@ class SyncRunner:
             return SyncOutcome(item, *_done(doc), document=doc)
         try:
             data = self.read(item.path)
+            if not data:
+                return SyncOutcome(item, "FAILED", "The file is empty; there is nothing to index.")
             doc, _ = self.service.create_upload(
                 tenant_id,
                 posixpath.basename(item.path),
