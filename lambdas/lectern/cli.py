@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import sys
@@ -13,12 +12,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lectern.domain.documents import ACCEPTED_TYPES, blob_key, resolve_content_type
+from lectern.domain.documents import ACCEPTED_TYPES, blob_key
 from lectern.domain.errors import LecternError
-from lectern.domain.models import DocumentStatus
 from lectern.settings import LocalSettings, SettingsError
 
 app = typer.Typer(
@@ -28,23 +25,46 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answer
 app.add_typer(eval_app, name="eval")
 cost_app = typer.Typer(no_args_is_help=True, help="Cost per query from the query traces; routing savings.")
 app.add_typer(cost_app, name="cost")
-keys_app = typer.Typer(no_args_is_help=True, help="API keys (the web page and the REST API sign in with them).")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="API keys (the web page and the REST API sign in with them)."
+)
 app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where Lectern stores everything (LECTERN_DATA_DIR).")
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Where Lectern stores everything (LECTERN_DATA_DIR; default ./.lectern).",
+        show_default=False,
+    ),
 ]
 _EXTENSIONS = {ext for exts in ACCEPTED_TYPES.values() for ext in exts}
 
 
-def _settings(data_dir: Path | None, **overrides: object) -> LocalSettings:
+def _settings(
+    data_dir: Path | None, *, must_exist: bool = False, create_default: bool = False, **overrides: object
+) -> LocalSettings:
+    """The settings; with `must_exist`, a data dir given by --data-dir or LECTERN_DATA_DIR that does not exist is a
+    usage error (exit 2), so a mistyped path does not become a new, empty index. The default ./.lectern is
+    created on first use (and said so)."""
+    import os
+
     try:
-        return LocalSettings.from_env(data_dir=data_dir, **overrides)
+        settings = LocalSettings.from_env(data_dir=data_dir, **overrides)
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if must_exist and not settings.data_dir.is_dir():
+        if data_dir is not None or os.environ.get("LECTERN_DATA_DIR") or not create_default:
+            err.print(
+                f"[red]No Lectern data directory at {settings.data_dir} (check the path, or add --init to create"
+                " one).[/red]"
+            )
+            raise typer.Exit(2)
+        err.print(f"creating a new data directory at {settings.data_dir.resolve()}")
+    return settings
 
 
 def _build(settings: LocalSettings):  # type: ignore[no-untyped-def]
@@ -64,6 +84,8 @@ def up(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(data_dir, host=host, port=port)
+    if not settings.data_dir.is_dir():
+        print(f"Creating a new data directory at {settings.data_dir.resolve()}", flush=True)
     lectern = _build(settings)
     try:
         server = LocalServer(
@@ -110,16 +132,21 @@ def _frontend() -> Path | None:
     return frontend_dir()
 
 
-def _expand(paths: list[Path]) -> list[Path]:
+def _expand(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to ingest, files skipped for their type). Folders are walked; hidden files are ignored."""
     files: list[Path] = []
+    skipped: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _EXTENSIONS)
+            for f in sorted(p.rglob("*")):
+                if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
+                    continue
+                (files if f.suffix.lower() in _EXTENSIONS else skipped).append(f)
         elif p.is_file():
             files.append(p)
         else:
             err.print(f"[yellow]skipped {p}: no such file[/yellow]")
-    return files
+    return files, skipped
 
 
 class _NoTrigger:
@@ -127,70 +154,323 @@ class _NoTrigger:
         return None
 
 
-@app.command()
-def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")], data_dir: DataDir = None
-) -> None:
-    """Add documents (PDF, DOCX, HTML, Markdown, text), with a progress bar. Unchanged files are skipped."""
-    settings = _settings(data_dir)
-    files = _expand(paths)
-    if not files:
-        err.print("[red]Nothing to ingest.[/red]")
-        raise typer.Exit(1)
-    lectern = _build(settings)
+EXIT_CODES = (
+    "Exit codes: 0 every file is indexed (or deleted as planned); 1 some files failed (the summary lists them "
+    "with their reasons); 2 usage or configuration error (bad option, missing folder, a --data-dir that does not "
+    "exist without --init, a bad LECTERN_* variable); 130 interrupted (Ctrl-C): run the same command again to "
+    "resume."
+)
+
+Init = Annotated[bool, typer.Option("--init", help="Create --data-dir if it does not exist.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=8,
+        help="Documents ingested at once (LECTERN_INGEST_WORKERS; default: one per CPU core but one).",
+        show_default=False,
+    ),
+]
+
+
+def _scan(files: list[Path]):  # type: ignore[no-untyped-def]
+    """Each file's source path (absolute, resolved) and content hash."""
+    from lectern.domain.sync import SourceFile, sha256_of
+
+    out = []
+    for f in files:
+        path = f.resolve()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            err.print(f"[yellow]skipped {f}: {exc.strerror}[/yellow]")
+            continue
+        out.append(SourceFile(path.as_posix(), sha256_of(data), len(data)))
+    return out
+
+
+def _work(runner, tenant: str, todo, results, display) -> None:  # type: ignore[no-untyped-def]
+    """One sync thread: items from `todo` until it is empty; each outcome (or a BaseException) to `results`."""
+    import queue
+
+    from lectern.domain.sync import SyncOutcome
+
+    while True:
+        try:
+            item = todo.get_nowait()
+        except queue.Empty:
+            return
+        display.start(item.path)
+        try:
+            outcome = runner.apply_one(
+                tenant, item, lambda s, d, t, p=item.path: display.step(s, d, t, path=p)
+            )
+        except (
+            LecternError
+        ) as exc:  # e.g. IngestionInterrupted: the document stays PROCESSING, resumed next run
+            outcome = SyncOutcome(item, "FAILED", f"{exc.message} Run again to resume it.")
+        except Exception:
+            logging.getLogger("lectern.cli").exception("sync of %s failed", item.path)
+            outcome = SyncOutcome(item, "FAILED", "Internal error (see DATA_DIR/logs/cli.log).")
+        except BaseException as exc:  # KeyboardInterrupt / SystemExit in a thread: the main thread raises it
+            results.put(exc)
+            return
+        results.put(outcome)
+
+
+def _run_items(lectern, items, root: str | None, verb: str, workers: int = 1):  # type: ignore[no-untyped-def]
+    """Carry out planned items with a progress display, on `workers` threads (extraction runs in one child process
+    per thread, embedding releases the GIL). Returns the report. On Ctrl-C the threads are abandoned (daemons):
+    what they held stays PROCESSING and the next run resumes it."""
+    import queue
+
+    from lectern.cli_output import IngestDisplay
+    from lectern.domain.sync import SyncPlan, SyncReport, SyncRunner
+
     lectern.document_service.trigger = _NoTrigger()
-    tenant = settings.tenant_id
-    failed = 0
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        overall = progress.add_task("documents", total=len(files))
-        for f in files:
-            step = progress.add_task(f"  {f.name[:40]}", total=1)
-            status, note = _ingest_one(
-                lectern,
-                tenant,
-                f,
-                lambda s, d, t, step=step, name=f.name[:40]: progress.update(
-                    step, description=f"  {name} [dim]{s}[/dim]", completed=d, total=max(t, 1)
-                ),
-            )
-            failed += status == "FAILED"
-            progress.update(
-                step, description=f"  {f.name[:40]} [bold]{status}[/bold] {note}", completed=1, total=1
-            )
-            progress.advance(overall)
-    lectern.close()
-    if failed:
+    runner = SyncRunner(lectern.document_service, lectern.pipeline, lambda p: Path(p).read_bytes())
+    items = list(items)
+    report = SyncReport(SyncPlan(root or "", tuple(items)))
+    todo: queue.Queue = queue.Queue()
+    for item in items:
+        todo.put(item)
+    results: queue.Queue = queue.Queue()
+    with IngestDisplay(console, len(items), root=root, verb=verb) as display:
+        args = (runner, lectern.settings.tenant_id, todo, results, display)
+        for i in range(max(1, min(workers, len(items)))):
+            threading.Thread(target=_work, args=args, name=f"lectern-sync-{i}", daemon=True).start()
+        for _ in items:
+            while True:
+                try:
+                    got = results.get(timeout=0.5)  # a timeout keeps the wait interruptible by Ctrl-C
+                    break
+                except queue.Empty:
+                    continue
+            if isinstance(got, BaseException):
+                raise got
+            report.outcomes.append(got)
+            display.done(got)
+    return report
+
+
+def _sync_api(  # type: ignore[no-untyped-def]
+    folder: Path,
+    files,
+    skipped,
+    api: str,
+    credentials,
+    prefix,
+    delete: bool,
+    retry_failed: bool,
+    dry_run: bool,
+    started: float,
+) -> None:
+    """`lectern sync --api`: the same plan, carried out through the REST API (lectern.remote_sync)."""
+    import httpx
+
+    from lectern.cli_output import IngestDisplay, print_plan
+    from lectern.domain.sync import SourceFile, SyncReport, plan_sync, sha256_of
+    from lectern.remote_sync import ApiClient, ApiError, ApiSyncRunner
+
+    root = (prefix if prefix is not None else folder.resolve().name).strip("/")
+    if not root:
+        err.print("[red]--prefix must not be empty.[/red]")
+        raise typer.Exit(2)
+    local = {f"{root}/{f.relative_to(folder).as_posix()}": f for f in files}
+    sources = [SourceFile(p, sha256_of(f.read_bytes()), f.stat().st_size) for p, f in local.items()]
+    client = ApiClient(api, credentials[0], id_token=credentials[1])
+    try:
+        try:
+            stored = [d for d in client.documents() if d.source_path]
+        except (ApiError, httpx.HTTPError) as exc:
+            err.print(f"[red]Cannot list the documents at {api}: {exc}[/red]")
+            raise typer.Exit(2) from None
+        plan = plan_sync(root, sources, stored, delete=delete, retry_failed=retry_failed)
+        if dry_run:
+            print_plan(console, plan, root)
+            return
+        runner = ApiSyncRunner(client, lambda p: local[p].read_bytes())
+        report = SyncReport(plan)
+        try:
+            with IngestDisplay(console, len(plan.items), root=root, verb="syncing") as display:
+
+                def done(outcome) -> None:  # type: ignore[no-untyped-def]
+                    report.outcomes.append(outcome)
+                    display.done(outcome)
+
+                pending = {}
+                for item in plan.items:
+                    display.start(item.path)
+                    started_item = runner.start(item)
+                    if isinstance(started_item, str):
+                        pending[started_item] = item
+                    else:
+                        done(started_item)
+                runner.wait(pending, done)
+        except KeyboardInterrupt:
+            err.print("Interrupted. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+    finally:
+        client.close()
+    _finish(report, started, root, skipped)
+
+
+def _finish(report, started: float, root: str | None, skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from lectern.cli_output import plain, print_failures, skipped_note, summary_table
+
+    console.print(summary_table(report, seconds=time.monotonic() - started, skipped=len(skipped)))
+    if skipped:
+        plain(console, skipped_note(skipped))
+    print_failures(console, report, root)
+    if report.failed:
         raise typer.Exit(1)
 
 
-def _ingest_one(lectern, tenant: str, path: Path, progress) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+def _cwd() -> str:
+    """Paths under the working directory are shown relative to it."""
+    return Path.cwd().resolve().as_posix()
+
+
+def _open_for_ingest(data_dir: Path | None, init: bool):  # type: ignore[no-untyped-def]
+    from lectern.cli_output import log_to_file
+
+    settings = _settings(data_dir, must_exist=not init, create_default=True)
+    log_to_file(settings.data_dir)
+    lectern = _build(settings)
+    lectern.purge_orphans()
+    return lectern
+
+
+@app.command(epilog=EXIT_CODES)
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (folders are walked).", show_default=False)
+    ],
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed/--no-retry-failed", help="Process files that failed before again.")
+    ] = True,
+    workers: Workers = None,
+    data_dir: DataDir = None,
+    init: Init = False,
+) -> None:
+    """Add documents (PDF, DOCX, HTML, Markdown, text). Unchanged files are skipped; a changed file replaces its
+    document once the new version is indexed. Nothing is deleted (see `lectern sync`).
+
+    Example:  lectern ingest ~/papers report.pdf notes.md
+    """
+    import time
+
+    from lectern.domain.sync import plan_files
+
+    started = time.monotonic()
+    files, skipped = _expand(paths)
+    if not files:
+        err.print(
+            "[red]Nothing to ingest.[/red]"
+            + (f" ({len(skipped)} file(s) of unsupported types)" if skipped else "")
+        )
+        raise typer.Exit(2)
+    lectern = _open_for_ingest(data_dir, init)
     try:
-        ctype = resolve_content_type(path.name, None)
-    except LecternError as exc:
-        return "FAILED", exc.message
-    same_name = lectern.documents.find_by_filename(tenant, path.name)
-    if any(d.sha256 == digest and d.status is DocumentStatus.INDEXED for d in same_name):
-        return "INDEXED", "(unchanged)"
+        stored = lectern.document_service.list(lectern.settings.tenant_id)
+        items = plan_files(_scan(files), stored, retry_failed=retry_failed)
+        try:
+            report = _run_items(
+                lectern, items, _cwd(), "ingesting", workers or lectern.settings.ingest_workers
+            )
+        except KeyboardInterrupt:
+            err.print("Interrupted. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+    finally:
+        lectern.close()
+    _finish(report, started, _cwd(), skipped)
+
+
+@app.command(epilog=EXIT_CODES)
+def sync(
+    folder: Annotated[
+        Path, typer.Argument(help="The folder whose files the index must hold.", show_default=False)
+    ],
+    delete: Annotated[bool, typer.Option("--delete", help="Remove documents whose file is gone.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Process files that failed before (same content) again.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    workers: Workers = None,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api", help="Sync into a deployment through its REST API (base URL) instead of --data-dir."
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="LECTERN_API_KEY", help="API key for --api (LECTERN_API_KEY)."),
+    ] = None,
+    id_token: Annotated[
+        str | None,
+        typer.Option(
+            "--id-token",
+            envvar="LECTERN_ID_TOKEN",
+            help="For --api on AWS: a Cognito ID token (LECTERN_ID_TOKEN).",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="With --api: the source-path prefix of this folder's documents (default: its name)."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    init: Init = False,
+) -> None:
+    """Make the index hold exactly FOLDER's documents: added and modified files are ingested (content hashes
+    decide), documents of deleted files are removed with --delete. Idempotent; a killed run resumes when run
+    again.
+
+    Examples:  lectern sync docs/ --dry-run
+
+    lectern sync docs/ --delete --data-dir ./.lectern --init
+
+    lectern sync docs/ --delete --api https://api.example.com/prod --api-key $KEY
+    """
+    import time
+
+    from lectern.cli_output import print_plan
+    from lectern.domain.sync import plan_sync
+
+    started = time.monotonic()
+    if not folder.is_dir():
+        err.print(f"[red]{folder} is not a folder.[/red]")
+        raise typer.Exit(2)
+    root = folder.resolve().as_posix()
+    files, skipped = _expand([folder])
+    if api:
+        _sync_api(
+            folder, files, skipped, api, (api_key, id_token), prefix, delete, retry_failed, dry_run, started
+        )
+        return
+    lectern = _open_for_ingest(data_dir, init)
     try:
-        doc, _ = lectern.document_service.create_upload(tenant, path.name, ctype, len(data))
-        lectern.document_service.receive_upload(tenant, doc.document_id, data)
-    except LecternError as exc:
-        return "FAILED", exc.message
-    done = lectern.pipeline.run(tenant, doc.document_id, progress)
-    for old in same_name:  # a new version replaces the old one(s) only once it is indexed
-        if done.status is DocumentStatus.INDEXED:
-            lectern.document_service.delete(tenant, old.document_id)
-    if done.status is DocumentStatus.FAILED:
-        return "FAILED", done.error or ""
-    return done.status.value, f"{done.pages} page(s), {done.chunks} chunk(s)"
+        stored = lectern.document_service.list(lectern.settings.tenant_id)
+        plan = plan_sync(root, _scan(files), stored, delete=delete, retry_failed=retry_failed)
+        if dry_run:
+            print_plan(console, plan, root)
+            return
+        try:
+            report = _run_items(
+                lectern, list(plan.items), root, "syncing", workers or lectern.settings.ingest_workers
+            )
+        except KeyboardInterrupt:
+            err.print("Interrupted. Run the same command again to resume.")
+            raise typer.Exit(130) from None
+        report.plan = plan
+    finally:
+        lectern.close()
+    _finish(report, started, root, skipped)
 
 
 @app.command()
@@ -200,7 +480,7 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """Ask a question: the stage while it is worked on, then the checked answer and the sentences it rests on."""
-    lectern = _build(_settings(data_dir))
+    lectern = _build(_settings(data_dir, must_exist=True))
     stages = {"retrieving": "Searching your documents", "generating": "Writing", "verifying": "Checking the answer"}
     try:
         with console.status(f"{stages['retrieving']}…") as waiting:
@@ -250,7 +530,7 @@ def search(
     if mode not in ("hybrid", "bm25", "vector"):
         err.print("[red]--mode must be hybrid, bm25 or vector[/red]")
         raise typer.Exit(2)
-    lectern = _build(_settings(data_dir, llm="fake"))
+    lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     try:
         hits = lectern.retriever.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)  # type: ignore[arg-type]
     except LecternError as exc:
@@ -266,29 +546,30 @@ def search(
 
 
 @app.command()
-def documents(data_dir: DataDir = None) -> None:
-    """List documents and their status."""
-    lectern = _build(_settings(data_dir, llm="fake"))
-    docs = lectern.document_service.list(lectern.settings.tenant_id)
-    lectern.close()
-    table = Table("id", "filename", "status", "pages", "chunks", "updated", "error")
-    for d in docs:
-        table.add_row(
-            d.document_id[:8],
-            d.filename,
-            d.status.value,
-            str(d.pages or ""),
-            str(d.chunks or ""),
-            d.updated_at[:19],
-            d.error or "",
-        )
-    console.print(table)
+def documents(
+    details: Annotated[
+        bool, typer.Option("--details", help="Also the source path and the time of each ingestion stage.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List documents and their status (failure reasons in full).
+
+    Example:  lectern documents --details
+    """
+    from lectern.cli_output import documents_view
+
+    lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
+    try:
+        docs = lectern.document_service.list(lectern.settings.tenant_id)
+    finally:
+        lectern.close()
+    documents_view(console, docs, details=details)
 
 
 @app.command()
 def delete(document_id: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
     """Delete a document, its chunks and its file."""
-    lectern = _build(_settings(data_dir, llm="fake"))
+    lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     try:
         matches = [
             d
@@ -797,7 +1078,9 @@ def keys_list(data_dir: DataDir = None) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id `keys list` shows")], data_dir: DataDir = None) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id `keys list` shows")], data_dir: DataDir = None
+) -> None:
     """Revoke a key at once (requests with it get 401)."""
     if not _key_store(data_dir).revoke(key_id):
         err.print(f"[red]No active key with id {key_id!r}.[/red]")

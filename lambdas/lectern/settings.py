@@ -11,6 +11,7 @@ default.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -231,13 +232,23 @@ class LocalSettings(CoreSettings):
     strong_llm_base_url: str | None = None
     strong_llm_model_name: str = "strong"
     fusion: Literal["min_max", "rrf"] = "min_max"
-    ingest_workers: int = Field(default=1, ge=1, le=8)
+    # ingestion threads of `lectern up`'s worker and of `lectern ingest/sync` (default: one per core but one)
+    ingest_workers: int = Field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)), ge=1, le=8)
     max_attempts: int = Field(default=3, ge=1)
+    # ingestion that never strands a document (lectern.local.worker): an upload slot unused for this long ends
+    # FAILED (the worker's sweep); extraction runs in a child process killed at the time limit (0 = in-process,
+    # no limit), the document then FAILED with the reason
+    upload_slot_ttl_s: int = Field(
+        default=3600, ge=60, description="seconds an unused upload slot stays open"
+    )
+    ingest_time_limit_s: float = Field(default=300.0, ge=0, description="seconds per document's extraction")
     # guardrails (lectern.domain.guardrails): PII masking, prompt-injection checks on questions and passages,
     # grounding; the policy file is a JSON GuardrailPolicy (the same fields as the Bedrock guardrail)
     guardrails: bool = True
     guardrail_policy: Path | None = None
-    guardrail_learned_injection: bool = True  # learned classifier OR lexical patterns (adapters/local/guardrails)
+    guardrail_learned_injection: bool = (
+        True  # learned classifier OR lexical patterns (adapters/local/guardrails)
+    )
 
     @property
     def base_url(self) -> str:

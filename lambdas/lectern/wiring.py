@@ -81,6 +81,10 @@ class Services:
             token_counter=p.token_counter,
             chunking=self.settings.chunking_config(),
             limits=self.settings.extraction_limits(),
+            extractor=getattr(
+                p, "extractor", None
+            ),  # local: extraction in a child process under a time limit
+            supersede_versions=self.supersede_versions,
         )
 
     @cached_property
@@ -93,6 +97,7 @@ class Services:
             trigger=p.trigger,
             signer=p.signer,
             max_upload_bytes=self.settings.max_upload_bytes,
+            supersede_versions=self.supersede_versions,
         )
 
     @cached_property
@@ -166,6 +171,11 @@ class Services:
         return FeedbackService(p.queries)
 
     # defaults of the optional ports
+    # whether a document INDEXED removes the older documents of its source path (and a FAILED one the older FAILED
+    # ones). Local: yes. AWS: not yet — the mark_indexed/mark_failed functions have no grant to query and delete
+    # documents (docs/decisions.md, 2026-12-03), so on_duplicate=replace keeps the old version there for now.
+    supersede_versions = False
+
     def observe(self) -> list[Any]:
         """Mode-specific measurement stages, between the budget and the trace (AWS: CloudWatch metrics)."""
         return []

@@ -96,6 +96,28 @@ def test_create_get_round_trips_every_field(repo: DocumentRepository) -> None:
     assert isinstance(got.size_bytes, int) and type(got.status) is DocumentStatus
 
 
+def test_source_path_and_timings_round_trip_and_find_by_source(repo: DocumentRepository) -> None:
+    a = new_doc(source_path="/docs/a.md", timings={"extract": 12, "chunk": 3, "embed": 140, "index": 9})
+    b = new_doc(source_path="/docs/a.md")
+    other = new_doc(source_path="/docs/b.md")
+    elsewhere = new_doc("globex", source_path="/docs/a.md")
+    for d in (b, other, a, elsewhere):
+        repo.create(d)
+    assert repo.get(a.tenant_id, a.document_id) == a
+    assert repo.find_by_source("acme", "/docs/a.md") == [a, b]  # oldest first, this tenant only
+    assert repo.find_by_source("acme", "/docs/none.md") == []
+    got = repo.update(
+        b.tenant_id,
+        b.document_id,
+        status=S.UPLOADING,
+        allowed_from=[S.UPLOADING],
+        timings={"extract": 1},
+        source_path="/docs/c.md",
+    )
+    assert (got.timings, got.source_path) == ({"extract": 1}, "/docs/c.md")
+    assert repo.find_by_source("acme", "/docs/a.md") == [a]
+
+
 def test_create_twice_is_a_conflict(repo: DocumentRepository) -> None:
     doc = new_doc()
     repo.create(doc)

@@ -21,6 +21,7 @@ STATUS: dict[type[e.LecternError], int] = {
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotFound: 404,
+    e.DuplicateDocument: 409,  # code duplicate_document: on_duplicate=reject met the same source path / content
     e.Conflict: 409,
     e.PayloadTooLarge: 413,
     e.UnsupportedMediaType: 415,
@@ -28,6 +29,7 @@ STATUS: dict[type[e.LecternError], int] = {
     e.RateLimited: 429,
     e.GuardrailBlocked: 400,
     e.ModelUnavailable: 503,
+    e.IngestionInterrupted: 503,
     e.IndexWriteFailed: 503,
     e.SearchUnavailable: 503,
 }

@@ -25,6 +25,24 @@ class CreateDocumentRequest(_In):
     filename: str = Field(min_length=1, max_length=1024)
     content_type: str = Field(default="", max_length=255)
     size_bytes: int = Field(ge=1, description="Exact size of the file to upload, in bytes.")
+    source_path: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The document's identity within the tenant (e.g. its path in a repository); default: the "
+        "filename. One document per source path: see on_duplicate.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The file's SHA-256 (hex), optional: with on_duplicate=reject, content already indexed under "
+        "another name is a duplicate too.",
+    )
+    on_duplicate: Literal["replace", "keep_both", "reject"] = Field(
+        default="replace",
+        description="When the tenant already has an INDEXED or PROCESSING document of this source path: "
+        "'replace' (the new version replaces it once indexed; if the new one fails, the old stays), 'keep_both' "
+        "(the new document gets its own source path, 'name (2)'), or 'reject' (409 duplicate_document).",
+    )
 
 
 class UploadOut(BaseModel):
@@ -35,6 +53,14 @@ class UploadOut(BaseModel):
 class CreateDocumentResponse(BaseModel):
     document_id: str
     upload: UploadOut
+    source_path: str = Field(
+        description="The identity the document got (differs from the request's on keep_both)"
+    )
+    replaces: list[str] = Field(
+        default_factory=list,
+        description="Documents of the same source path this upload will replace once it is indexed "
+        "(on_duplicate=replace); a client can warn with it.",
+    )
 
 
 class DocumentOut(BaseModel):
@@ -48,6 +74,13 @@ class DocumentOut(BaseModel):
     chunks: int | None
     created_at: str
     updated_at: str
+    source_path: str | None = Field(default=None, description="The document's identity within the tenant")
+    sha256: str | None = Field(default=None, description="SHA-256 of the uploaded file (hex), once received")
+    timings: dict[str, int] | None = Field(
+        default=None,
+        description="Milliseconds per ingestion stage (validate, extract, chunk, embed, index), once ingestion "
+        "ended (INDEXED, or FAILED: the stages it reached)",
+    )
 
     @classmethod
     def of(cls, d: Document) -> DocumentOut:
@@ -62,6 +95,9 @@ class DocumentOut(BaseModel):
             chunks=d.chunks,
             created_at=d.created_at,
             updated_at=d.updated_at,
+            source_path=d.source_path,
+            sha256=d.sha256,
+            timings=d.timings,
         )
 
 
@@ -111,7 +147,9 @@ class QueryResponse(BaseModel):
     latency_ms: int
     prompt_version: str
     abstained: bool
-    cost_usd: float = Field(description="Generation cost in USD at lectern/data/model_prices.json (0 for local)")
+    cost_usd: float = Field(
+        description="Generation cost in USD at lectern/data/model_prices.json (0 for local)"
+    )
     cache_hit: bool = False
     route: str = Field(default="", description="Which model tier answered and why, e.g. 'strong: comparison'")
     withheld: Literal["no_relevant_passages", "no_answer_in_passages", "not_supported"] | None = Field(

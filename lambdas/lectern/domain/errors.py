@@ -35,6 +35,17 @@ class Conflict(LecternError):
     code = "conflict"
 
 
+class DuplicateDocument(Conflict):
+    """An upload of a source path (or content) the tenant already has, with `on_duplicate=reject`. The message
+    names the existing document and the two other choices."""
+
+    code = "duplicate_document"
+
+    def __init__(self, message: str, *, existing_id: str = "") -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
 class PayloadTooLarge(LecternError):
     code = "payload_too_large"
 
@@ -51,6 +62,13 @@ class ExtractionError(LecternError):
     """
 
     code = "extraction_failed"
+
+
+class IngestionInterrupted(LecternError):
+    """Ingestion could not go on for a reason that is not the document's (the extraction process could not be
+    started, or the machine is shutting down). The document stays PROCESSING and is retried, never FAILED."""
+
+    code = "ingestion_interrupted"
 
 
 class ModelUnavailable(LecternError):

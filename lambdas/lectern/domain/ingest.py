@@ -4,19 +4,24 @@ The same steps, in the same order, are the states of the Step Functions definiti
 (state_machines/ingest.asl.json); locally `IngestionPipeline.run` calls them in sequence. Each step is
 idempotent: a run that is interrupted (kill -9) and started again replaces the document's chunks with the same
 deterministic chunk ids, so nothing is lost or duplicated.
+
+Identity: a document INDEXED replaces every older document of its source path (`supersede`), and a document
+FAILED replaces the older FAILED ones of its source path, so a source has at most one FAILED row however often it
+is retried. Each step's duration is kept (`Document.timings`, milliseconds) so a slow ingestion can be diagnosed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lectern.domain.chunking import ChunkingConfig, chunk_document
-from lectern.domain.documents import blob_key
-from lectern.domain.errors import Conflict, ExtractionError, NotFound
+from lectern.domain.documents import blob_key, is_older, remove_document
+from lectern.domain.errors import Conflict, ExtractionError, IngestionInterrupted, NotFound
 from lectern.domain.extraction import ExtractionLimits, extract
 from lectern.domain.models import Chunk, Document, DocumentStatus, ExtractedDocument
 from lectern.domain.ports import BlobStore, DocumentRepository, Embedder, SearchIndex
@@ -27,6 +32,8 @@ INGESTION_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "in
 EMBED_BATCH = 32
 
 Progress = Callable[[str, int, int], None]
+Extractor = Callable[[bytes, str, str, ExtractionLimits], ExtractedDocument]
+TIMED_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "index")
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -42,6 +49,7 @@ class IngestionState:
     extracted: ExtractedDocument | None = None
     chunks: list[Chunk] | None = None
     vectors: np.ndarray | None = None
+    timings: dict[str, int] = field(default_factory=dict)
 
 
 class IngestionPipeline:
@@ -55,6 +63,8 @@ class IngestionPipeline:
         token_counter: Callable[[str], int],
         chunking: ChunkingConfig,
         limits: ExtractionLimits,
+        extractor: Extractor | None = None,
+        supersede_versions: bool = True,
     ) -> None:
         self.documents = documents
         self.blobs = blobs
@@ -63,6 +73,9 @@ class IngestionPipeline:
         self.count = token_counter
         self.chunking = chunking
         self.limits = limits
+        self.extractor: Extractor = extractor or extract
+        # an INDEXED document replaces the older ones of its source path; a FAILED one the older FAILED ones
+        self.supersede_versions = supersede_versions
 
     # -- steps ---------------------------------------------------------------------------------------------
     def validate(self, state: IngestionState) -> IngestionState:
@@ -79,7 +92,7 @@ class IngestionPipeline:
 
     def extract(self, state: IngestionState) -> IngestionState:
         doc = state.document
-        state.extracted = extract(state.data, doc.filename, doc.content_type, self.limits)
+        state.extracted = self.extractor(state.data, doc.filename, doc.content_type, self.limits)
         return state
 
     def chunk(self, state: IngestionState) -> IngestionState:
@@ -125,6 +138,7 @@ class IngestionPipeline:
                 pages=state.extracted.page_count,
                 chunks=len(state.chunks),
                 error=None,
+                timings=dict(state.timings) or None,
             )
         except NotFound:
             # Deleted while we worked: take our chunks back out of the index.
@@ -137,7 +151,22 @@ class IngestionPipeline:
             if current is None or current.status is DocumentStatus.FAILED:
                 self.index.delete_document(doc.tenant_id, doc.document_id)
             raise
+        try:
+            self.supersede(state.document)
+        except Exception:  # the new version is indexed; a leftover old one is removed by its next supersede
+            log.exception("could not remove the versions %s replaces", doc.document_id)
         return state
+
+    def supersede(self, doc: Document) -> list[str]:
+        """Remove every older document of `doc`'s source path (the versions `doc` replaces). Returns their ids."""
+        if not doc.source_path or not self.supersede_versions:
+            return []
+        gone = []
+        for old in self.documents.find_by_source(doc.tenant_id, doc.source_path):
+            if old.document_id != doc.document_id and is_older(old, doc):
+                remove_document(self.documents, self.index, self.blobs, old.tenant_id, old.document_id)
+                gone.append(old.document_id)
+        return gone
 
     # -- driver --------------------------------------------------------------------------------------------
     def run(self, tenant_id: str, document_id: str, progress: Progress = _no_progress) -> Document:
@@ -159,9 +188,17 @@ class IngestionPipeline:
         try:
             for i, name in enumerate(INGESTION_STEPS):
                 progress(name, i, len(INGESTION_STEPS))
-                state = steps[name](state)
+                started = time.perf_counter()
+                try:
+                    state = steps[name](state)
+                finally:
+                    if name in TIMED_STEPS:
+                        state.timings[name] = round((time.perf_counter() - started) * 1000)
         except ExtractionError as exc:
-            return self.fail(tenant_id, document_id, exc.message)
+            return self.fail(tenant_id, document_id, exc.message, timings=state.timings)
+        except IngestionInterrupted:
+            log.warning("ingestion of %s interrupted; it stays PROCESSING and is retried", document_id)
+            raise
         except (NotFound, Conflict):
             log.info("document %s changed during ingestion; its chunks were withdrawn", document_id)
             current = self.documents.get(tenant_id, document_id)
@@ -171,17 +208,31 @@ class IngestionPipeline:
         except Exception:
             log.exception("ingestion of %s failed", document_id)
             return self.fail(
-                tenant_id, document_id, "Lectern could not process this document (internal error)."
+                tenant_id,
+                document_id,
+                "Lectern could not process this document (internal error).",
+                timings=state.timings,
             )
         progress("done", len(INGESTION_STEPS), len(INGESTION_STEPS))
         return state.document
 
-    def fail(self, tenant_id: str, document_id: str, reason: str) -> Document:
+    def fail(
+        self, tenant_id: str, document_id: str, reason: str, *, timings: dict[str, int] | None = None
+    ) -> Document:
+        """FAILED with `reason`; older FAILED documents of the same source path are removed (one FAILED row per
+        source). An older INDEXED version stays searchable."""
         self.index.delete_document(tenant_id, document_id)
-        return self.documents.update(
+        extra: dict[str, object] = {"timings": dict(timings)} if timings else {}
+        doc = self.documents.update(
             tenant_id,
             document_id,
             status=DocumentStatus.FAILED,
             allowed_from=[DocumentStatus.PROCESSING],
             error=reason,
+            **extra,
         )
+        if doc.source_path and self.supersede_versions:
+            for old in self.documents.find_by_source(tenant_id, doc.source_path):
+                if old.status is DocumentStatus.FAILED and is_older(old, doc):
+                    remove_document(self.documents, self.index, self.blobs, tenant_id, old.document_id)
+        return doc

@@ -64,6 +64,11 @@ class Document:
     pages: int | None = None
     chunks: int | None = None
     sha256: str | None = None
+    # identity: one document per source path and tenant (an absolute file path for the CLI, the client's path or
+    # the filename for API uploads); a new version replaces the old one once it is indexed (domain.documents)
+    source_path: str | None = None
+    # milliseconds per ingestion stage (validate, extract, chunk, embed, index), set when ingestion ends
+    timings: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,12 @@ class StuckDocumentSweeper:
         self.finder = finder
         self.limits = limits or StuckLimits()
 
-    def sweep(self, now: datetime | None = None) -> list[Swept]:
+    def sweep(
+        self, now: datetime | None = None, statuses: tuple[DocumentStatus, ...] = STUCK_STATUSES
+    ) -> list[Swept]:
         now = now or datetime.now(UTC)
         swept: list[Swept] = []
-        for status in STUCK_STATUSES:
+        for status in statuses:
             limit = self.limits.of(status)
             cutoff = _iso(now - limit)
             for tenant_id, document_id in self.finder.stale(status, cutoff):

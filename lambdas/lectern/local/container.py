@@ -135,7 +135,9 @@ def make_guard(settings: LocalSettings, embedder: Embedder | None) -> object | N
 
     path = settings.guardrail_policy
     policy = GuardrailPolicy.from_json(path.read_text()) if path else None
-    return build_local_guard(policy, embedder=embedder, learned_injection=settings.guardrail_learned_injection)
+    return build_local_guard(
+        policy, embedder=embedder, learned_injection=settings.guardrail_learned_injection
+    )
 
 
 def make_embedder() -> Embedder:
@@ -171,7 +173,9 @@ class LocalLectern(Services):
         self.blobs = FileBlobStore(settings.data_dir / "files")
         self.embedder = embedder
         self.index = SqliteSearchIndex(db, embedder.dimension, embedder.model_id)
-        self.signer = HmacUploadSigner(load_or_create_secret(settings.data_dir / "secret.key"), settings.base_url)
+        self.signer = HmacUploadSigner(
+            load_or_create_secret(settings.data_dir / "secret.key"), settings.base_url
+        )
         self.queries = SqliteQueryLog(db)
         self.keys = SqliteApiKeyStore(db)
         self.limit_counters = SqliteLimitCounters(db)
@@ -204,10 +208,27 @@ class LocalLectern(Services):
         return SqliteAnswerCache(self.db)
 
     @cached_property
+    def extractor(self) -> Any:
+        """Extraction in a child process killed at `ingest_time_limit_s` (None: in-process, no limit)."""
+        if not self.settings.ingest_time_limit_s:
+            return None
+        from lectern.adapters.local.child_extractor import ChildProcessExtractor
+
+        return ChildProcessExtractor(
+            self.settings.ingest_time_limit_s, log_path=self.settings.data_dir / "logs" / "extract.log"
+        )
+
+    @cached_property
     def worker(self) -> LocalIngestionWorker:
         s = self.settings
         return LocalIngestionWorker(
-            self.pipeline, self.documents, self.blobs, workers=s.ingest_workers, max_attempts=s.max_attempts
+            self.pipeline,
+            self.documents,
+            self.blobs,
+            workers=s.ingest_workers,
+            max_attempts=s.max_attempts,
+            upload_slot_ttl_s=s.upload_slot_ttl_s,
+            purge_orphans=self.purge_orphans,
         )
 
     @property
@@ -215,6 +236,22 @@ class LocalLectern(Services):
         return self.worker
 
     reranker = None
+    supersede_versions = True
+
+    def purge_orphans(self) -> int:
+        """Remove chunks whose document row is gone (a kill -9 between a delete's two writes). Returns how many
+        documents' chunks were removed."""
+        rows = (
+            self.db.connection()
+            .execute(
+                "SELECT DISTINCT c.tenant_id, c.document_id FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM"
+                " documents d WHERE d.tenant_id = c.tenant_id AND d.document_id = c.document_id)"
+            )
+            .fetchall()
+        )
+        for tenant_id, document_id in rows:
+            self.index.delete_document(tenant_id, document_id)
+        return len(rows)
 
     # -- API -----------------------------------------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -262,6 +299,9 @@ class LocalLectern(Services):
     def close(self) -> None:
         if "worker" in self.__dict__:
             self.worker.stop()
+        close_extractor = getattr(self.__dict__.get("extractor"), "close", None)
+        if close_extractor is not None:
+            close_extractor()
         close = getattr(self.model, "close", None)
         if close:
             close()

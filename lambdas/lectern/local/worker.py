@@ -4,6 +4,12 @@ The queue *is* the documents table: every document in PROCESSING is pending. `st
 start-up `recover()` re-queues whatever a killed process left in PROCESSING (and finishes uploads whose file was
 stored but whose status was not yet moved). Each attempt is counted durably first, so a file that kills the
 process cannot loop forever.
+
+Nothing is stranded: `recover()` also removes chunks a killed delete left without a document, and a sweep
+(at start, then every few minutes while running) ends upload slots unused for `upload_slot_ttl_s` FAILED with
+a reason (`domain.sweep`). The per-document time limit is the pipeline's extractor's
+(`adapters.local.child_extractor`). PROCESSING documents are not swept by age here: locally they are either
+queued in this process (a long backlog is no fault) or re-queued by `recover()`.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
+from datetime import timedelta
 
 from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.domain.documents import blob_key
-from lectern.domain.errors import Conflict, NotFound
+from lectern.domain.errors import Conflict, IngestionInterrupted, NotFound
 from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.models import DocumentStatus
 from lectern.domain.ports import BlobStore
+from lectern.domain.sweep import StuckDocumentSweeper, StuckLimits, Swept
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +41,18 @@ class LocalIngestionWorker:
         *,
         workers: int = 1,
         max_attempts: int = 3,
+        upload_slot_ttl_s: int = 3600,
+        purge_orphans: Callable[[], int] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.documents = documents
         self.blobs = blobs
         self.max_attempts = max_attempts
+        self.upload_slot_ttl_s = upload_slot_ttl_s
+        self.sweep_interval_s = min(300.0, max(1.0, upload_slot_ttl_s / 4))
+        self._purge_orphans = purge_orphans
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="lectern-sweep", daemon=True)
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._loop, name=f"lectern-ingest-{i}", daemon=True)
@@ -57,9 +73,32 @@ class LocalIngestionWorker:
             self._started = True
             for t in self._threads:
                 t.start()
+            self._sweeper.start()
+
+    def sweep(self) -> list[Swept]:
+        """End upload slots unused for longer than `upload_slot_ttl_s`: FAILED, with a reason to act on."""
+        limits = StuckLimits(uploading=timedelta(seconds=self.upload_slot_ttl_s))
+        swept = StuckDocumentSweeper(self.documents, self.documents, limits).sweep(
+            statuses=(DocumentStatus.UPLOADING,)
+        )
+        for s in swept:
+            log.info("upload slot of %s expired unused: %s", s.document_id, s.reason)
+        return swept
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.sweep_interval_s):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep of unused upload slots failed")
 
     def recover(self) -> int:
-        """Re-queue work a previous process left unfinished. Returns how many documents were queued."""
+        """Re-queue work a previous process left unfinished, remove what a killed delete left, expire unused upload
+        slots. Returns how many documents were queued."""
+        if self._purge_orphans is not None:
+            purged = self._purge_orphans()
+            if purged:
+                log.info("removed the chunks of %d deleted document(s) a kill left behind", purged)
         n = 0
         for doc in self.documents.in_status(DocumentStatus.UPLOADING):
             if self.blobs.exists(blob_key(doc.tenant_id, doc.document_id)):
@@ -75,6 +114,7 @@ class LocalIngestionWorker:
         for doc in self.documents.in_status(DocumentStatus.PROCESSING):
             self.start(doc.tenant_id, doc.document_id)
             n += 1
+        self.sweep()
         return n
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -82,6 +122,7 @@ class LocalIngestionWorker:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def stop(self) -> None:
+        self._stop.set()
         for _ in self._threads:
             self._queue.put(None)
 
@@ -104,6 +145,14 @@ class LocalIngestionWorker:
                 return
             try:
                 self.process(*item)
+            except IngestionInterrupted:
+                # not the document's fault: try again shortly (attempts are counted, so this ends)
+                if not self._stop.is_set():
+                    with self._idle:
+                        self._busy += 1  # still pending: wait_idle must not return meanwhile
+                    retry = threading.Timer(1.0, self._queue.put, args=(item,))
+                    retry.daemon = True
+                    retry.start()
             except Exception:
                 log.exception("ingestion worker error for %s", item[1])
             finally:

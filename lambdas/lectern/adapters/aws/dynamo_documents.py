@@ -44,7 +44,17 @@ from lectern.domain.errors import Conflict, NotFound
 from lectern.domain.models import Document, DocumentStatus
 
 _DOC_FIELDS = [f.name for f in dc_fields(Document)]
-_UPDATABLE = {"error", "pages", "chunks", "sha256", "size_bytes", "content_type", "filename"}
+_UPDATABLE = {
+    "error",
+    "pages",
+    "chunks",
+    "sha256",
+    "size_bytes",
+    "content_type",
+    "filename",
+    "source_path",
+    "timings",
+}
 DOCUMENT_ITEM = "DOCUMENT"
 
 
@@ -126,6 +136,10 @@ class DynamoDocumentRepository:
             kwargs["ExclusiveStartKey"] = last
         docs.sort(key=lambda d: (d.created_at, d.document_id))  # the local repository's order
         return docs
+
+    def find_by_source(self, tenant_id: str, source_path: str) -> list[Document]:
+        """Every document of the tenant with this source path, oldest first (the tenant's partition, filtered)."""
+        return [d for d in self.list(tenant_id) if d.source_path == source_path]
 
     def update(
         self,

@@ -1,8 +1,14 @@
-"""The local `DocumentRepository`: document metadata and status in SQLite, with conditional transitions."""
+"""The local `DocumentRepository`: document metadata and status in SQLite, with conditional transitions.
+
+Schema migrations are additive and run at open (`_MIGRATIONS`): a data dir made by an older Lectern gains the new
+columns with NULL values (documents ingested before `source_path` existed are adopted by `lectern sync` by their
+filename, see `domain.sync`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import fields as dc_fields
 
 from lectern.adapters.local.sqlite_db import SqliteDatabase
@@ -25,25 +31,57 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER,
     sha256 TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    source_path TEXT,
+    timings TEXT,
     PRIMARY KEY (tenant_id, document_id)
 );
 CREATE INDEX IF NOT EXISTS documents_by_status ON documents (status);
 """
+# (column, definition) added to tables created before the column existed
+_MIGRATIONS: list[tuple[str, str]] = [("source_path", "TEXT"), ("timings", "TEXT")]
+_INDEXES = "CREATE INDEX IF NOT EXISTS documents_by_source ON documents (tenant_id, source_path);"
 
 _DOC_FIELDS = [f.name for f in dc_fields(Document)]
-_UPDATABLE = {"error", "pages", "chunks", "sha256", "size_bytes", "content_type", "filename"}
+_UPDATABLE = {
+    "error",
+    "pages",
+    "chunks",
+    "sha256",
+    "size_bytes",
+    "content_type",
+    "filename",
+    "source_path",
+    "timings",
+}
 
 
 def _row_to_doc(row: object) -> Document:
     data = {k: row[k] for k in _DOC_FIELDS}  # type: ignore[index]
     data["status"] = DocumentStatus(data["status"])
+    if data["timings"] is not None:
+        data["timings"] = json.loads(data["timings"])
     return Document(**data)
+
+
+def _column_value(name: str, value: object) -> object:
+    if name == "status":
+        return value.value  # type: ignore[attr-defined]
+    if name == "timings" and value is not None:
+        return json.dumps(value, sort_keys=True)
+    return value
 
 
 class SqliteDocumentRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        self.db.connection().executescript(_SCHEMA)
+        conn = self.db.connection()
+        conn.executescript(_SCHEMA)
+        with self.db.transaction() as tx:
+            have = {r[1] for r in tx.execute("PRAGMA table_info(documents)").fetchall()}
+            for column, definition in _MIGRATIONS:
+                if column not in have:
+                    tx.execute(f"ALTER TABLE documents ADD COLUMN {column} {definition}")
+        conn.executescript(_INDEXES)
 
     def create(self, doc: Document) -> None:
         with self.db.transaction() as conn:
@@ -56,7 +94,7 @@ class SqliteDocumentRepository:
             cols = ", ".join(_DOC_FIELDS)
             conn.execute(
                 f"INSERT INTO documents ({cols}) VALUES ({', '.join('?' * len(_DOC_FIELDS))})",  # noqa: S608
-                [getattr(doc, f).value if f == "status" else getattr(doc, f) for f in _DOC_FIELDS],
+                [_column_value(f, getattr(doc, f)) for f in _DOC_FIELDS],
             )
 
     def get(self, tenant_id: str, document_id: str) -> Document | None:
@@ -90,6 +128,18 @@ class SqliteDocumentRepository:
         )
         return [_row_to_doc(r) for r in rows]
 
+    def find_by_source(self, tenant_id: str, source_path: str) -> list[Document]:
+        """Every document of the tenant with this source path, oldest first."""
+        rows = (
+            self.db.connection()
+            .execute(
+                "SELECT * FROM documents WHERE tenant_id = ? AND source_path = ? ORDER BY created_at, document_id",
+                (tenant_id, source_path),
+            )
+            .fetchall()
+        )
+        return [_row_to_doc(r) for r in rows]
+
     def update(
         self,
         tenant_id: str,
@@ -115,7 +165,13 @@ class SqliteDocumentRepository:
             assignments = ["status = ?", "updated_at = ?"] + [f"{k} = ?" for k in fields]
             conn.execute(
                 f"UPDATE documents SET {', '.join(assignments)} WHERE tenant_id = ? AND document_id = ?",  # noqa: S608
-                [status.value, utc_now_iso(), *fields.values(), tenant_id, document_id],
+                [
+                    status.value,
+                    utc_now_iso(),
+                    *(_column_value(k, v) for k, v in fields.items()),
+                    tenant_id,
+                    document_id,
+                ],
             )
         doc = self.get(tenant_id, document_id)
         assert doc is not None
@@ -135,6 +191,19 @@ class SqliteDocumentRepository:
             .fetchall()
         )
         return [_row_to_doc(r) for r in rows]
+
+    def stale(self, status: DocumentStatus, updated_before: str) -> Iterator[tuple[str, str]]:
+        """(tenant, document) in `status` last updated before `updated_before`, across tenants (domain.sweep)."""
+        rows = (
+            self.db.connection()
+            .execute(
+                "SELECT tenant_id, document_id FROM documents WHERE status = ? AND updated_at < ?",
+                (status.value, updated_before),
+            )
+            .fetchall()
+        )
+        for r in rows:
+            yield r[0], r[1]
 
     def begin_attempt(self, tenant_id: str, document_id: str) -> int:
         """Count a processing attempt durably (so a document that kills the process cannot loop forever)."""

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 _CREATE_RESPONSES = {
     201: {"description": "Created", "content": {"application/json": {"model": CreateDocumentResponse}}},
     413: {"description": "Too large", "content": {"application/json": {"model": ErrorResponse}}},
+    409: {
+        "description": "on_duplicate=reject and the tenant has this source path or content (duplicate_document)",
+        "content": {"application/json": {"model": ErrorResponse}},
+    },
     415: {"description": "Unsupported type", "content": {"application/json": {"model": ErrorResponse}}},
     **ERRORS,
 }
@@ -38,15 +42,29 @@ def router(services: ApiServices) -> Router:
         responses=_CREATE_RESPONSES,
     )
     def create_document(body: Annotated[CreateDocumentRequest, Body()]) -> Response[CreateDocumentResponse]:
+        tenant = caller(r).tenant_id
         doc, slot = services.documents.create_upload(
-            caller(r).tenant_id, body.filename, body.content_type, body.size_bytes
+            tenant,
+            body.filename,
+            body.content_type,
+            body.size_bytes,
+            source_path=body.source_path,
+            sha256=body.sha256,
+            on_duplicate=body.on_duplicate,
         )
-        out = CreateDocumentResponse(document_id=doc.document_id, upload=UploadOut(url=slot.url, fields=slot.fields))
+        out = CreateDocumentResponse(
+            document_id=doc.document_id,
+            upload=UploadOut(url=slot.url, fields=slot.fields),
+            source_path=doc.source_path or doc.filename,
+            replaces=services.documents.replaced_by(doc),
+        )
         return Response(201, content_types.APPLICATION_JSON, out)
 
     @r.get("/v1/documents", summary="List documents")
     def list_documents() -> DocumentList:
-        return DocumentList(documents=[DocumentOut.of(d) for d in services.documents.list(caller(r).tenant_id)])
+        return DocumentList(
+            documents=[DocumentOut.of(d) for d in services.documents.list(caller(r).tenant_id)]
+        )
 
     @r.get("/v1/documents/<document_id>", summary="Get a document's status", responses=ERRORS)
     def get_document(document_id: Annotated[str, Path(max_length=64)]) -> DocumentOut:
