@@ -28,16 +28,17 @@ security: venv
 validators:
 	@bash scripts/install_validators.sh
 
-test: venv browser-deps validators
+test: venv browser-deps validators lint
 	@bash scripts/security_check.sh --offline-ok
 	$(PY) -m pytest -q
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not model and not browser"
 
+# The lint gate of `make test`: ruff with the project's rules (complexity <= 10) and mypy on the package, clean.
 lint: venv
-	$(VENV)/bin/ruff check lambdas tests scripts
-	$(VENV)/bin/mypy lambdas/lectern
+	$(VENV)/bin/ruff check lambdas tests scripts cdk
+	$(VENV)/bin/mypy
 
 openapi: venv
 	$(PY) scripts/openapi.py --write docs/openapi.json

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ _EXTENSIONS = {ext for exts in ACCEPTED_TYPES.values() for ext in exts}
 
 
 def _settings(
-    data_dir: Path | None, *, must_exist: bool = False, create_default: bool = False, **overrides: object
+    data_dir: Path | None, *, must_exist: bool = False, create_default: bool = False, **overrides: Any
 ) -> LocalSettings:
     """The settings; with `must_exist`, a data dir given by --data-dir or LECTERN_DATA_DIR that does not exist is a
     usage error (exit 2), so a mistyped path does not become a new, empty index. The default ./.lectern is
@@ -67,7 +67,7 @@ def _settings(
     return settings
 
 
-def _build(settings: LocalSettings):  # type: ignore[no-untyped-def]
+def _build(settings: LocalSettings):
     from lectern.local.container import build_local
 
     return build_local(settings)
@@ -174,7 +174,7 @@ Workers = Annotated[
 ]
 
 
-def _scan(files: list[Path]):  # type: ignore[no-untyped-def]
+def _scan(files: list[Path]):
     """Each file's source path (absolute, resolved) and content hash."""
     from lectern.domain.sync import SourceFile, sha256_of
 
@@ -190,7 +190,7 @@ def _scan(files: list[Path]):  # type: ignore[no-untyped-def]
     return out
 
 
-def _work(runner, tenant: str, todo, results, display) -> None:  # type: ignore[no-untyped-def]
+def _work(runner, tenant: str, todo, results, display) -> None:
     """One sync thread: items from `todo` until it is empty; each outcome (or a BaseException) to `results`."""
     import queue
 
@@ -219,7 +219,7 @@ def _work(runner, tenant: str, todo, results, display) -> None:  # type: ignore[
         results.put(outcome)
 
 
-def _run_items(lectern, items, root: str | None, verb: str, workers: int = 1):  # type: ignore[no-untyped-def]
+def _run_items(lectern, items, root: str | None, verb: str, workers: int = 1):
     """Carry out planned items with a progress display, on `workers` threads (extraction runs in one child process
     per thread, embedding releases the GIL). Returns the report. On Ctrl-C the threads are abandoned (daemons):
     what they held stays PROCESSING and the next run resumes it."""
@@ -254,7 +254,7 @@ def _run_items(lectern, items, root: str | None, verb: str, workers: int = 1):  
     return report
 
 
-def _sync_api(  # type: ignore[no-untyped-def]
+def _sync_api(
     folder: Path,
     files,
     skipped,
@@ -295,7 +295,7 @@ def _sync_api(  # type: ignore[no-untyped-def]
         try:
             with IngestDisplay(console, len(plan.items), root=root, verb="syncing") as display:
 
-                def done(outcome) -> None:  # type: ignore[no-untyped-def]
+                def done(outcome) -> None:
                     report.outcomes.append(outcome)
                     display.done(outcome)
 
@@ -316,7 +316,7 @@ def _sync_api(  # type: ignore[no-untyped-def]
     _finish(report, started, root, skipped)
 
 
-def _finish(report, started: float, root: str | None, skipped: list[Path]) -> None:  # type: ignore[no-untyped-def]
+def _finish(report, started: float, root: str | None, skipped: list[Path]) -> None:
     import time
 
     from lectern.cli_output import plain, print_failures, skipped_note, summary_table
@@ -334,7 +334,7 @@ def _cwd() -> str:
     return Path.cwd().resolve().as_posix()
 
 
-def _open_for_ingest(data_dir: Path | None, init: bool):  # type: ignore[no-untyped-def]
+def _open_for_ingest(data_dir: Path | None, init: bool):
     from lectern.cli_output import log_to_file
 
     settings = _settings(data_dir, must_exist=not init, create_default=True)
@@ -532,7 +532,7 @@ def search(
         raise typer.Exit(2)
     lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     try:
-        hits = lectern.retriever.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+        hits = lectern.retriever.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)
     except LecternError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
@@ -711,7 +711,7 @@ def eval_answers(
         from lectern.adapters.messages_api import MessagesApiChatModel
 
         judge = MessagesApiChatModel(base_url=judge_url, model=judge_model, timeout_s=120)
-    versions = [v.strip() for v in (prompt_version or "").split(",") if v.strip()] or [None]
+    versions: list[str | None] = [v.strip() for v in (prompt_version or "").split(",") if v.strip()] or [None]
     reports = {}
     for version in versions:
         with tempfile.TemporaryDirectory(prefix="lectern-answers-") as tmp:
@@ -1040,7 +1040,7 @@ def cost_routing_eval(
     console.print(f"[dim]wrote {out}[/dim]")
 
 
-def _key_store(data_dir: Path | None):  # type: ignore[no-untyped-def]
+def _key_store(data_dir: Path | None):
     from lectern.adapters.local.sqlite_db import SqliteDatabase
     from lectern.adapters.local.sqlite_keys import SqliteApiKeyStore
 

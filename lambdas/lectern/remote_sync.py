@@ -77,7 +77,7 @@ class ApiClient:
     def get(self, document_id: str) -> dict[str, Any]:
         r = self._http.get(f"{self.base_url}/v1/documents/{document_id}")
         _raise_for(r)
-        return r.json()  # type: ignore[no-any-return]
+        return r.json()
 
     def delete(self, document_id: str) -> None:
         r = self._http.delete(f"{self.base_url}/v1/documents/{document_id}")

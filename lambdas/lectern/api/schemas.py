@@ -89,7 +89,7 @@ class DocumentOut(BaseModel):
             filename=d.filename,
             content_type=d.content_type,
             size_bytes=d.size_bytes,
-            status=d.status.value,  # type: ignore[arg-type]
+            status=d.status.value,
             error=d.error,
             pages=d.pages,
             chunks=d.chunks,

@@ -74,10 +74,10 @@ def _lc_embeddings(embedder: Any) -> Any:
         """Lectern's ONNX MiniLM behind LangChain's Embeddings interface."""
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
+            return embedder.embed_documents(texts).tolist()
 
         def embed_query(self, text: str) -> list[float]:
-            return embedder.embed_query(text).tolist()  # type: ignore[no-any-return]
+            return embedder.embed_query(text).tolist()
 
     return LecternEmbeddings()
 
@@ -119,7 +119,7 @@ def _langchain(
 
 
 def _rank_bm25(docs: list[str], texts: list[str]) -> Search:
-    from rank_bm25 import BM25Okapi  # type: ignore[import-untyped]
+    from rank_bm25 import BM25Okapi
 
     bm25 = BM25Okapi([_tokens(t) for t in texts])
 
@@ -132,8 +132,8 @@ def _rank_bm25(docs: list[str], texts: list[str]) -> Search:
 
 
 def _bm25s(docs: list[str], texts: list[str]) -> Search:
-    import bm25s  # type: ignore[import-untyped]
-    import Stemmer  # type: ignore[import-not-found]
+    import bm25s
+    import Stemmer
 
     stemmer = Stemmer.Stemmer("english")
     retriever = bm25s.BM25()

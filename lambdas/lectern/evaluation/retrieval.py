@@ -411,7 +411,7 @@ def open_eval_lectern(settings: LocalSettings, embedding_cache: Path | None) -> 
     if embedding_cache is not None:
         from lectern.evaluation.embedding_cache import CachingEmbedder
 
-        embedder = CachingEmbedder(embedder, embedding_cache)  # type: ignore[assignment]
+        embedder = CachingEmbedder(embedder, embedding_cache)
     return build_local(settings, embedder=embedder)
 
 

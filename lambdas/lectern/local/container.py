@@ -65,7 +65,7 @@ def local_llama_model(settings: LocalSettings) -> SupervisedModel:
     return SupervisedModel(make_server, make_client, settings.llm_model_name)
 
 
-def packaged_model(settings: LocalSettings):  # type: ignore[no-untyped-def]
+def packaged_model(settings: LocalSettings):
     from lectern.adapters.local.model_files import DEFAULT_MODEL, PACKAGED_MODELS, ModelFileError
 
     if settings.llm_model_path is not None:
@@ -191,7 +191,7 @@ class LocalLectern(Services):
             from lectern.domain.chunking import whitespace_tokens
 
             return whitespace_tokens
-        return count  # type: ignore[no-any-return]
+        return count
 
     @cached_property
     def strong_model(self) -> ChatModel | None:

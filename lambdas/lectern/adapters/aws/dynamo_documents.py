@@ -14,6 +14,7 @@ ISO strings of `domain.clock`, `attempts` is kept beside the Document fields, a 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from dataclasses import fields as dc_fields
@@ -137,7 +138,7 @@ class DynamoDocumentRepository:
         docs.sort(key=lambda d: (d.created_at, d.document_id))  # the local repository's order
         return docs
 
-    def find_by_source(self, tenant_id: str, source_path: str) -> list[Document]:
+    def find_by_source(self, tenant_id: str, source_path: str) -> builtins.list[Document]:
         """Every document of the tenant with this source path, oldest first (the tenant's partition, filtered)."""
         return [d for d in self.list(tenant_id) if d.source_path == source_path]
 

@@ -14,7 +14,7 @@ LIMIT_PREFIX = "LIMIT#"
 
 
 class DynamoLimitCounters:
-    def __init__(self, table_name: str, *, client: Any = None, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, table_name: str, *, client: Any = None, clock=time.time) -> None:
         self.table_name = table_name
         self.client = client or clients.client("dynamodb")
         self.clock = clock

@@ -175,7 +175,7 @@ class ChildProcessExtractor:
                 )
             kind, value = result
             if kind == "ok":
-                return value  # type: ignore[no-any-return]
+                return value
             if kind == "error":
                 raise ExtractionError(value)
             raise RuntimeError(f"extraction failed in the child process: {value}")

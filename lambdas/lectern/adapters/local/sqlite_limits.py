@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS limit_counters (
 
 
 class SqliteLimitCounters:
-    def __init__(self, db: SqliteDatabase, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, db: SqliteDatabase, clock=time.time) -> None:
         self.db = db
         self.clock = clock
         with self.db.transaction() as conn:

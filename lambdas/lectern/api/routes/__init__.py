@@ -30,7 +30,7 @@ def caller(router: Router) -> Caller:
     found = router.context.get(CALLER)
     if found is None:  # a route outside the middleware's reach: never answer without an identity
         raise Unauthenticated("This request carries no identity; sign in again.")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 ERRORS: dict[int, OpenAPIResponse] = {

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from lectern.api.routes import ERRORS, caller
 from lectern.api.schemas import (
@@ -21,7 +22,7 @@ from lectern.api.schemas import (
 if TYPE_CHECKING:
     from lectern.api.app import ApiServices
 
-_CREATE_RESPONSES = {
+_CREATE_RESPONSES: dict[int, OpenAPIResponse] = {
     201: {"description": "Created", "content": {"application/json": {"model": CreateDocumentResponse}}},
     413: {"description": "Too large", "content": {"application/json": {"model": ErrorResponse}}},
     409: {
