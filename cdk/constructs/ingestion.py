@@ -20,15 +20,37 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.constructs.lint import ignore
+from lectern.domain.ingest import INGESTION_STEPS
 
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "state_machines"
-INGEST_STEPS = {  # substitution -> (handler, memory MB, timeout s)
-    "ValidateFunctionArn": ("lectern.aws.handlers.ingest.validate", 256, 30),
-    "ExtractFunctionArn": ("lectern.aws.handlers.ingest.extract", 1769, 300),
-    "ChunkFunctionArn": ("lectern.aws.handlers.ingest.chunk", 1024, 120),
-    "EmbedBatchFunctionArn": ("lectern.aws.handlers.ingest.embed_batch", 512, 120),
-    "IndexFunctionArn": ("lectern.aws.handlers.ingest.index", 1024, 300),
-    "MarkIndexedFunctionArn": ("lectern.aws.handlers.ingest.mark_indexed", 256, 30),
+# The ingestion steps are the domain's table (lectern.domain.ingest.INGESTION_STEPS, which the local worker runs
+# and the ASL follows: tests/infra/test_state_machines.py); here only what a Lambda needs besides: its size, and
+# the handler's name where it is not the step's.
+STEP_SIZING = {  # step -> (memory MB, timeout s)
+    "validate": (256, 30),
+    "extract": (1769, 300),
+    "chunk": (1024, 120),
+    "embed": (512, 120),
+    "index": (1024, 300),
+    "mark_indexed": (256, 30),
+}
+STEP_HANDLER = {"embed": "embed_batch"}  # the embed step runs per batch (a Map state) on AWS
+if set(STEP_SIZING) != set(INGESTION_STEPS):
+    raise RuntimeError(f"cdk/constructs/ingestion.py sizes {sorted(STEP_SIZING)}, the pipeline has {INGESTION_STEPS}")
+
+
+def _arn_key(handler: str) -> str:
+    return "".join(part.capitalize() for part in handler.split("_")) + "FunctionArn"
+
+
+INGEST_STEPS = {  # ASL substitution -> (handler, memory MB, timeout s), in the pipeline's order
+    **{
+        _arn_key(STEP_HANDLER.get(step, step)): (
+            f"lectern.aws.handlers.ingest.{STEP_HANDLER.get(step, step)}",
+            *STEP_SIZING[step],
+        )
+        for step in INGESTION_STEPS
+    },
     "MarkFailedFunctionArn": ("lectern.aws.handlers.ingest.mark_failed", 256, 30),
 }
 REBUILD_PREFIX = (

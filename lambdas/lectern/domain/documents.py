@@ -19,6 +19,7 @@ from lectern.domain.errors import (
     ValidationFailed,
 )
 from lectern.domain.formats import FORMATS, SUPPORTED_LIST, by_filename, by_mime, extension_of
+from lectern.domain.lifecycle import RECEIVE_UPLOAD
 from lectern.domain.models import Document, DocumentStatus
 from lectern.domain.ports import BlobStore, DocumentRepository, IngestionTrigger, SearchIndex
 
@@ -234,11 +235,10 @@ class DocumentService:
         if len(data) > doc.size_bytes or len(data) > self.max_upload_bytes:
             raise PayloadTooLarge(f"The upload is larger than the {doc.size_bytes:,} bytes announced.")
         self.blobs.put(blob_key(tenant_id, document_id), data)
-        doc = self.documents.update(
+        doc = RECEIVE_UPLOAD.apply(
+            self.documents,
             tenant_id,
             document_id,
-            status=DocumentStatus.PROCESSING,
-            allowed_from=[DocumentStatus.UPLOADING],
             size_bytes=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
         )

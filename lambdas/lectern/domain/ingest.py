@@ -23,6 +23,7 @@ from lectern.domain.chunking import ChunkingConfig, chunk_document
 from lectern.domain.documents import blob_key, is_older, remove_document
 from lectern.domain.errors import Conflict, ExtractionError, IngestionInterrupted, NotFound
 from lectern.domain.extraction import ExtractionLimits, extract
+from lectern.domain.lifecycle import MARK_FAILED, MARK_INDEXED
 from lectern.domain.models import Chunk, Document, DocumentStatus, ExtractedDocument
 from lectern.domain.ports import BlobStore, DocumentRepository, Embedder, SearchIndex
 
@@ -130,11 +131,10 @@ class IngestionPipeline:
         assert state.extracted is not None and state.chunks is not None
         doc = state.document
         try:
-            state.document = self.documents.update(
+            state.document = MARK_INDEXED.apply(
+                self.documents,
                 doc.tenant_id,
                 doc.document_id,
-                status=DocumentStatus.INDEXED,
-                allowed_from=[DocumentStatus.PROCESSING],
                 pages=state.extracted.page_count,
                 chunks=len(state.chunks),
                 error=None,
@@ -223,11 +223,10 @@ class IngestionPipeline:
         source). An older INDEXED version stays searchable."""
         self.index.delete_document(tenant_id, document_id)
         extra: dict[str, object] = {"timings": dict(timings)} if timings else {}
-        doc = self.documents.update(
+        doc = MARK_FAILED.apply(
+            self.documents,
             tenant_id,
             document_id,
-            status=DocumentStatus.FAILED,
-            allowed_from=[DocumentStatus.PROCESSING],
             error=reason,
             **extra,
         )

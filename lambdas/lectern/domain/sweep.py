@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from lectern.domain.errors import Conflict, NotFound
+from lectern.domain.lifecycle import FAIL_STUCK
 from lectern.domain.models import DocumentStatus
 from lectern.domain.ports import DocumentRepository
 
@@ -93,11 +94,10 @@ class StuckDocumentSweeper:
                     continue  # moved on since the index was read
                 reason = reason_for(status, limit)
                 try:
-                    self.documents.update(
+                    FAIL_STUCK.only_from(status).apply(
+                        self.documents,
                         tenant_id,
                         document_id,
-                        status=DocumentStatus.FAILED,
-                        allowed_from=[status],
                         error=reason,
                     )
                 except (Conflict, NotFound):

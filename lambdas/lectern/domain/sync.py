@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from lectern.domain.documents import DocumentService, remove_document
 from lectern.domain.errors import Conflict, LecternError, NotFound
 from lectern.domain.ingest import IngestionPipeline, Progress
+from lectern.domain.lifecycle import START_PROCESSING
 from lectern.domain.models import Document, DocumentStatus
 
 
@@ -249,12 +250,8 @@ class SyncRunner:
             return SyncOutcome(item, "INDEXED", "unchanged", doc)
         if item.action is Action.RETRY and item.document_id:
             with contextlib.suppress(Conflict, NotFound):  # moved on meanwhile: run() does what its status allows
-                self.documents.update(
-                    tenant_id,
-                    item.document_id,
-                    status=DocumentStatus.PROCESSING,
-                    allowed_from=[DocumentStatus.FAILED],
-                    error=None,
+                START_PROCESSING.only_from(DocumentStatus.FAILED).apply(
+                    self.documents, tenant_id, item.document_id, error=None
                 )
         if item.action in (Action.RESUME, Action.RETRY) and item.document_id:
             self.documents.begin_attempt(tenant_id, item.document_id)  # type: ignore[attr-defined]

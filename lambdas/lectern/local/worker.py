@@ -25,6 +25,7 @@ from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.domain.documents import blob_key
 from lectern.domain.errors import Conflict, IngestionInterrupted, NotFound
 from lectern.domain.ingest import IngestionPipeline
+from lectern.domain.lifecycle import RECEIVE_UPLOAD
 from lectern.domain.models import DocumentStatus
 from lectern.domain.ports import BlobStore
 from lectern.domain.sweep import StuckDocumentSweeper, StuckLimits, Swept
@@ -103,12 +104,8 @@ class LocalIngestionWorker:
         for doc in self.documents.in_status(DocumentStatus.UPLOADING):
             if self.blobs.exists(blob_key(doc.tenant_id, doc.document_id)):
                 try:
-                    self.documents.update(
-                        doc.tenant_id,
-                        doc.document_id,
-                        status=DocumentStatus.PROCESSING,
-                        allowed_from=[DocumentStatus.UPLOADING],
-                    )
+                    # the file arrived but the process died before the status changed: the upload's own step
+                    RECEIVE_UPLOAD.apply(self.documents, doc.tenant_id, doc.document_id)
                 except (Conflict, NotFound):
                     continue
         for doc in self.documents.in_status(DocumentStatus.PROCESSING):

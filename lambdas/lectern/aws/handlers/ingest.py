@@ -34,10 +34,10 @@ from lectern.aws.observability import logger, metrics, tracer
 from lectern.domain.documents import blob_key
 from lectern.domain.errors import Conflict, ExtractionError, LecternError, NotFound
 from lectern.domain.ingest import IngestionState
+from lectern.domain.lifecycle import START_PROCESSING
 from lectern.domain.models import Document, DocumentStatus
 
 INTERNAL_ERROR = "Lectern could not process this document (internal error)."
-RESTARTABLE = (DocumentStatus.UPLOADING, DocumentStatus.INDEXED, DocumentStatus.FAILED)
 
 
 class DocumentBusy(LecternError):
@@ -96,9 +96,7 @@ def _start(event: dict[str, Any]) -> dict[str, Any]:
     if doc.status is DocumentStatus.PROCESSING:
         raise DocumentBusy(f"Document {document_id} is still being ingested; this upload waits its turn.")
     try:
-        lectern.documents.update(
-            tenant_id, document_id, status=DocumentStatus.PROCESSING, allowed_from=RESTARTABLE, error=None
-        )
+        START_PROCESSING.apply(lectern.documents, tenant_id, document_id, error=None)
     except Conflict as exc:
         raise DocumentBusy(str(exc)) from exc
     job = {"tenant_id": tenant_id, "document_id": document_id, "key": key, "size_bytes": size}

@@ -23,9 +23,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lectern.aws import container, jobs
 from lectern.aws.observability import logger, metrics, tracer
 from lectern.domain.clock import utc_now_iso
+from lectern.domain.lifecycle import RESTORE, RESTORE_FOR_PROCESSING
 from lectern.domain.models import DocumentStatus
-
-ANY_STATUS = tuple(DocumentStatus)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -60,9 +59,7 @@ def reindex_document(event: dict[str, Any], context: LambdaContext) -> dict[str,
         if record is None:
             return out | {"status": "SKIPPED", "reason": "no record and no indexed copy"}
         if record.status is not DocumentStatus.PROCESSING:
-            lectern.documents.update(
-                tenant_id, document_id, status=DocumentStatus.PROCESSING, allowed_from=ANY_STATUS
-            )
+            RESTORE_FOR_PROCESSING.apply(lectern.documents, tenant_id, document_id)
         doc = lectern.pipeline.run(tenant_id, document_id)
         return out | {"status": doc.status.value, "embedded": doc.chunks or 0, "reused": 0}
 
@@ -81,11 +78,10 @@ def reindex_document(event: dict[str, Any], context: LambdaContext) -> dict[str,
         lectern.documents.create(doc)
         record = doc
     if record.status is not DocumentStatus.INDEXED:
-        lectern.documents.update(
+        RESTORE.apply(
+            lectern.documents,
             tenant_id,
             document_id,
-            status=DocumentStatus.INDEXED,
-            allowed_from=ANY_STATUS,
             chunks=len(chunks),
             error=None,
             updated_at=utc_now_iso(),
