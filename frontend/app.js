@@ -1,220 +1,51 @@
-// Lectern web page. Plain ES module, no build step, no dependencies.
+// Lectern web page: the UI (documents, uploads, ask and answer, dialogs, health). Plain ES modules, no build step,
+// no dependencies. Beside it in frontend/ (served flat as /static/<name>): the pure parts, unit-tested under node
+// (tests/frontend/) — api.js (runtime config, ApiError, the API client), auth.js (the auth seam), sse.js (event
+// streams), text.js (text helpers) — and dom.js (element helpers) and signin.js (the sign-in dialog).
 //
 // Safety rule for this file: text that comes from the server or from files (filenames, answers, snippets,
 // error messages) is only ever put into the page with textContent / text nodes, never with innerHTML.
 
+import { ApiError, apiBaseFrom, createClient, errorFromBody, loadConfig, stableClientId } from "./api.js";
+import { createAuth } from "./auth.js";
+import { $, el, icon, ICON_CLOSE, ICON_TRASH } from "./dom.js";
+import { createSignIn } from "./signin.js";
+import { readEventStream } from "./sse.js";
+import { answerParts, extensionOf, formatLatency, healthSummary, highlightTerms, plural, supportText, timeAgo } from "./text.js";
+
+// What code and tests import from /static/app.js.
+export { ApiError } from "./api.js";
+export { SSEParser, readEventStream } from "./sse.js";
+
 // ---------------------------------------------------------------------------------------------------------
-// Configuration and the auth seam
+// Wiring: configuration, the auth seam, the API client
 // ---------------------------------------------------------------------------------------------------------
 
-/**
- * Runtime configuration. On AWS the Web stack writes /config.json next to the page: the API's URL, the page's API
- * key (metering only) and the Cognito user pool client the page signs in with. `lectern up` has no config.json:
- * the page then calls its own origin and signs in with a Lectern API key.
- */
-async function loadConfig() {
-  try {
-    const res = await fetch("/config.json", { cache: "no-store", headers: { Accept: "application/json" } });
-    if (!res.ok) return {};
-    const data = await res.json();
-    return data && typeof data === "object" ? data : {};
-  } catch {
-    return {};
-  }
-}
-const CONFIG = await loadConfig();
-
+const browserFetch = (...args) => fetch(...args);
+const CONFIG = await loadConfig(browserFetch);
 /** Base URL of the API; empty = same origin as the page (what `lectern up` serves). */
-const API_BASE = (CONFIG.apiUrl || document.querySelector('meta[name="lectern-api-base"]')?.content || "")
-  .trim()
-  .replace(/\/+$/, "");
-const COGNITO = CONFIG.userPoolClientId
-  ? {
-      clientId: CONFIG.userPoolClientId,
-      endpoint: CONFIG.cognitoEndpoint || `https://cognito-idp.${CONFIG.region}.amazonaws.com/`,
-    }
-  : null;
+const API_BASE = apiBaseFrom(CONFIG, document.querySelector('meta[name="lectern-api-base"]')?.content);
+
+/** The headers every API call carries: a Cognito ID token (+ the page's API key) on AWS, a Lectern API key locally. */
+export const auth = createAuth({ config: CONFIG, storage: () => sessionStorage, fetch: browserFetch });
+const client = createClient({
+  base: API_BASE,
+  fetch: browserFetch,
+  headers: () => auth.headers(),
+  clientId: stableClientId(() => localStorage),
+  // a 401 from the API: a Cognito session tries its refresh token once before asking the user again
+  reauthenticate: async () => {
+    if (!(await auth.refresh())) await requireSignIn();
+  },
+});
+const requireSignIn = createSignIn({ auth, apiUrl: client.apiUrl, fetch: browserFetch });
+const { apiUrl } = client;
 
 /**
- * The one place that decides which extra headers every API call carries: the Cognito ID token (+ the page's API
- * key for API Gateway's usage plan) on AWS, a Lectern API key locally.
+ * Every call to the Lectern API goes through here (api.js createClient): options method, json, headers, signal,
+ * stream. Returns the parsed JSON body (null for 204), or the Response when `stream` is set; throws ApiError.
  */
-export const auth = {
-  /** @returns {Record<string, string> | Promise<Record<string, string>>} */
-  headers: () => {
-    if (COGNITO) {
-      const s = session();
-      const h = CONFIG.apiKey ? { "X-Api-Key": CONFIG.apiKey } : {};
-      return s.idToken ? { ...h, Authorization: s.idToken } : h;
-    }
-    const key = storedKey();
-    return key ? { Authorization: `Bearer ${key}` } : {};
-  },
-};
-
-// Local sign-in: the API key `lectern up` printed (or `lectern keys create`), kept for this tab only.
-const KEY_STORE = "lectern-api-key";
-const SESSION_STORE = "lectern-session";
-function storedKey() {
-  try {
-    return sessionStorage.getItem(KEY_STORE) || "";
-  } catch {
-    return "";
-  }
-}
-function session() {
-  try {
-    return JSON.parse(sessionStorage.getItem(SESSION_STORE) || "{}");
-  } catch {
-    return {};
-  }
-}
-function saveSession(result, email) {
-  const prev = session();
-  const s = {
-    email: email || prev.email,
-    idToken: result.IdToken,
-    refreshToken: result.RefreshToken || prev.refreshToken,
-  };
-  try {
-    sessionStorage.setItem(SESSION_STORE, JSON.stringify(s));
-  } catch {
-    /* storage blocked: the session lives until the page reloads */
-  }
-}
-function signedIn() {
-  return COGNITO ? Boolean(session().idToken) : Boolean(storedKey());
-}
-
-/** One call to Cognito's JSON API (the same requests the AWS SDK makes). */
-async function cognito(target, body) {
-  const res = await fetch(COGNITO.endpoint, {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/x-amz-json-1.1",
-      "X-Amz-Target": `AWSCognitoIdentityProviderService.${target}`,
-    },
-    body: JSON.stringify({ ClientId: COGNITO.clientId, ...body }),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const type = String(data.__type || "").split("#").pop();
-    const friendly = {
-      NotAuthorizedException: "Wrong email or password.",
-      UserNotFoundException: "Wrong email or password.",
-      PasswordResetRequiredException: "Your password must be reset by an administrator.",
-      InvalidPasswordException: data.message || "That password does not meet the policy.",
-      TooManyRequestsException: "Too many attempts; wait a minute and try again.",
-    };
-    throw new Error(friendly[type] || data.message || "Sign-in failed.");
-  }
-  return data;
-}
-
-/** On a 401 with a Cognito session: try the refresh token once before asking the user again. */
-async function refreshSession() {
-  const s = session();
-  if (!COGNITO || !s.refreshToken) return false;
-  try {
-    const out = await cognito("InitiateAuth", {
-      AuthFlow: "REFRESH_TOKEN_AUTH",
-      AuthParameters: { REFRESH_TOKEN: s.refreshToken },
-    });
-    if (!out.AuthenticationResult?.IdToken) return false;
-    saveSession(out.AuthenticationResult, s.email);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-let signingIn = null;
-/** Shows the sign-in dialog once (concurrent 401s share it); resolves when the API accepts the caller. */
-function requireSignIn() {
-  if (!signingIn) {
-    signingIn = new Promise((resolve) => {
-      const dialog = document.getElementById("signin");
-      const form = document.getElementById("signin-form");
-      const input = document.getElementById("signin-key");
-      const error = document.getElementById("signin-error");
-      const email = document.getElementById("signin-email");
-      const newPassword = document.getElementById("signin-new-password");
-      let challenge = null; // Cognito NEW_PASSWORD_REQUIRED: {Session, USERNAME}
-      for (const n of document.querySelectorAll("[data-signin-mode]")) {
-        n.hidden = n.dataset.signinMode !== (COGNITO ? "cognito" : "key");
-      }
-      document.getElementById("signin-key-label").textContent = COGNITO ? "Password" : "API key";
-      error.textContent = signedIn() ? "Your sign-in was not accepted. Sign in again." : "";
-      const done = () => {
-        form.removeEventListener("submit", submit);
-        dialog.close();
-        input.value = "";
-        newPassword.value = "";
-        document.getElementById("signout").hidden = false;
-        signingIn = null;
-        resolve();
-      };
-      const submitKey = async () => {
-        const key = input.value.trim();
-        if (!key) return;
-        const res = await fetch(apiUrl("/v1/documents"), { headers: { Authorization: `Bearer ${key}` } }).catch(() => null);
-        if (!res || res.status === 401) {
-          error.textContent = res ? "That key was not accepted." : "Cannot reach the Lectern API.";
-          return;
-        }
-        try {
-          sessionStorage.setItem(KEY_STORE, key);
-        } catch {
-          /* storage blocked */
-        }
-        done();
-      };
-      const submitCognito = async () => {
-        let out;
-        if (challenge) {
-          out = await cognito("RespondToAuthChallenge", {
-            ChallengeName: "NEW_PASSWORD_REQUIRED",
-            Session: challenge.Session,
-            ChallengeResponses: { USERNAME: challenge.USERNAME, NEW_PASSWORD: newPassword.value },
-          });
-        } else {
-          out = await cognito("InitiateAuth", {
-            AuthFlow: "USER_PASSWORD_AUTH",
-            AuthParameters: { USERNAME: email.value.trim(), PASSWORD: input.value },
-          });
-        }
-        if (out.ChallengeName === "NEW_PASSWORD_REQUIRED") {
-          challenge = { Session: out.Session, USERNAME: out.ChallengeParameters?.USER_ID_FOR_SRP || email.value.trim() };
-          document.getElementById("signin-new").hidden = false;
-          newPassword.required = true;
-          error.textContent = "Choose a new password to finish signing in.";
-          newPassword.focus();
-          return;
-        }
-        if (!out.AuthenticationResult?.IdToken) {
-          error.textContent = "This account needs a sign-in step the page does not support (ask your administrator).";
-          return;
-        }
-        saveSession(out.AuthenticationResult, email.value.trim());
-        done();
-      };
-      const submit = async (e) => {
-        e.preventDefault();
-        error.textContent = "";
-        try {
-          await (COGNITO ? submitCognito() : submitKey());
-        } catch (err) {
-          error.textContent = err?.message || "Sign-in failed.";
-        }
-      };
-      form.addEventListener("submit", submit);
-      dialog.addEventListener("cancel", (e) => e.preventDefault(), { once: true }); // no way round it
-      if (!dialog.open) dialog.showModal();
-      (COGNITO ? email : input).focus();
-    });
-  }
-  return signingIn;
-}
+export const api = client.api;
 
 // extension (no dot) -> MIME type; the server's table (GET /v1/formats) replaces this default once signed in
 let SUPPORTED = {
@@ -236,241 +67,6 @@ const POLL_IDLE_MS = 10000;
 const POLL_HIDDEN_MS = 30000;
 const HEALTH_MS = 15000;
 const MAX_PARALLEL_UPLOADS = 3;
-
-// ---------------------------------------------------------------------------------------------------------
-// API helper
-// ---------------------------------------------------------------------------------------------------------
-
-export class ApiError extends Error {
-  constructor(message, { code = "error", status = 0 } = {}) {
-    super(message);
-    this.name = "ApiError";
-    this.code = code;
-    this.status = status;
-  }
-}
-
-// A stable id for this browser: the local server buckets prompt versions (A/B) by it. Sent only to a same-origin
-// API (the local server); on AWS the user is the Cognito identity and no extra header crosses origins.
-const CLIENT_ID = (() => {
-  try {
-    let id = localStorage.getItem("lectern-client-id");
-    if (!id) {
-      id = crypto.randomUUID?.() || `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-      localStorage.setItem("lectern-client-id", id);
-    }
-    return id;
-  } catch {
-    return "";
-  }
-})();
-
-function apiUrl(path) {
-  if (/^https?:\/\//i.test(path)) return path;
-  return API_BASE + path;
-}
-
-/**
- * Every call to the Lectern API goes through here.
- * options: method, json (body to send as JSON), headers, signal, stream (return the Response unread).
- * Returns the parsed JSON body (null for 204), or the Response when `stream` is set.
- * Throws ApiError with the server's {"error":{"code","message"}} when the status is not 2xx.
- */
-export async function api(path, options = {}) {
-  try {
-    return await callApi(path, options);
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 401 || options.retried || apiUrl(path) !== API_BASE + path) throw err;
-    if (!(await refreshSession())) await requireSignIn();
-    return callApi(path, { ...options, retried: true });
-  }
-}
-
-async function callApi(path, { method = "GET", json, headers = {}, signal, stream = false } = {}) {
-  const h = new Headers({ Accept: "application/json" });
-  for (const [k, v] of Object.entries(await auth.headers())) h.set(k, v);
-  for (const [k, v] of Object.entries(headers)) h.set(k, v);
-  if (!API_BASE && CLIENT_ID) h.set("X-Lectern-Client", CLIENT_ID);
-  let body;
-  if (json !== undefined) {
-    h.set("Content-Type", "application/json");
-    body = JSON.stringify(json);
-  }
-  let res;
-  try {
-    res = await fetch(apiUrl(path), { method, headers: h, body, signal });
-  } catch (err) {
-    if (err?.name === "AbortError") throw err;
-    throw new ApiError("Cannot reach the Lectern API. Check that it is running and try again.", {
-      code: "network_error",
-    });
-  }
-  if (!res.ok) throw await errorFromResponse(res);
-  if (stream) return res;
-  if (res.status === 204) return null;
-  const text = await res.text();
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ApiError("The API sent a response that is not JSON.", { code: "bad_response", status: res.status });
-  }
-}
-
-async function errorFromResponse(res) {
-  let text = "";
-  try {
-    text = await res.text();
-  } catch {
-    /* body unreadable: fall through to the generic message */
-  }
-  return errorFromBody(text, res.status, res.statusText);
-}
-
-function errorFromBody(text, status, statusText = "") {
-  try {
-    const data = JSON.parse(text);
-    const e = data?.error;
-    if (e && typeof e === "object" && e.message) return new ApiError(String(e.message), { code: e.code, status });
-    if (typeof e === "string") return new ApiError(e, { status });
-    if (typeof data?.message === "string") return new ApiError(data.message, { status });
-  } catch {
-    /* not JSON: S3 answers XML, a proxy may answer HTML */
-  }
-  if (text && text.trimStart().startsWith("<")) {
-    const xml = new DOMParser().parseFromString(text, "application/xml");
-    const msg = xml.querySelector("Message")?.textContent;
-    if (msg) return new ApiError(msg, { code: xml.querySelector("Code")?.textContent || "error", status });
-  }
-  const reason = statusText ? ` ${statusText}` : "";
-  return new ApiError(`The request failed (HTTP ${status}${reason}).`, { status });
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Server-sent events over fetch
-// ---------------------------------------------------------------------------------------------------------
-
-/**
- * Incremental parser for the text/event-stream format. Feed it decoded text in any chunking; it calls
- * onEvent(name, data) for every complete event (data lines joined with "\n"; name defaults to "message").
- */
-export class SSEParser {
-  constructor(onEvent) {
-    this.onEvent = onEvent;
-    this.buffer = "";
-    this.event = "";
-    this.data = [];
-  }
-
-  push(text) {
-    const buf = this.buffer + text;
-    let start = 0;
-    for (let i = 0; i < buf.length; i++) {
-      const c = buf[i];
-      if (c !== "\n" && c !== "\r") continue;
-      if (c === "\r" && i + 1 === buf.length) break; // could be the first half of \r\n: wait for more
-      const line = buf.slice(start, i);
-      if (c === "\r" && buf[i + 1] === "\n") i++;
-      start = i + 1;
-      this.line(line);
-    }
-    this.buffer = buf.slice(start);
-  }
-
-  /** End of stream: be lenient and deliver a last event that lacks its blank line. */
-  end() {
-    if (this.buffer) this.line(this.buffer.replace(/\r$/, ""));
-    this.buffer = "";
-    this.line("");
-  }
-
-  line(line) {
-    if (line === "") {
-      if (this.data.length) this.onEvent(this.event || "message", this.data.join("\n"));
-      this.event = "";
-      this.data = [];
-      return;
-    }
-    if (line.startsWith(":")) return; // comment / keep-alive
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") this.event = value;
-    else if (field === "data") this.data.push(value);
-    // "id" and "retry" do not matter for a one-shot stream.
-  }
-}
-
-/** Reads a fetch Response body as SSE, calling onEvent(name, data) as events arrive. */
-export async function readEventStream(response, onEvent) {
-  const parser = new SSEParser(onEvent);
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    parser.push(decoder.decode(value, { stream: true }));
-  }
-  parser.push(decoder.decode());
-  parser.end();
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Small DOM helpers
-// ---------------------------------------------------------------------------------------------------------
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of [].concat(children)) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
-
-const SVG_NS = "http://www.w3.org/2000/svg";
-function icon(d, cls = "icon") {
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  svg.setAttribute("class", cls);
-  const path = document.createElementNS(SVG_NS, "path");
-  path.setAttribute("d", d);
-  svg.append(path);
-  return svg;
-}
-const ICON_TRASH = "M4 7h16M10 11v6M14 11v6M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12M9 7V4h6v3";
-const ICON_CLOSE = "M6 6l12 12M18 6 6 18";
-
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function extensionOf(name) {
-  const i = name.lastIndexOf(".");
-  return i === -1 ? "" : name.slice(i + 1).toLowerCase();
-}
-
-function timeAgo(iso) {
-  const t = Date.parse(iso);
-  if (Number.isNaN(t)) return "";
-  const s = Math.round((Date.now() - t) / 1000);
-  if (s < 45) return "just now";
-  const m = Math.round(s / 60);
-  if (m < 60) return `${m} min ago`;
-  const h = Math.round(m / 60);
-  if (h < 24) return `${h} h ago`;
-  return new Date(t).toLocaleDateString();
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Alerts
@@ -509,20 +105,6 @@ function alertFor(err, title) {
 // ---------------------------------------------------------------------------------------------------------
 
 const health = { el: $("health"), label: $("health-label"), state: "unknown" };
-
-/** "Model restarting: killed by SIGKILL; retrying in 2 s" from /v1/health's components and details. */
-function healthSummary(data) {
-  const components = data?.components || {};
-  const details = data?.details || {};
-  const bad = Object.entries(components).filter(([, v]) => !["ok", "starting", "idle"].includes(v));
-  if (!bad.length) return `API ${data?.status || "degraded"}`;
-  return bad
-    .map(([name, v]) => {
-      const label = name.charAt(0).toUpperCase() + name.slice(1);
-      return details[name] ? `${label} ${v}: ${details[name]}` : `${label} ${v}`;
-    })
-    .join(" · ");
-}
 
 async function checkHealth() {
   let state = "down";
@@ -980,17 +562,8 @@ const q = {
   controller: null,
 };
 
-const MARKER = /\[(\d+(?:\s*[,;]\s*\d+)*)\]/g;
-
 function renderAnswer() {
-  const nodes = [];
-  let last = 0;
-  for (const m of q.text.matchAll(MARKER)) {
-    if (m.index > last) nodes.push(document.createTextNode(q.text.slice(last, m.index)));
-    for (const part of m[1].split(/[,;]/)) nodes.push(markerButton(Number(part.trim())));
-    last = m.index + m[0].length;
-  }
-  if (last < q.text.length) nodes.push(document.createTextNode(q.text.slice(last)));
+  const nodes = answerParts(q.text).map((p) => ("n" in p ? markerButton(p.n) : document.createTextNode(p.text)));
   if (q.state === "streaming") {
     if (q.text) nodes.push(el("span", { class: "caret", "aria-hidden": "true" }));
     const waiting = stageText();
@@ -1052,13 +625,6 @@ function scheduleRender() {
   });
 }
 
-/** The supporting sentence of a citation (offsets in code points), or "" when it carries none. */
-function supportText(c) {
-  const start = Number(c.support_start) || 0;
-  const end = Number(c.support_end) || 0;
-  return c.text && end > start ? Array.from(c.text).slice(start, end).join("") : "";
-}
-
 function renderSources() {
   const list = [...q.citations.values()].sort((a, b) => a.n - b.n);
   sourcesWrap.hidden = list.length === 0;
@@ -1077,11 +643,6 @@ function renderSources() {
       ]),
     ),
   );
-}
-
-function formatLatency(ms) {
-  if (typeof ms !== "number") return "";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 }
 
 function renderMeta() {
@@ -1303,17 +864,6 @@ stopBtn.addEventListener("click", () => q.controller?.abort());
 
 const passageEl = $("passage");
 
-const STOPWORDS = new Set(
-  ("the a an and or of to in on at for by with from as is are was were be been being it its this that these those " +
-    "what which who whom whose when where why how does did do can could would should will shall may might " +
-    "about into over under than then there their they them you your we our i me my not no yes").split(" "),
-);
-
-function highlightTerms(question) {
-  const words = question.toLowerCase().match(/[\p{L}\p{N}]+/gu) || [];
-  return [...new Set(words.filter((w) => (w.length >= 3 || /\d/.test(w)) && !STOPWORDS.has(w)))];
-}
-
 /** Puts text into node, wrapping the question's key words in <mark> (built with text nodes only). */
 function fillHighlighted(node, text, terms) {
   if (!terms.length) {
@@ -1393,14 +943,9 @@ for (const dialog of [passageEl, confirmEl]) {
 // Start
 // ---------------------------------------------------------------------------------------------------------
 
-document.getElementById("signout").hidden = !signedIn();
+document.getElementById("signout").hidden = !auth.signedIn();
 document.getElementById("signout").addEventListener("click", () => {
-  try {
-    sessionStorage.removeItem(KEY_STORE);
-    sessionStorage.removeItem(SESSION_STORE);
-  } catch {
-    /* nothing stored */
-  }
+  auth.signOut();
   location.reload();
 });
 
