@@ -107,9 +107,9 @@ export async function errorFromResponse(res) {
  * - reauthenticate(): called once on a 401 from the API itself (not from an absolute URL), then the call is retried.
  */
 export function createClient({ base = "", fetch, headers = () => ({}), clientId = "", reauthenticate = null }) {
+  const absolute = (path) => /^https?:\/\//i.test(path);
   function apiUrl(path) {
-    if (/^https?:\/\//i.test(path)) return path;
-    return base + path;
+    return absolute(path) ? path : base + path;
   }
 
   /**
@@ -121,7 +121,7 @@ export function createClient({ base = "", fetch, headers = () => ({}), clientId 
     try {
       return await callApi(path, options);
     } catch (err) {
-      const ours = apiUrl(path) === base + path;
+      const ours = !absolute(path); // a 401 from elsewhere (a full URL) is not the API asking for sign-in
       if (!(err instanceof ApiError) || err.status !== 401 || options.retried || !reauthenticate || !ours) throw err;
       await reauthenticate();
       return callApi(path, { ...options, retried: true });
