@@ -32,8 +32,8 @@ def ingest(lectern, name: str, data: bytes) -> str:
     lectern.document_service.receive_upload(tenant, doc.document_id, data)
     done = lectern.pipeline.run(tenant, doc.document_id)
     assert done.status is DocumentStatus.INDEXED, done.error
-    for old in same_name:  # as `lectern ingest` does: the new version replaces the old one
-        lectern.document_service.delete(tenant, old.document_id)
+    for old in same_name:  # same source path: the new version replaced the old one once it was indexed
+        assert lectern.documents.get(tenant, old.document_id) is None
     return doc.document_id
 
 
