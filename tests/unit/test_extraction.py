@@ -150,7 +150,7 @@ SAMPLES = {
         (1, 2, 3),
     ),
     "sample-presentation.pptx": Fails(
-        r"^Unsupported file type 'pptx'\. Supported: PDF, DOCX, HTML, Markdown, plain text\.$"
+        r"^Unsupported file type 'pptx'\. Supported: PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG, TIFF\.$"
     ),
     "simple-table.md": Ok(("Item | Price | # In stock\nJuicy Apples | 1.99 | 739\nBananas | 1.89 | 6",), 1),
     "simple.docx": Ok(("These are a few of my favorite things:", "This is my first thought."), 1),
