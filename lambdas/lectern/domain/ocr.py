@@ -191,7 +191,7 @@ def _render(pdf: object, index: int, limits: ExtractionLimits) -> Image.Image:
         scale = limits.ocr_dpi / 72
         pixels = width_pt * scale * height_pt * scale
         if pixels > limits.max_image_pixels:
-            scale *= (limits.max_image_pixels / pixels) ** 0.5
+            scale *= (limits.max_image_pixels / pixels) ** 0.5 * 0.995  # pdfium rounds sizes up
         bitmap = page.render(scale=scale, grayscale=True)
         return bitmap.to_pil()  # type: ignore[no-any-return]
     finally:
