@@ -51,7 +51,7 @@ def _chunks(root: Path, document_id: str) -> list[tuple]:
 
 
 def test_an_image_only_pdf_is_indexed_and_answers_from_its_text(served) -> None:
-    lectern, url, root = served
+    _, url, _ = served
     doc_id = upload(url, "notice.pdf", (FIXTURES / "notice.pdf").read_bytes())
     doc = wait_status(url, doc_id, {"INDEXED", "FAILED"}, timeout=120)
     assert doc["status"] == "INDEXED", doc
@@ -92,9 +92,9 @@ def test_a_crashing_engine_leaves_the_document_failed_and_the_rest_intact(served
     finally:
         pipeline.limits = limits
     assert bad["status"] == "FAILED"
-    assert bad["error"] == (
-        "OCR of page 1 failed: the OCR engine crashed (SIGSEGV); the page image may be damaged."
-    ), bad
+    assert bad["error"] == ("OCR of page 1 failed: the OCR engine crashed (SIGSEGV); the page image may be damaged."), (
+        bad
+    )
     assert lectern.blobs.get(blob_key(lectern.settings.tenant_id, bad_id)) == data  # the upload is kept
     assert httpx.get(f"{url}/v1/health", timeout=10).json()["status"] == "ok"
     now = httpx.get(f"{url}/v1/documents/{good_id}", timeout=10).json()

@@ -86,7 +86,9 @@ def test_a_mixed_pdf_is_read_page_by_page_only_the_scanned_page_by_ocr() -> None
 
 def test_text_pages_and_blank_pages_never_reach_the_engine() -> None:
     spy = SpyEngine()
-    data = build_pdf(["A page with a real text layer, long enough to be usable.", "", "Another page of real text here."])
+    data = build_pdf(
+        ["A page with a real text layer, long enough to be usable.", "", "Another page of real text here."]
+    )
     doc = extract(data, "t.pdf", None, ExtractionLimits(ocr=spy))
     assert spy.calls == []  # page 2 has no text but renders blank: nothing to read
     assert [p.number for p in doc.pages] == [1, 2, 3]
@@ -100,7 +102,9 @@ def test_without_an_engine_a_scan_fails_as_before() -> None:
 
 
 # -- the reader on the evaluation set (the real engine) -------------------------------------------------------
-@pytest.mark.parametrize(("name", "page"), [("notice.png", "1"), ("notice.pdf", "1"), ("mixed.pdf", "1"), ("mixed.pdf", "2")])
+@pytest.mark.parametrize(
+    ("name", "page"), [("notice.png", "1"), ("notice.pdf", "1"), ("mixed.pdf", "1"), ("mixed.pdf", "2")]
+)
 def test_ocr_reads_the_evaluation_set_under_the_measured_error_rate(name: str, page: str) -> None:
     doc = extract(_fixture(name), name, None, OCR)
     got = {str(p.number): p for p in doc.pages}[page]
@@ -161,7 +165,7 @@ def test_parse_tsv_keeps_words_and_drops_speckles() -> None:
         "1\t1\t0\t0\t0\t0\t0\t0\t900\t600\t-1\t",
         "5\t1\t1\t1\t1\t1\t40\t50\t80\t20\t96.5\tNOTICE",
         "5\t1\t1\t1\t1\t2\t130\t50\t10\t10\t3.0\t~",
-        "5\t1\t1\t1\t1\t3\t150\t50\t60\t20\t91.0\t\"quoted",
+        '5\t1\t1\t1\t1\t3\t150\t50\t60\t20\t91.0\t"quoted',
     ]
     words = parse_tsv("\n".join([header, *rows]))
     assert [(w.text, w.left, w.line) for w in words] == [("NOTICE", 40, (1, 1, 1)), ('"quoted', 150, (1, 1, 1))]
@@ -192,7 +196,7 @@ def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded() -> None
 def test_a_pdf_page_over_the_pixel_limit_is_rendered_smaller() -> None:
     spy = SpyEngine()
     extract(_fixture("notice.pdf"), "notice.pdf", None, ExtractionLimits(ocr=spy, max_image_pixels=200_000))
-    (w, h), = spy.calls
+    ((w, h),) = spy.calls
     assert w * h <= 200_000 and w > 300
 
 
@@ -208,7 +212,11 @@ def _stub(tmp_path: Path, body: str) -> str:
     ("body", "timeout", "message"),
     [
         ("kill -SEGV $$", 30.0, r"^OCR of page [12] failed: the OCR engine crashed \(SIGSEGV\); the page image may be"),
-        ("sleep 30", 0.5, r"^OCR of page [12] failed: the OCR engine took longer than 0.5 s on the page and was stopped"),
+        (
+            "sleep 30",
+            0.5,
+            r"^OCR of page [12] failed: the OCR engine took longer than 0.5 s on the page and was stopped",
+        ),
         ("echo 'Failed loading language eng' >&2; exit 1", 30.0, r"language data 'eng' is not installed; install"),
         ("echo boom >&2; exit 3", 30.0, r"^OCR of page [12] failed: the OCR engine failed \(exit code 3\)\.$"),
     ],

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lectern.domain.errors import ExtractionError
 from lectern.domain.models import Block, Page, Word
@@ -114,9 +114,7 @@ def words_to_blocks(words: list[OcrWord]) -> list[Block]:
 
 def _to_page(number: int, words: list[OcrWord], size: tuple[int, int]) -> Page:
     w, h = size
-    boxes = tuple(
-        Word(x.text, x.left / w, x.top / h, (x.left + x.width) / w, (x.top + x.height) / h) for x in words
-    )
+    boxes = tuple(Word(x.text, x.left / w, x.top / h, (x.left + x.width) / w, (x.top + x.height) / h) for x in words)
     return Page(number, words_to_blocks(words), words=boxes, ocr=True)
 
 
@@ -127,8 +125,8 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _is_blank(image: Image.Image) -> bool:
-    low, high = image.getextrema()  # type: ignore[misc]
-    return int(high) - int(low) < BLANK_RANGE
+    extrema: Any = image.getextrema()  # (low, high) for a one-band image
+    return int(extrema[1]) - int(extrema[0]) < BLANK_RANGE
 
 
 def recognize_image(engine: OcrEngine, image: Image.Image, number: int) -> Page:
@@ -193,7 +191,8 @@ def _render(pdf: object, index: int, limits: ExtractionLimits) -> Image.Image:
         if pixels > limits.max_image_pixels:
             scale *= (limits.max_image_pixels / pixels) ** 0.5 * 0.995  # pdfium rounds sizes up
         bitmap = page.render(scale=scale, grayscale=True)
-        return bitmap.to_pil()  # type: ignore[no-any-return]
+        image: Image.Image = bitmap.to_pil()
+        return image
     finally:
         page.close()
 
@@ -213,8 +212,10 @@ def ocr_image(data: bytes, label: str, limits: ExtractionLimits) -> list[Page]:
 
     engine = limits.ocr
     if engine is None:
-        raise ExtractionError(f"Reading text from images needs OCR, which is off here; upload a PDF or text file "
-                              f"instead of the {label} image.")
+        raise ExtractionError(
+            f"Reading text from images needs OCR, which is off here; upload a PDF or text file "
+            f"instead of the {label} image."
+        )
     Image.MAX_IMAGE_PIXELS = None  # our own limit below, with our own message
     try:
         image = Image.open(io.BytesIO(data))
