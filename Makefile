@@ -5,10 +5,19 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= .lectern
 
-.PHONY: venv up test test-fast lint security openapi eval browser-deps validators clean
+.PHONY: ocr-deps venv up test test-fast lint security openapi eval browser-deps validators clean
 
-venv:
+venv: ocr-deps
 	@bash scripts/bootstrap.sh $(VENV)
+
+# OCR of scanned pages and images (lectern.adapters.local.tesseract_ocr): Debian's tesseract with English data.
+# More languages: apt-get install tesseract-ocr-deu ... and LECTERN_OCR_LANGUAGES=eng+deu.
+ocr-deps:
+	@tesseract --list-langs 2>/dev/null | grep -qx eng || { \
+	  echo "Installing Debian's tesseract-ocr for OCR..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     tesseract-ocr tesseract-ocr-eng >/dev/null) \
+	  || { echo "could not install tesseract-ocr (need root and Debian's package index)"; exit 1; }; }
 
 up: venv
 	$(VENV)/bin/lectern up --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)

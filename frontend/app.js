@@ -59,8 +59,13 @@ let SUPPORTED = {
   txt: "text/plain",
   text: "text/plain",
   csv: "text/plain",
+  png: "image/png",
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+  tif: "image/tiff",
+  tiff: "image/tiff",
 };
-let SUPPORTED_TEXT = "PDF, DOCX, HTML, Markdown and plain text files";
+let SUPPORTED_TEXT = "PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG and TIFF files";
 const TOP_K = 5;
 const POLL_BUSY_MS = 1000;
 const POLL_IDLE_MS = 10000;

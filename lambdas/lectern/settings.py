@@ -78,6 +78,8 @@ class CoreSettings(BaseSettings):
     # ingestion limits and chunking
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     max_pages: int = Field(default=2000, ge=1)
+    max_ocr_pages: int = Field(default=100, ge=0, description="pages read by OCR per document")
+    max_image_pixels: int = Field(default=40_000_000, ge=1, description="pixels of an image page read by OCR")
     chunk_size: int = Field(default=200, ge=16, le=512, description="tokens per chunk")
     chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
     # retrieval and the "I don't know" gate
@@ -115,7 +117,17 @@ class CoreSettings(BaseSettings):
     def extraction_limits(self) -> Any:
         from lectern.domain.extraction import ExtractionLimits
 
-        return ExtractionLimits(max_bytes=self.max_upload_bytes, max_pages=self.max_pages)
+        return ExtractionLimits(
+            max_bytes=self.max_upload_bytes,
+            max_pages=self.max_pages,
+            max_ocr_pages=self.max_ocr_pages,
+            max_image_pixels=self.max_image_pixels,
+            ocr=self.ocr_engine(),
+        )
+
+    def ocr_engine(self) -> Any:
+        """The OCR engine for pages without a text layer and images; None (the core's default) = text only."""
+        return None
 
     def fusion_config(self, method: str = "min_max") -> Any:
         from lectern.domain.fusion import FusionConfig
@@ -249,6 +261,10 @@ class LocalSettings(CoreSettings):
     guardrail_learned_injection: bool = (
         True  # learned classifier OR lexical patterns (adapters/local/guardrails)
     )
+    # OCR of scanned PDF pages and images (lectern.domain.ocr): Debian's tesseract, installed by `make venv`
+    ocr: Literal["tesseract", "none"] = "tesseract"
+    ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$", description="e.g. eng+deu")
+    ocr_page_timeout_s: float = Field(default=60.0, gt=0, description="seconds OCR may take on one page")
 
     @property
     def base_url(self) -> str:
@@ -258,3 +274,10 @@ class LocalSettings(CoreSettings):
         from lectern.domain.retrieval import RetrievalConfig
 
         return RetrievalConfig(candidates=self.candidates, fusion=self.fusion_config(self.fusion))
+
+    def ocr_engine(self) -> Any:
+        if self.ocr == "none":
+            return None
+        from lectern.adapters.local.tesseract_ocr import TesseractOcr
+
+        return TesseractOcr(languages=self.ocr_languages, page_timeout_s=self.ocr_page_timeout_s)

@@ -63,7 +63,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     (folder / "guides" / "parking.md").write_text("# Parking\n\nBadges open the garage from seven.")
     (folder / "travel.txt").write_text("Travel is booked through the portal two weeks ahead.")
     (folder / "scan.pdf").write_text("not a pdf")
-    (folder / "photo.png").write_bytes(b"\x89PNG")
+    (folder / "photo.gif").write_bytes(b"GIF89a")
     (folder / "logo.svg").write_text("<svg/>")
     return {"folder": folder, "data": tmp_path / "data", "tmp": tmp_path}
 
@@ -132,7 +132,7 @@ def test_ingest_reruns_keep_one_failed_row_and_report_skipped_types(env: dict[st
     for _ in range(3):
         out = run("ingest", str(env["folder"]), "--data-dir", data, "--init")
         assert out.exit_code == 1
-        assert "skipped 2 file(s) of unsupported types: .png (1), .svg (1)" in out.output
+        assert "skipped 2 file(s) of unsupported types: .gif (1), .svg (1)" in out.output
     docs = run("documents", "--data-dir", data)
     assert docs.output.count("FAILED") == 1 and docs.output.count("INDEXED") == 2
 

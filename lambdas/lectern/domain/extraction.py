@@ -3,7 +3,8 @@
 * The type is decided from the bytes first (magic numbers), then from the extension and the declared content
   type; a file whose bytes contradict its name is refused rather than guessed at.
 * PDFs keep their real 1-based page numbers (a page without text stays, with no blocks); flowing formats
-  (DOCX, HTML, Markdown, plain text) are one page, number 1.
+  (DOCX, HTML, Markdown, plain text) are one page, number 1. PDF pages without a usable text layer, and images
+  (PNG, JPEG, TIFF: a page per frame), are read by OCR when `limits.ocr` holds an engine (`lectern.domain.ocr`).
 * Every failure is an `ExtractionError` whose message is shown to the user as is: it says what is wrong and
   what to do, and never carries a path, a stack trace or a parser's own exception text (those go to the log).
 * Hostile inputs are bounded: size, page and character limits, zip-bomb checks before a DOCX is opened, and
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # pypdf, python-docx and lxml load on the first PDF/DOCX: the
     from docx.document import Document as DocxDocument
     from docx.oxml.text.paragraph import CT_P
     from lxml import etree
+
+    from lectern.domain.ocr import OcrEngine
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from lectern.domain.errors import ExtractionError
@@ -47,6 +50,11 @@ class ExtractionLimits:
     max_chars: int = 5_000_000  # total extracted text
     max_uncompressed_bytes: int = 200 * 1024 * 1024  # for DOCX (zip) bomb protection
     max_compression_ratio: float = 200.0
+    # OCR (lectern.domain.ocr): pages without a usable text layer and images; None = no engine, text layers only
+    max_ocr_pages: int = 100  # pages read by OCR per document (about 1-2 s each on one core)
+    max_image_pixels: int = 40_000_000  # an image page larger is refused; a PDF page is rendered smaller
+    ocr_dpi: int = 200  # measured on the scans in tests/fixtures/ocr: 300 dpi read worse (docs/decisions.md)
+    ocr: OcrEngine | None = None
 
 
 DEFAULT_LIMITS = ExtractionLimits()
@@ -59,6 +67,8 @@ _SUPPORTED_LIST = SUPPORTED_LIST
 MSG_EMPTY_FILE = "The file is empty (0 bytes)."
 MSG_NO_TEXT = "The document contains no text."
 MSG_NO_PDF_TEXT = "The document contains no extractable text (is it a scanned image?)."
+MSG_NO_OCR_TEXT = "No text was found in the document, by its text layer or by OCR of its pages (are they blank?)."
+MSG_NO_IMAGE_TEXT = "OCR found no text in the image (is it blank, or a photo without writing?)."
 MSG_PDF_LOCKED = "The PDF is password-protected; remove the password and upload it again."
 MSG_PDF_CIPHER = (
     "The PDF is encrypted with a method that cannot be read here; save an unencrypted copy and upload it "
@@ -190,8 +200,12 @@ def _refusal(sniffed: str, declared: str | None, ext: str) -> ExtractionError:
     return _unsupported(sniffed)
 
 
+_IMAGE_KINDS = ("png", "jpeg", "tiff")
+_BINARY_KINDS = ("pdf", "docx", *_IMAGE_KINDS)  # proved by their first bytes
+
+
 def detect_kind(data: bytes, filename: str, content_type: str | None) -> str:
-    """The canonical kind ('pdf', 'docx', 'html', 'markdown', 'text') of an upload.
+    """The canonical kind ('pdf', 'docx', 'png', 'jpeg', 'tiff', 'html', 'markdown', 'text') of an upload.
 
     Magic bytes win; the extension (then the declared content type) decides among the text formats. Raises
     ExtractionError when the file is empty, of a type we do not read, or when its bytes contradict its name.
@@ -200,11 +214,11 @@ def detect_kind(data: bytes, filename: str, content_type: str | None) -> str:
         raise ExtractionError(MSG_EMPTY_FILE)
     declared, ext = _declared_kind(filename, content_type)
     sniffed = _sniff_binary(data, declared)
-    if sniffed in ("pdf", "docx"):
+    if sniffed in _BINARY_KINDS:
         return sniffed
     if sniffed is not None:
         raise _refusal(sniffed, declared, ext)
-    if declared in ("pdf", "docx"):
+    if declared in _BINARY_KINDS:
         raise ExtractionError(MSG_MISMATCH.format(label=_LABELS[declared]))
     if declared is not None:
         return declared
@@ -477,6 +491,7 @@ def _pdf_title(reader: pypdf.PdfReader) -> str | None:
 
 
 def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
+    """The text layer page by page; the pages where it is missing or unusable are then read by OCR."""
     reader = _open_pdf(data)
     count = _pdf_page_count(reader, limits)
     pages: list[Page] = []
@@ -491,9 +506,22 @@ def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
         chars += sum(len(b.text) for b in blocks)
         _check_chars(chars, limits)
         pages.append(Page(index + 1, blocks))
-    if failed == count:
+    if failed == count and limits.ocr is None:
         raise ExtractionError(MSG_UNREADABLE.format(label="PDF"))
-    return ExtractedDocument(pages, _pdf_title(reader))
+    from lectern.domain.ocr import ocr_pdf_pages
+
+    return ExtractedDocument(ocr_pdf_pages(data, pages, limits), _pdf_title(reader))
+
+
+# -- Images (OCR) --------------------------------------------------------------------------------------------
+def _image_reader(kind: str) -> Callable[[bytes, ExtractionLimits], ExtractedDocument]:
+    def read(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
+        from lectern.domain.ocr import ocr_image
+
+        return ExtractedDocument(ocr_image(data, _LABELS[kind], limits))
+
+    read.__name__ = f"_extract_{kind}"
+    return read
 
 
 # -- DOCX ----------------------------------------------------------------------------------------------------
@@ -971,6 +999,7 @@ _EXTRACTORS: dict[str, Callable[[bytes, ExtractionLimits], ExtractedDocument]] =
     "html": _extract_html,
     "markdown": _extract_markdown,
     "text": _extract_text,
+    **{kind: _image_reader(kind) for kind in _IMAGE_KINDS},
 }
 
 
@@ -985,7 +1014,11 @@ def _check_chars(chars: int, limits: ExtractionLimits) -> None:
 def _finish(doc: ExtractedDocument, kind: str, limits: ExtractionLimits) -> ExtractedDocument:
     chars = doc.char_count
     if not any(b.text.strip() for p in doc.pages for b in p.blocks):
-        raise ExtractionError(MSG_NO_PDF_TEXT if kind == "pdf" else MSG_NO_TEXT)
+        if kind in _IMAGE_KINDS:
+            raise ExtractionError(MSG_NO_IMAGE_TEXT)
+        if kind == "pdf":
+            raise ExtractionError(MSG_NO_OCR_TEXT if limits.ocr is not None else MSG_NO_PDF_TEXT)
+        raise ExtractionError(MSG_NO_TEXT)
     _check_chars(chars, limits)
     return doc
 

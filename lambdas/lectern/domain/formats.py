@@ -37,6 +37,10 @@ FORMATS: tuple[Format, ...] = (
     Format("html", "HTML", (".html", ".htm", ".xhtml"), ("text/html", "application/xhtml+xml"), "HTML"),
     Format("markdown", "Markdown", (".md", ".markdown"), ("text/markdown", "text/x-markdown"), "Markdown"),
     Format("text", "text", (".txt", ".text", ".csv"), ("text/plain", "text/csv"), "plain text"),
+    # images are read by OCR (lectern.domain.ocr), a page per frame
+    Format("png", "PNG", (".png",), ("image/png",), "PNG"),
+    Format("jpeg", "JPEG", (".jpg", ".jpeg"), ("image/jpeg",), "JPEG"),
+    Format("tiff", "TIFF", (".tif", ".tiff"), ("image/tiff",), "TIFF"),
 )
 
 BY_KIND: dict[str, Format] = {f.kind: f for f in FORMATS}

@@ -29,11 +29,26 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word read by OCR and its box on the page, as fractions of the page's width and height (0..1)."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True)
 class Page:
-    """A page of a paginated source (PDF), or the whole document as page 1 for flowing formats."""
+    """A page of a paginated source (PDF, image), or the whole document as page 1 for flowing formats.
+
+    `ocr`: the text was read from the page's image; `words` then holds the words with their boxes."""
 
     number: int
     blocks: list[Block]
+    words: tuple[Word, ...] = ()
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
