@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -19,21 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from lectern.evaluation.machine import loadavg, machine_info
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+_load = loadavg
 
 
 def _sync(folder: Path, data: Path, workers: int) -> tuple[float, str, int]:
@@ -108,7 +98,7 @@ def main() -> None:
         "best_wall_s": best,
         "speedup_vs_1": {n: round(best[min(best)] / t, 2) for n, t in best.items()},
         "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "cpu": _cpu(), "python": platform.python_version()},
+        "machine": machine_info(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -32,6 +32,12 @@ class BlobStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
 
+# The fields `DocumentRepository.update` may change besides the status (both repositories refuse the rest).
+UPDATABLE_DOCUMENT_FIELDS = frozenset(
+    {"error", "pages", "chunks", "sha256", "size_bytes", "content_type", "filename", "source_path", "timings"}
+)
+
+
 class DocumentRepository(Protocol):
     """Document metadata and status."""
 

@@ -43,19 +43,10 @@ from lectern.adapters.aws.table import (
 from lectern.domain.clock import utc_now_iso
 from lectern.domain.errors import Conflict, NotFound
 from lectern.domain.models import Document, DocumentStatus
+from lectern.domain.ports import UPDATABLE_DOCUMENT_FIELDS
 
 _DOC_FIELDS = [f.name for f in dc_fields(Document)]
-_UPDATABLE = {
-    "error",
-    "pages",
-    "chunks",
-    "sha256",
-    "size_bytes",
-    "content_type",
-    "filename",
-    "source_path",
-    "timings",
-}
+_UPDATABLE = UPDATABLE_DOCUMENT_FIELDS
 DOCUMENT_ITEM = "DOCUMENT"
 
 

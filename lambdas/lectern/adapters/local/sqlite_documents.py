@@ -16,6 +16,7 @@ from lectern.adapters.local.sqlite_db import SqliteDatabase
 from lectern.domain.clock import utc_now_iso
 from lectern.domain.errors import Conflict, NotFound
 from lectern.domain.models import Document, DocumentStatus
+from lectern.domain.ports import UPDATABLE_DOCUMENT_FIELDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -43,17 +44,7 @@ _MIGRATIONS: list[tuple[str, str]] = [("source_path", "TEXT"), ("timings", "TEXT
 _INDEXES = "CREATE INDEX IF NOT EXISTS documents_by_source ON documents (tenant_id, source_path);"
 
 _DOC_FIELDS = [f.name for f in dc_fields(Document)]
-_UPDATABLE = {
-    "error",
-    "pages",
-    "chunks",
-    "sha256",
-    "size_bytes",
-    "content_type",
-    "filename",
-    "source_path",
-    "timings",
-}
+_UPDATABLE = UPDATABLE_DOCUMENT_FIELDS
 
 
 def _row_to_doc(row: object) -> Document:
