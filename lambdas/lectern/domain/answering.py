@@ -30,7 +30,7 @@ from lectern.domain.models import (
     Usage,
     Withheld,
 )
-from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Citations, Done, Status, Token, final_answer
+from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Answers, Citations, Done, Status, Token
 from lectern.domain.ports import ChatModel
 from lectern.domain.prompts import PromptSplit, PromptTemplate
 from lectern.domain.retrieval import RetrievalResult, Retriever
@@ -122,7 +122,7 @@ class AnswerGuard(Protocol):
     ) -> str: ...
 
 
-class Answerer:
+class Answerer(Answers):
     def __init__(
         self,
         *,
@@ -222,29 +222,6 @@ class Answerer:
             model, route = self.model, ROUTE_SINGLE
         messages = template.render(context=format_context(passages), question=q)
         return AnswerPlan(q, template, result, passages, False, model, route, messages, context_tokens, candidates=hits)
-
-    def stream(
-        self,
-        tenant_id: str,
-        question: str,
-        *,
-        top_k: int | None = None,
-        filters: SearchFilters | None = None,
-        user_id: str | None = None,
-    ) -> Iterator[AnswerEvent]:
-        """`status`/`token`* then `citations` then `done`, with tokens (provisional) as the model produces them."""
-        return self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=True))
-
-    def answer(
-        self,
-        tenant_id: str,
-        question: str,
-        *,
-        top_k: int | None = None,
-        filters: SearchFilters | None = None,
-        user_id: str | None = None,
-    ) -> Answer:
-        return final_answer(self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=False)))
 
     def events(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
         """The core of the answer pipeline (lectern.domain.pipeline): one request's events."""

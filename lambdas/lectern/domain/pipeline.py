@@ -100,19 +100,11 @@ def final_answer(events: Iterator[AnswerEvent]) -> Answer:
     return answer
 
 
-class AnswerPipeline:
-    """`core` wrapped in `stages`, outermost first."""
-
-    def __init__(self, core: Core, stages: Sequence[AnswerStage] = ()) -> None:
-        self.core = core
-        self.stages = tuple(stages)
-        handler: Next = core.events
-        for stage in reversed(self.stages):
-            handler = _bind(stage, handler)
-        self._handler = handler
+class Answers:
+    """`stream` (live tokens) and `answer` (one request/response model call) for anything with `events`."""
 
     def events(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
-        return self._handler(request)
+        raise NotImplementedError
 
     def stream(
         self,
@@ -135,6 +127,21 @@ class AnswerPipeline:
         user_id: str | None = None,
     ) -> Answer:
         return final_answer(self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=False)))
+
+
+class AnswerPipeline(Answers):
+    """`core` wrapped in `stages`, outermost first."""
+
+    def __init__(self, core: Core, stages: Sequence[AnswerStage] = ()) -> None:
+        self.core = core
+        self.stages = tuple(stages)
+        handler: Next = core.events
+        for stage in reversed(self.stages):
+            handler = _bind(stage, handler)
+        self._handler = handler
+
+    def events(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
+        return self._handler(request)
 
     def stage(self, cls: type) -> object | None:
         """The stage of this type, if the pipeline has one (tests, evaluation)."""
