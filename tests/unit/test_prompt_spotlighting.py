@@ -67,7 +67,7 @@ def test_a_passage_cannot_close_or_forge_its_delimiter(attack: str) -> None:
 class _OnePassage:
     """A retriever that always finds the same passage."""
 
-    def retrieve(self, tenant_id, query, *, top_k=5, filters=None, mode="hybrid"):  # noqa: ANN001, ANN201
+    def retrieve(self, tenant_id, query, *, top_k=5, filters=None, mode="hybrid"):
         from lectern.domain.retrieval import RetrievalResult
 
         return RetrievalResult([passage("The Zorblax reactor opened in 1987.")], 0.9, True)
