@@ -532,7 +532,7 @@ def search(
         raise typer.Exit(2)
     lectern = _build(_settings(data_dir, must_exist=True, llm="fake"))
     try:
-        hits = lectern.retriever.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)
+        hits = lectern.search.search(lectern.settings.tenant_id, query, top_k=top_k, mode=mode)
     except LecternError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None

@@ -98,6 +98,10 @@ class CoreSettings(BaseSettings):
     cache_key_terms_guard: bool = True
     cache_ttl_s: int = Field(default=24 * 3600, ge=60)
     cache_max_entries: CacheMaxEntries = 1000
+    # one output policy for stored text: search results get the answers' PII masking and passage checks
+    mask_search_results: bool = Field(
+        default=True, description="apply the guardrail's PII masking and passage checks to /v1/search results"
+    )
 
     @field_validator("chunk_overlap")
     @classmethod

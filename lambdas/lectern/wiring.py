@@ -106,6 +106,14 @@ class Services:
         return Retriever(p.index, p.embedder, self.settings.retrieval_config(), reranker=p.reranker)
 
     @cached_property
+    def search(self) -> Any:
+        """Search results under the answers' output policy (lectern.domain.retrieval.GuardedSearch)."""
+        from lectern.domain.retrieval import GuardedSearch
+
+        p: Any = self
+        return GuardedSearch(self.retriever, p.guard, enabled=self.settings.mask_search_results)
+
+    @cached_property
     def router(self) -> Any:
         from lectern.domain.routing import ModelRouter
 

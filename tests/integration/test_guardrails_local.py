@@ -66,8 +66,11 @@ def test_guardrails_end_to_end(guarded) -> None:
 
     # the poisoned document is retrieved (it shares the questions' words) but dropped before the prompt: the
     # answer is never hijacked and never cites it
-    hits = httpx.post(f"{base}/v1/search", json={"query": "When was the Zorblax reactor commissioned?"})
-    assert "notes.md" in {h["filename"] for h in hits.json()["results"]}
+    hits = guarded.lectern.retriever.search("default", "When was the Zorblax reactor commissioned?")
+    assert "notes.md" in {h.chunk.filename for h in hits}
+    # … and /v1/search applies the same passage check: the poisoned passage is not returned either
+    found = httpx.post(f"{base}/v1/search", json={"query": "When was the Zorblax reactor commissioned?"})
+    assert "notes.md" not in {h["filename"] for h in found.json()["results"]}
     for q in ("Who designed the Zorblax reactor?", "When was the Zorblax reactor commissioned?"):
         r = _ask(base, q)
         assert r.status_code == 200, r.text
@@ -117,3 +120,61 @@ def test_guardrails_can_be_switched_off(tmp_path, embedder) -> None:
             assert (_guard_of(lectern.answerer) is not None) is on
         finally:
             lectern.close()
+
+
+PAYROLL = b"""# Payroll record
+
+Employee Ingrid Haldorsen, social security number 123-45-6789, is paid to the card 4111 1111 1111 1111.
+Her desk phone is 030 1234567 and her e-mail ingrid.h@example.com.
+"""
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_search_results_follow_the_answers_output_policy(tmp_path, embedder, masked: bool) -> None:
+    """A stored SSN or card number never comes back raw from /v1/search (LECTERN_MASK_SEARCH_RESULTS, on by
+    default); with the setting off the stored text is returned as it is."""
+    from lectern.adapters.local.extractive_model import ExtractiveChatModel
+    from lectern.local.container import build_local, frontend_dir
+    from lectern.local.server import LocalServer
+    from lectern.settings import LocalSettings
+
+    settings = LocalSettings.from_env(
+        {"LECTERN_MASK_SEARCH_RESULTS": "true" if masked else "false"},
+        data_dir=tmp_path / "data",
+        llm="fake",
+        port=0,
+        auth="none",
+        cache_enabled=False,
+    )
+    lectern = build_local(settings, embedder=embedder, model=ExtractiveChatModel())
+    server = LocalServer("127.0.0.1", 0, lectern.make_app, frontend_dir(), 60 * 1024 * 1024)
+    lectern.signer.base_url = server.url
+    lectern.worker.run_forever()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        base = server.url
+        assert wait_status(base, upload(base, "payroll.md", PAYROLL), {"INDEXED", "FAILED"})["status"] == "INDEXED"
+        for mode in ("hybrid", "bm25", "vector"):
+            r = httpx.post(f"{base}/v1/search", json={"query": "Ingrid Haldorsen social security card", "mode": mode})
+            assert r.status_code == 200, r.text
+            texts = " ".join(h["text"] for h in r.json()["results"])
+            assert "Haldorsen" in texts, (mode, texts)
+            raw = ("123-45-6789", "4111 1111 1111 1111", "030 1234567", "ingrid.h@example.com")
+            if masked:
+                assert not any(v in texts for v in raw), (mode, texts)
+                assert "{US_SOCIAL_SECURITY_NUMBER}" in texts and "{CREDIT_DEBIT_CARD_NUMBER}" in texts
+                assert "{PHONE}" in texts and "{EMAIL}" in texts
+            else:
+                assert all(v in texts for v in raw), (mode, texts)
+        # the stored text itself is intact: masking happens on the way out
+        stored = lectern.retriever.search("default", "Ingrid Haldorsen social security", mode="bm25")
+        assert "123-45-6789" in stored[0].chunk.text
+        # an answer's citations carry the masked passage whatever the search setting
+        r = httpx.post(f"{base}/v1/query", json={"question": "Which card is Ingrid Haldorsen paid to?"}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert "4111 1111 1111 1111" not in r.text and "123-45-6789" not in r.text
+    finally:
+        server.shutdown()
+        server.server_close()
+        lectern.close()

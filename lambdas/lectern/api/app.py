@@ -52,6 +52,8 @@ class ApiServices:
     cors_origins: tuple[str, ...] = ()
     # why a component is not ok: component -> reason (e.g. the local model server's last exit)
     health_details: Callable[[], dict[str, str]] | None = None
+    # search under the answers' output policy (lectern.domain.retrieval.GuardedSearch); None = the bare retriever
+    search: Any = None
 
     def identify(self, event: APIGatewayProxyEvent) -> Caller:
         tenant = self.tenant_of(event)

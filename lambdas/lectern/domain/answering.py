@@ -32,7 +32,7 @@ from lectern.domain.models import (
 )
 from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Answers, Citations, Done, Status, Token
 from lectern.domain.ports import ChatModel
-from lectern.domain.prompts import PromptSplit, PromptTemplate
+from lectern.domain.prompts import PromptSplit, PromptTemplate, mark_passage
 from lectern.domain.retrieval import RetrievalResult, Retriever
 from lectern.domain.routing import ModelRouter
 
@@ -83,7 +83,13 @@ def build_context(
 _FOOTNOTE_RE = re.compile(r"\[\d{1,3}\]")
 
 
-def format_context(passages: list[ScoredChunk]) -> str:
+def format_context(passages: list[ScoredChunk], marker: str | None = None) -> str:
+    """The numbered passages; with a marker (a spotlighting prompt) each one enclosed in its data tags."""
+    if marker:
+        return "\n\n".join(
+            mark_passage(i, f"({p.chunk.filename}, page {p.chunk.page})", _FOOTNOTE_RE.sub("", p.chunk.text), marker)
+            for i, p in enumerate(passages, start=1)
+        )
     return "\n\n".join(
         f"[{i}] ({p.chunk.filename}, page {p.chunk.page})\n{_FOOTNOTE_RE.sub('', p.chunk.text)}"
         for i, p in enumerate(passages, start=1)
@@ -220,7 +226,8 @@ class Answerer(Answers):
             model, route = self.router.choose(q, result, context_tokens)
         else:
             model, route = self.model, ROUTE_SINGLE
-        messages = template.render(context=format_context(passages), question=q)
+        marker = template.new_marker()  # per request: spotlighting prompts mark passages as untrusted data
+        messages = template.render(context=format_context(passages, marker), question=q, marker=marker)
         return AnswerPlan(q, template, result, passages, False, model, route, messages, context_tokens, candidates=hits)
 
     def events(self, request: AnswerRequest) -> Iterator[AnswerEvent]:

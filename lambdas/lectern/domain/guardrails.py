@@ -62,15 +62,16 @@ class DeniedTopic:
 
 
 def _default_pii() -> dict[str, PiiAction]:
-    # As the CDK guardrail (SSN and cards block, contacts are masked), plus IBANs masked; IP addresses are
-    # detected but left alone by default (documents about networks quote them).
+    # As the CDK guardrail (SSN and cards block, contacts and IP addresses are masked), plus IBANs masked. An IP
+    # address identifies a person's connection (GDPR recital 30): masked by default; set it to NONE for documents
+    # about networks that quote them (docs/decisions.md, 2026-12-03).
     return {
         US_SSN: "BLOCK",
         CREDIT_CARD: "BLOCK",
         EMAIL: "ANONYMIZE",
         PHONE: "ANONYMIZE",
         IBAN: "ANONYMIZE",
-        IP_ADDRESS: "NONE",
+        IP_ADDRESS: "ANONYMIZE",
     }
 
 
@@ -82,8 +83,7 @@ def _default_topics() -> tuple[DeniedTopic, ...]:
     return (
         DeniedTopic(
             "PersonalizedInvestmentAdvice",
-            "Recommendations on which specific securities, funds or assets a person should buy, sell or "
-            "hold.",
+            "Recommendations on which specific securities, funds or assets a person should buy, sell or hold.",
             ("Which stocks should I buy this week?", "Should I move my pension into crypto?"),
         ),
     )
@@ -105,6 +105,9 @@ class GuardrailPolicy:
     mask_format: str = "{{{type}}}"  # Bedrock's anonymised form, e.g. {EMAIL}
     blocked_input_message: str = BLOCKED_INPUT
     blocked_output_message: str = BLOCKED_OUTPUT
+    # countries (ISO 3166 alpha-2) whose national phone formats are tried first for a number written without
+    # a country code; the local detector then tries a list of common ones (lectern.adapters.local.guardrails)
+    phone_regions: tuple[str, ...] = ("US", "GB")
 
     def __post_init__(self) -> None:
         for name, action in self.pii.items():
@@ -119,6 +122,9 @@ class GuardrailPolicy:
             raise ValueError("grounding and relevance thresholds are between 0 and 0.99")
         if self.passage_action not in ("drop", "redact"):
             raise ValueError("passage_action is 'drop' or 'redact'")
+        for region in self.phone_regions:
+            if not re.fullmatch(r"[A-Z]{2}", region):
+                raise ValueError(f"phone_regions are ISO 3166 alpha-2 codes such as 'FR', not {region!r}")
 
     @property
     def prompt_attack(self) -> Strength:
@@ -143,6 +149,8 @@ class GuardrailPolicy:
                 DeniedTopic(str(t["name"]), str(t.get("definition", "")), tuple(t.get("examples", ())))
                 for t in values["denied_topics"]
             )
+        if "phone_regions" in values:
+            values["phone_regions"] = tuple(str(r).upper() for r in values["phone_regions"])
         if "blocked_words" in values:
             values["blocked_words"] = tuple(values["blocked_words"])
         if "pii" in values:  # partial maps extend the defaults
@@ -182,9 +190,7 @@ class PiiDetector(Protocol):
 
 
 class InjectionDetector(Protocol):
-    def score(
-        self, text: str, *, source: Literal["question", "passage"] = "question"
-    ) -> InjectionVerdict: ...
+    def score(self, text: str, *, source: Literal["question", "passage"] = "question") -> InjectionVerdict: ...
 
     def threshold(self, strength: Strength, source: Literal["question", "passage"] = "question") -> float: ...
 
@@ -305,9 +311,7 @@ class PolicyGuard:
         self.topics = topics
         self.stats = GuardStats()
         self._on_event = on_event or (lambda kind, policies: None)
-        self._words = [
-            re.compile(_WORD_BOUNDARY.format(re.escape(w)), re.I) for w in policy.blocked_words if w.strip()
-        ]
+        self._words = [re.compile(_WORD_BOUNDARY.format(re.escape(w)), re.I) for w in policy.blocked_words if w.strip()]
 
     # -- pieces, usable on their own ---------------------------------------------------------------------
     def is_attack(self, text: str, source: Literal["question", "passage"] = "question") -> bool:
@@ -321,9 +325,7 @@ class PolicyGuard:
         return StreamMasker(self.pii, self.policy)
 
     def _block(self, policies: tuple[str, ...], source: str) -> GuardrailBlocked:
-        message = (
-            self.policy.blocked_input_message if source == "input" else self.policy.blocked_output_message
-        )
+        message = self.policy.blocked_input_message if source == "input" else self.policy.blocked_output_message
         self._on_event(f"blocked_{source}", policies)
         return GuardrailBlocked(message, policies=policies, source=source)
 

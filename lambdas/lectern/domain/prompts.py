@@ -1,11 +1,18 @@
 """Prompt templates are files with a version id (the file name); every answer records the version used.
 
-A deployment may split traffic between two versions (`PromptSplit`) by a stable hash of the user id."""
+A deployment may split traffic between two versions (`PromptSplit`) by a stable hash of the user id.
+
+Spotlighting (answer-v4): a template that contains `{{marker}}` gets a fresh random marker per request
+(`new_marker`); `lectern.domain.answering.format_context` encloses each retrieved passage in
+`<data-MARKER>` … `</data-MARKER>` and the system prompt tells the model that text inside is untrusted data
+whose instructions it never follows. A document's author cannot know the marker, and a passage that contains
+it or a data tag anyway has them neutralised (`escape_passage`), so no passage can close its own delimiter."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from importlib import resources
 
@@ -21,10 +28,39 @@ class PromptTemplate:
     system: str
     user: str
 
-    def render(self, *, context: str, question: str) -> list[ChatMessage]:
-        # Plain replacement, not str.format: passages and questions may contain braces.
-        user = self.user.replace("{{context}}", context).replace("{{question}}", question)
-        return [ChatMessage("system", self.system), ChatMessage("user", user)]
+    @property
+    def spotlight(self) -> bool:
+        """Whether passages enter this prompt as marked, untrusted data (the template uses {{marker}})."""
+        return "{{marker}}" in self.system or "{{marker}}" in self.user
+
+    def new_marker(self) -> str | None:
+        """A fresh random marker for one request (None when the template does not spotlight)."""
+        return secrets.token_hex(8) if self.spotlight else None
+
+    def render(self, *, context: str, question: str, marker: str | None = None) -> list[ChatMessage]:
+        # Plain replacement, not str.format: passages and questions may contain braces. The marker goes in last,
+        # and only into the template's own text (a question containing "{{marker}}" stays as it is).
+        if self.spotlight and not marker:
+            raise ValueError(f"prompt {self.version!r} marks passages: render it with a marker")
+        system, user = self.system, self.user
+        if marker:
+            system, user = system.replace("{{marker}}", marker), user.replace("{{marker}}", marker)
+        user = user.replace("{{context}}", context).replace("{{question}}", question)
+        return [ChatMessage("system", system), ChatMessage("user", user)]
+
+
+_DATA_TAG = re.compile(r"<\s*/?\s*data\b", re.I)
+
+
+def escape_passage(text: str, marker: str) -> str:
+    """A passage as it goes between its data tags: the request's marker and anything shaped like a data tag
+    are neutralised, so the passage can neither close its delimiter nor open a fake one."""
+    text = re.sub(re.escape(marker), "[marker removed]", text, flags=re.I)
+    return _DATA_TAG.sub(lambda m: "\u2039" + m.group()[1:], text)  # "<" -> "‹"
+
+
+def mark_passage(n: int, header: str, text: str, marker: str) -> str:
+    return f"[{n}] {escape_passage(header, marker)}\n<data-{marker}>\n{escape_passage(text, marker)}\n</data-{marker}>"
 
 
 def parse_template(version: str, text: str) -> PromptTemplate:
@@ -43,9 +79,7 @@ def parse_template(version: str, text: str) -> PromptTemplate:
         raise ValueError(f"prompt {version!r} needs exactly a [system] and a [user] section")
     user = "\n".join(sections["user"]).strip()
     if "{{context}}" not in user or "{{question}}" not in user:
-        raise ValueError(
-            f"prompt {version!r}: the [user] section must contain {{{{context}}}} and {{{{question}}}}"
-        )
+        raise ValueError(f"prompt {version!r}: the [user] section must contain {{{{context}}}} and {{{{question}}}}")
     return PromptTemplate(version, "\n".join(sections["system"]).strip(), user)
 
 

@@ -39,6 +39,38 @@ class Reranker(Protocol):
     def rerank(self, query: str, texts: Sequence[str], top_n: int) -> list[tuple[int, float]]: ...
 
 
+class PassageGuard(Protocol):
+    def check_passages(self, tenant_id: str, passages: list[ScoredChunk]) -> list[ScoredChunk]: ...
+
+
+class GuardedSearch:
+    """Search results under the answers' output policy (POST /v1/search, `lectern search`): every route that
+    returns stored text applies the same passage check as an answer's context — PII masked (a BLOCK entity such
+    as an SSN or a card number masked too, never returned raw), and a passage the injection detector flags
+    dropped or its instructions redacted, as the policy's `passage_action` says. Answers' citations and
+    best_passages already come from the checked passages. `enabled=False` (LECTERN_MASK_SEARCH_RESULTS=false)
+    returns the stored text as it is, for an owner searching their own documents."""
+
+    def __init__(self, retriever: Retriever, guard: PassageGuard | None, *, enabled: bool = True) -> None:
+        self.retriever = retriever
+        self.guard = guard
+        self.enabled = enabled
+
+    def search(
+        self,
+        tenant_id: str,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: SearchMode = "hybrid",
+        filters: SearchFilters | None = None,
+    ) -> list[ScoredChunk]:
+        hits = self.retriever.search(tenant_id, query, top_k=top_k, mode=mode, filters=filters)
+        if self.guard is None or not self.enabled or not hits:
+            return hits
+        return self.guard.check_passages(tenant_id, hits)
+
+
 class Retriever:
     def __init__(
         self,

@@ -8,6 +8,9 @@ Data (tests/fixtures/guardrails, each row with `split` dev|test; the detectors w
   (tests/fixtures/answers/docs-dev.json) and benign_questions.txt (hand-written, sharing words with attacks);
 - benign passages: SciFact abstracts (a seeded sample of corpus.jsonl) and benign_passages.txt;
 - pii.jsonl: labelled PII (build_pii_set.py);
+- pii_intl.jsonl: labelled PII written by us from no corpus (build_pii_intl_set.py): national phone formats of
+  23 countries, every card brand by IIN range and length, IP addresses, national-style negatives; split by
+  country and brand (the test countries and brands were not looked at while the detector was changed);
 - grounding: the local model's correct docs-dev answers against their passage (kept) and another
   (replaced).
 
@@ -35,7 +38,7 @@ from lectern.domain.models import Chunk, ScoredChunk
 QUESTION_ATTACKS = ("dan", "in_the_wild", "goal_hijacking", "system_prompt_extraction", "encoded")
 PASSAGE_ATTACKS = ("indirect_injection",)
 NOT_INJECTIONS = ("harmful_request",)
-TARGETS = {"injection_block_rate": 0.95, "benign_block_rate": 0.03, "pii_recall": 0.95}
+TARGETS = {"injection_block_rate": 0.95, "benign_block_rate": 0.03, "pii_recall": 0.95, "pii_precision": 0.95}
 
 
 def split_of(text: str) -> str:
@@ -75,9 +78,7 @@ def load_benign_questions(shared: Path | None) -> list[dict[str, str]]:
 
 
 def load_benign_passages(shared: Path | None, sample: int = 400) -> list[dict[str, str]]:
-    rows = [
-        {"source": "handwritten_tricky", "text": t} for t in _lines(fixtures_dir() / "benign_passages.txt")
-    ]
+    rows = [{"source": "handwritten_tricky", "text": t} for t in _lines(fixtures_dir() / "benign_passages.txt")]
     corpus = shared / "data" / "scifact" / "corpus.jsonl" if shared is not None else None
     if corpus is not None and corpus.is_file():
         docs = _jsonl(corpus)
@@ -129,8 +130,7 @@ def evaluate_attacks(guard: PolicyGuard, rows: Iterable[dict[str, Any]]) -> dict
         total = sum(cats[c][1] for c in injections)
         out[split] = {
             "per_category": {
-                c: {"blocked": v[0], "total": v[1], "block_rate": _rate(v[0], v[1])}
-                for c, v in sorted(cats.items())
+                c: {"blocked": v[0], "total": v[1], "block_rate": _rate(v[0], v[1])} for c, v in sorted(cats.items())
             },
             "injections": {"blocked": hit, "total": total, "block_rate": _rate(hit, total)},
         }
@@ -163,8 +163,7 @@ def evaluate_benign(
         p = [v for k, v in cats.items() if k.startswith("passage:")]
         out[split] = {
             "per_source": {
-                k: {"blocked": v[0], "total": v[1], "block_rate": _rate(v[0], v[1])}
-                for k, v in sorted(cats.items())
+                k: {"blocked": v[0], "total": v[1], "block_rate": _rate(v[0], v[1])} for k, v in sorted(cats.items())
             },
             "questions": {
                 "blocked": sum(v[0] for v in q),
@@ -243,9 +242,7 @@ def _norm(value: str) -> str:
 
 def evaluate_pii(guard: PolicyGuard, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """A detection counts when its type and its characters (separators aside) equal a labelled entity's."""
-    counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
-        lambda: defaultdict(lambda: {"tp": 0, "fn": 0, "fp": 0})
-    )
+    counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: {"tp": 0, "fn": 0, "fp": 0}))
     masked_ok: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     errors: list[str] = []
     for row in rows:
@@ -320,6 +317,8 @@ def run_guardrails_eval(
     benign_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pii_report = evaluate_pii(guard, pii_rows)
+    intl_rows = _jsonl(fixtures_dir() / "pii_intl.jsonl")
+    pii_intl_report = evaluate_pii(guard, intl_rows)
     pii_s = time.perf_counter() - t0
     grounding_report = evaluate_grounding(guard, shared)
     injection_timing = time_injection(guard, questions, passages)
@@ -335,12 +334,14 @@ def run_guardrails_eval(
         "attacks": attack_report,
         "benign": benign_report,
         "pii": pii_report,
+        "pii_intl": pii_intl_report,
         "grounding": grounding_report,
         "sizes": {
             "attacks": len(attacks),
             "benign_questions": len(questions),
             "benign_passages": len(passages),
             "pii_rows": len(pii_rows),
+            "pii_intl_rows": len(intl_rows),
             "shared_data": shared is not None,
         },
         "timing": {
@@ -350,8 +351,20 @@ def run_guardrails_eval(
             "pii_s": round(pii_s, 3),
             "injection_detector": injection_timing,
         },
-        "targets_met_on_test": targets_met(attack_report, benign_report, pii_report, "test"),
+        "targets_met_on_test": {
+            **targets_met(attack_report, benign_report, pii_report, "test"),
+            "pii_intl_recall_precision": pii_targets_met(pii_intl_report, "test"),
+        },
     }
+
+
+def pii_targets_met(pii: dict[str, Any], split: str) -> bool:
+    """Recall and precision >= their targets for every entity type of the split."""
+    per = pii.get(split, {}).get("per_entity", {})
+    return bool(per) and all(
+        (e.get("recall") or 0) >= TARGETS["pii_recall"] and _or_one(e.get("precision")) >= TARGETS["pii_precision"]
+        for e in per.values()
+    )
 
 
 def time_injection(
@@ -381,17 +394,14 @@ def _or_one(rate: float | None) -> float:
     return 1.0 if rate is None else rate  # a rate of 0.0 is a measurement, not a missing one
 
 
-def targets_met(
-    attacks: dict[str, Any], benign: dict[str, Any], pii: dict[str, Any], split: str
-) -> dict[str, bool]:
+def targets_met(attacks: dict[str, Any], benign: dict[str, Any], pii: dict[str, Any], split: str) -> dict[str, bool]:
     return {
         "injection_block_rate": (attacks.get(split, {}).get("injections", {}).get("block_rate") or 0)
         >= TARGETS["injection_block_rate"],
         "benign_block_rate": _or_one(benign.get(split, {}).get("questions", {}).get("block_rate"))
         <= TARGETS["benign_block_rate"],
         "pii_recall": all(
-            (e.get("recall") or 0) >= TARGETS["pii_recall"]
-            for e in pii.get(split, {}).get("per_entity", {}).values()
+            (e.get("recall") or 0) >= TARGETS["pii_recall"] for e in pii.get(split, {}).get("per_entity", {}).values()
         ),
     }
 
@@ -428,17 +438,18 @@ def table(report: dict[str, Any]) -> str:
         f"| **benign questions blocked** | {cell(bdev.get('questions'), 'block_rate', 'blocked', 'total')} | "
         f"{cell(btest.get('questions'), 'block_rate', 'blocked', 'total')} |"
     )
-    pdev, ptest = report["pii"].get("dev", {}), report["pii"].get("test", {})
-    for entity in sorted(set(pdev.get("per_entity", {})) | set(ptest.get("per_entity", {}))):
-        d = pdev.get("per_entity", {}).get(entity, {})
-        t = ptest.get("per_entity", {}).get(entity, {})
+    for key, label in (("pii", "PII"), ("pii_intl", "PII intl")):
+        pdev, ptest = report.get(key, {}).get("dev", {}), report.get(key, {}).get("test", {})
+        for entity in sorted(set(pdev.get("per_entity", {})) | set(ptest.get("per_entity", {}))):
+            d = pdev.get("per_entity", {}).get(entity, {})
+            t = ptest.get("per_entity", {}).get(entity, {})
+            lines.append(
+                f"| {label} {entity} recall / precision | {d.get('recall')} / {d.get('precision')} | "
+                f"{t.get('recall')} / {t.get('precision')} |"
+            )
         lines.append(
-            f"| PII {entity} recall / precision | {d.get('recall')} / {d.get('precision')} | "
-            f"{t.get('recall')} / {t.get('precision')} |"
+            f"| **{label} overall recall / precision** | {pdev.get('overall', {}).get('recall')} / "
+            f"{pdev.get('overall', {}).get('precision')} | {ptest.get('overall', {}).get('recall')} / "
+            f"{ptest.get('overall', {}).get('precision')} |"
         )
-    lines.append(
-        f"| **PII overall recall / precision** | {pdev.get('overall', {}).get('recall')} / "
-        f"{pdev.get('overall', {}).get('precision')} | {ptest.get('overall', {}).get('recall')} / "
-        f"{ptest.get('overall', {}).get('precision')} |"
-    )
     return "\n".join(lines)

@@ -424,9 +424,27 @@ def guardrails_section(g: dict[str, Any]) -> list[str]:
         f"dropped: {ben['passages']['dropped']}/{ben['passages']['total']}.",
         f"- PII (test): recall **{pii.get('recall', 0):.3f}**, precision {pii.get('precision', 0):.3f} "
         f"(target recall ≥ {t.get('pii_recall', '?')}).",
+        *_pii_intl_lines(g),
         f"- {g['timing']['ms_per_check']:.1f} ms per check. Command: `lectern eval guardrails`.",
         "- Caveat: attacks were split into dev/test by text hash, so one template's variants can sit on both "
         "sides; expect lower recall on attack styles unlike these collections.",
+    ]
+
+
+def _pii_intl_lines(g: dict[str, Any]) -> list[str]:
+    intl = g.get("pii_intl", {}).get("test", {}).get("per_entity", {})
+    if not intl:
+        return []
+    cells = ", ".join(
+        f"{name} {e['recall']:.3f} ({e['tp']}/{e['tp'] + e['fn']}) / {e['precision'] or 0:.3f}"
+        for name, e in sorted(intl.items())
+    )
+    return [
+        "- PII, international set (test, recall / precision per type): "
+        f"{cells}. The set (`tests/fixtures/guardrails/pii_intl.jsonl`) is **written by us**, not a public corpus: "
+        "national phone formats of 23 countries, every card brand by IIN range, IP addresses, national-style "
+        "dates, amounts and IDs; split by country and brand, the test side run once after the detector changed. "
+        "IP addresses are masked by default."
     ]
 
 

@@ -282,6 +282,7 @@ class LocalLectern(Services):
         return ApiServices(
             documents=self.document_service,
             retriever=self.retriever,
+            search=self.search,
             answerer=self.answerer,
             tenant_of=self.tenant_of,
             health=self.health,

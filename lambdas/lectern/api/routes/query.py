@@ -106,7 +106,7 @@ def router(services: ApiServices) -> Router:
     @r.post("/v1/search", summary="Search passages (hybrid, bm25 or vector)", responses=ERRORS)
     def search(body: Annotated[SearchRequest, Body()]) -> SearchResponse:
         filters = body.filters.to_domain() if body.filters else None
-        hits = services.retriever.search(
+        hits = (services.search or services.retriever).search(
             caller(r).tenant_id, body.query, top_k=body.top_k, mode=body.mode, filters=filters
         )
         return SearchResponse(results=[SearchResult.of(h) for h in hits])
