@@ -52,8 +52,8 @@ def fresh(tmp_path: Path) -> Iterator[tuple[str, str, Any]]:
 
 @pytest.fixture(autouse=True)
 def plain_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "console", Console(width=80))
-    monkeypatch.setattr(cli, "err", Console(width=80, stderr=True))
+    monkeypatch.setattr(cli.common, "console", Console(width=80))
+    monkeypatch.setattr(cli.common, "err", Console(width=80, stderr=True))
 
 
 def sync(folder: Path, url: str, key: str, *extra: str) -> Any:

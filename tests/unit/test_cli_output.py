@@ -17,6 +17,7 @@ from rich.console import Console, Group
 from typer.testing import CliRunner
 
 import lectern.cli as cli
+import lectern.cli.common as cli_common
 from lectern.cli_output import IngestDisplay, documents_view, summary_table
 from lectern.domain.sync import Action, SyncItem, SyncOutcome, SyncPlan, SyncReport
 from lectern.local.container import build_local
@@ -55,9 +56,9 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     monkeypatch.setenv("LECTERN_AUTH", "none")
     monkeypatch.setenv("LECTERN_INGEST_WORKERS", "1")  # snapshots need the files' order
     monkeypatch.delenv("LECTERN_DATA_DIR", raising=False)
-    monkeypatch.setattr(cli, "_build", lambda settings: build_local(settings, embedder=HashEmbedder()))
-    monkeypatch.setattr(cli, "console", Console(width=WIDTH))
-    monkeypatch.setattr(cli, "err", Console(width=WIDTH, stderr=True))
+    monkeypatch.setattr(cli_common, "_build", lambda settings: build_local(settings, embedder=HashEmbedder()))
+    monkeypatch.setattr(cli_common, "console", Console(width=WIDTH))
+    monkeypatch.setattr(cli_common, "err", Console(width=WIDTH, stderr=True))
     folder = tmp_path / "docs"
     (folder / "guides").mkdir(parents=True)
     (folder / "guides" / "parking.md").write_text("# Parking\n\nBadges open the garage from seven.")
@@ -108,14 +109,14 @@ def test_a_long_failure_reason_is_written_whole(env: dict[str, Any], monkeypatch
     def failing(*a: Any) -> Any:
         raise ExtractionError(reason)
 
-    real = cli._build
+    real = cli_common._build
 
     def build(settings: Any) -> Any:
         lec = real(settings)
         lec.override(extractor=failing)
         return lec
 
-    monkeypatch.setattr(cli, "_build", build)
+    monkeypatch.setattr(cli_common, "_build", build)
     out = run("ingest", str(env["folder"] / "travel.txt"), "--data-dir", str(env["data"]), "--init")
     assert out.exit_code == 1
     # the per-file line and the failures after the summary: whole, wrapped between words, no line over 80
