@@ -527,9 +527,9 @@ def test_deeply_nested_html_is_read_in_linear_time():
 
 
 def test_html_too_costly_to_parse_is_stripped_instead(monkeypatch):
-    from lectern.domain import extraction
+    from lectern.domain.extraction import html_reader
 
-    monkeypatch.setattr(extraction, "MAX_HTML_PARSE_COST", 1000)
+    monkeypatch.setattr(html_reader, "MAX_HTML_PARSE_COST", 1000)
     page = "".join(f"<div><div><h2>Part {i}</h2><p>Text &amp; more {i}</p></div></div>" for i in range(300))
     doc = extract(page.encode(), "wide.html")
     assert blocks_of(doc, "heading") == []  # structure is lost, text is not

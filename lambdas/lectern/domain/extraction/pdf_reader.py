@@ -1,0 +1,99 @@
+"""PDF: pages with their real numbers, the text layer, OCR of pages without a usable one."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING
+
+from lectern.domain.errors import ExtractionError
+from lectern.domain.extraction.common import (
+    MSG_INVALID,
+    MSG_PDF_CIPHER,
+    MSG_PDF_LOCKED,
+    MSG_UNREADABLE,
+    ExtractionLimits,
+    _check_chars,
+)
+from lectern.domain.extraction.text import _lines_to_blocks, _squash
+from lectern.domain.models import ExtractedDocument, Page
+
+if TYPE_CHECKING:  # loaded on the first PDF/DOCX: the API never pays for them
+    import pypdf
+
+log = logging.getLogger(__name__)
+
+
+def _open_pdf(data: bytes) -> pypdf.PdfReader:
+    import pypdf
+    from pypdf.errors import DependencyError
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+    except Exception as exc:
+        log.info("pdf open failed: %s: %s", type(exc).__name__, exc)
+        raise ExtractionError(MSG_INVALID.format(label="PDF")) from exc
+    if reader.is_encrypted:
+        try:
+            decrypted = reader.decrypt("")
+        except DependencyError as exc:  # AES without the `cryptography` package
+            raise ExtractionError(MSG_PDF_CIPHER) from exc
+        except Exception as exc:
+            log.info("pdf decrypt failed: %s: %s", type(exc).__name__, exc)
+            raise ExtractionError(MSG_PDF_LOCKED) from exc
+        if decrypted == pypdf.PasswordType.NOT_DECRYPTED:
+            raise ExtractionError(MSG_PDF_LOCKED)
+    return reader
+
+
+def _pdf_page_count(reader: pypdf.PdfReader, limits: ExtractionLimits) -> int:
+    def over(n: int) -> ExtractionError:
+        return ExtractionError(f"The PDF has {n:,} pages; the limit is {limits.max_pages:,}.")
+
+    try:  # the declared count first: cheap, and refuses a huge page tree before it is walked
+        declared = reader.trailer["/Root"]["/Pages"]["/Count"]  # type: ignore[index]
+    except Exception:
+        declared = None
+    if isinstance(declared, int) and declared > limits.max_pages:
+        raise over(declared)
+    try:
+        count = len(reader.pages)
+    except Exception as exc:
+        log.info("pdf page tree unreadable: %s: %s", type(exc).__name__, exc)
+        raise ExtractionError(MSG_INVALID.format(label="PDF")) from exc
+    if count > limits.max_pages:
+        raise over(count)
+    if count == 0:
+        raise ExtractionError("The PDF has no pages.")
+    return count
+
+
+def _pdf_title(reader: pypdf.PdfReader) -> str | None:
+    try:
+        title = reader.metadata.title if reader.metadata else None
+    except Exception:
+        return None
+    return (_squash(title) or None) if isinstance(title, str) else None
+
+
+def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
+    """The text layer page by page; the pages where it is missing or unusable are then read by OCR."""
+    reader = _open_pdf(data)
+    count = _pdf_page_count(reader, limits)
+    pages: list[Page] = []
+    failed = chars = 0
+    for index in range(count):
+        try:
+            text = reader.pages[index].extract_text() or ""
+        except Exception as exc:  # one broken page must not sink the document
+            log.info("pdf page %d unreadable: %s: %s", index + 1, type(exc).__name__, exc)
+            failed, text = failed + 1, ""
+        blocks = _lines_to_blocks(text, dehyphenate=True)
+        chars += sum(len(b.text) for b in blocks)
+        _check_chars(chars, limits)
+        pages.append(Page(index + 1, blocks))
+    if failed == count and limits.ocr is None:
+        raise ExtractionError(MSG_UNREADABLE.format(label="PDF"))
+    from lectern.domain.ocr import ocr_pdf_pages
+
+    return ExtractedDocument(ocr_pdf_pages(data, pages, limits), _pdf_title(reader))
