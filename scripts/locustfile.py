@@ -104,11 +104,15 @@ class LecternUser(HttpUser):
 
     @task(1)
     def upload(self) -> None:
-        text = f"# Load note {uuid.uuid4().hex[:8]}\n\nThe load test wrote value {random.randrange(10**6)}.\n"
+        note = uuid.uuid4().hex[:8]
+        text = f"# Load note {note}\n\nThe load test wrote value {random.randrange(10**6)}.\n"
         data = text.encode()
+        # a new name per note: the same name would be a new version that replaces the last one (issue 17), and a
+        # user listing documents meanwhile would then find one gone (404)
+        name = f"load-note-{note}.md"
         with self.client.post(
             "/v1/documents",
-            json={"filename": "load-note.md", "size_bytes": len(data)},
+            json={"filename": name, "size_bytes": len(data)},
             name="POST /v1/documents",
             catch_response=True,
         ) as r:
@@ -118,7 +122,7 @@ class LecternUser(HttpUser):
             with self.client.post(
                 slot["upload"]["url"],
                 data=slot["upload"]["fields"],
-                files={"file": ("load-note.md", data)},
+                files={"file": (name, data)},
                 name="POST /v1/uploads/{id}",
                 catch_response=True,
             ) as r:
