@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.integration.crash_writer import DIM, expected_chunks
-from tests.integration.helpers import upload
+from tests.integration.helpers import start_lectern_up, upload
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,36 +76,7 @@ def test_kill_during_index_writes_leaves_a_consistent_index(tmp_path: Path):
 
 def _start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ, LECTERN_LLM="fake", LECTERN_AUTH="none", PYTHONPATH=str(REPO / "lambdas"))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lectern.cli",
-            "up",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("server did not start")
+    return start_lectern_up(data_dir, port, log, env)
 
 
 def _free_port() -> int:

@@ -7,14 +7,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.integration.helpers import upload
+from tests.integration.helpers import start_lectern_up, upload
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,26 +50,7 @@ def _start(data: Path, port: int, log: Path, workers: int) -> subprocess.Popen:
         LECTERN_INGEST_WORKERS=str(workers),
         PYTHONPATH=str(REPO / "lambdas"),
     )
-    cmd = [sys.executable, "-m", "lectern.cli", "up", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--data-dir", str(data)],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("server did not start")
+    return start_lectern_up(data, port, log, env)
 
 
 def _doc(i: int) -> bytes:
