@@ -53,6 +53,12 @@ def blob_key(tenant_id: str, document_id: str) -> str:
     return f"{tenant_id}/{document_id}/original"
 
 
+def page_image_key(tenant_id: str, document_id: str, page: int) -> str:
+    """The page's image, rendered at ingest (lectern.domain.page_images), next to the original; the blob stores
+    delete it with the original."""
+    return f"{tenant_id}/{document_id}/pages/{page}.png"
+
+
 def check_tenant(tenant_id: str) -> str:
     if not _TENANT_RE.match(tenant_id):
         raise ValidationFailed("Invalid tenant id.")

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lectern.domain.chunking import ChunkingConfig, chunk_document
-from lectern.domain.documents import blob_key, is_older, remove_document
+from lectern.domain.documents import blob_key, is_older, page_image_key, remove_document
 from lectern.domain.errors import Conflict, ExtractionError, IngestionInterrupted, NotFound
 from lectern.domain.extraction import ExtractionLimits, extract
+from lectern.domain.layout import attach_boxes
 from lectern.domain.lifecycle import MARK_FAILED, MARK_INDEXED
 from lectern.domain.models import Chunk, Document, DocumentStatus, ExtractedDocument
 from lectern.domain.ports import BlobStore, DocumentRepository, Embedder, SearchIndex
@@ -93,7 +94,11 @@ class IngestionPipeline:
 
     def extract(self, state: IngestionState) -> IngestionState:
         doc = state.document
-        state.extracted = self.extractor(state.data, doc.filename, doc.content_type, self.limits)
+        extracted = self.extractor(state.data, doc.filename, doc.content_type, self.limits)
+        # page images go next to the original (the passage view shows them); the state carries text and boxes
+        for number, png in sorted(extracted.page_images.items()):
+            self.blobs.put(page_image_key(doc.tenant_id, doc.document_id, number), png)
+        state.extracted = replace(extracted, page_images={}) if extracted.page_images else extracted
         return state
 
     def chunk(self, state: IngestionState) -> IngestionState:
@@ -107,6 +112,7 @@ class IngestionPipeline:
             config=self.chunking,
             count=self.count,
         )
+        state.chunks = attach_boxes(state.chunks, state.extracted)  # each chunk's words' boxes on its page
         if not state.chunks:
             raise ExtractionError("The document contains no text to index.")
         return state

@@ -39,11 +39,17 @@ class Word:
     y1: float
 
 
+# A word of a chunk's text and its box on the chunk's page: (start, end, x0, y0, x1, y1), the word's offsets in
+# the chunk's text (code points) and its box as fractions of the page's width and height, origin top left.
+WordBox = tuple[int, int, float, float, float, float]
+
+
 @dataclass(frozen=True)
 class Page:
     """A page of a paginated source (PDF, image), or the whole document as page 1 for flowing formats.
 
-    `ocr`: the text was read from the page's image; `words` then holds the words with their boxes."""
+    `ocr`: the text was read from the page's image. `words`: the page's words with their boxes, from OCR or (PDF
+    text layers) from the PDF's character boxes; empty for flowing formats."""
 
     number: int
     blocks: list[Block]
@@ -55,6 +61,8 @@ class Page:
 class ExtractedDocument:
     pages: list[Page]
     title: str | None = None
+    # page number -> PNG of the page, rendered at ingest for the passage view (lectern.domain.page_images)
+    page_images: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def page_count(self) -> int:
@@ -97,6 +105,7 @@ class Chunk:
     text: str
     heading: str = ""
     token_count: int = 0
+    boxes: tuple[WordBox, ...] = ()  # where the words of `text` sit on `page` (lectern.domain.layout)
 
     @property
     def search_text(self) -> str:
@@ -148,6 +157,7 @@ class Citation:
     text: str = ""  # the whole passage, as the model saw it (PII masked)
     support_start: int = 0  # the sentence of `text` that best supports the citing answer sentence:
     support_end: int = 0  # offsets in code points; 0, 0 when none shares a word with it
+    boxes: tuple[WordBox, ...] = ()  # the passage's words on its page (offsets into `text`), for the page view
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """The local `BlobStore`: files under the data directory, written atomically (tmp + fsync + rename).
 
-Keys are made by Lectern from ids only (`{tenant}/{document_id}/original`); an uploaded filename never becomes a
+Keys are made by Lectern from ids only (`{tenant}/{document_id}/original`, its page images
+`{tenant}/{document_id}/pages/{n}.png`); an uploaded filename never becomes a
 path. Each key segment is checked against a strict pattern anyway, so no key can escape the root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -51,7 +53,16 @@ class FileBlobStore:
             raise KeyError(key) from exc
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Deleting a document's original also deletes its page images (`{tenant}/{doc}/pages/`), as on AWS."""
+        path = self._path(key)
+        if path.name == "original":
+            pages = path.parent / "pages"
+            for image in pages.glob("*.png") if pages.is_dir() else ():
+                image.unlink(missing_ok=True)
+            if pages.is_dir():
+                with contextlib.suppress(OSError):
+                    pages.rmdir()
+        path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

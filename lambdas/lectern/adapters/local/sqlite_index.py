@@ -17,6 +17,7 @@ import numpy as np
 
 from lectern.adapters.local.sqlite_bm25 import Bm25Postings, QueryTokenizer, load_postings
 from lectern.adapters.local.sqlite_db import SqliteDatabase
+from lectern.domain.layout import decode_boxes, encode_boxes
 from lectern.domain.models import Chunk, ScoredChunk, SearchFilters
 from lectern.domain.text import query_terms
 
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     token_count INTEGER NOT NULL,
     vector BLOB NOT NULL,
+    boxes TEXT NOT NULL DEFAULT '',
     UNIQUE (tenant_id, chunk_id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (tenant_id, document_id);
@@ -44,8 +46,18 @@ INSERT OR IGNORE INTO index_meta (key, value) VALUES ('generation', '0');
 
 _COLUMNS = (
     "c.rowid, c.tenant_id, c.chunk_id, c.document_id, c.filename, c.page, c.ordinal, c.heading, c.text,"
-    " c.token_count"
+    " c.token_count, c.boxes"
 )
+# Columns added after the first release: (name, definition) - an older database gets them by ALTER TABLE, which
+# keeps every row (SQLite adds the column with its default without rewriting the table).
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("boxes", "TEXT NOT NULL DEFAULT ''"),)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(chunks)")}
+    for name, definition in _ADDED_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE chunks ADD COLUMN {name} {definition}")
 
 
 def _row_to_chunk(row: Sequence[object]) -> Chunk:
@@ -59,6 +71,7 @@ def _row_to_chunk(row: Sequence[object]) -> Chunk:
         heading=str(row[7]),
         text=str(row[8]),
         token_count=int(row[9]),  # type: ignore[call-overload]
+        boxes=decode_boxes(str(row[10] or "")),
     )
 
 
@@ -152,6 +165,7 @@ class SqliteSearchIndex:
         self._tokenizer: QueryTokenizer | None = None
         self.db.connection().executescript(_SCHEMA)
         with self.db.transaction() as conn:
+            _migrate(conn)
             row = conn.execute("SELECT value FROM index_meta WHERE key='embedding_model'").fetchone()
             if row is None:
                 conn.execute(
@@ -193,7 +207,7 @@ class SqliteSearchIndex:
             for c, v in zip(chunks, vecs, strict=True):
                 cur = conn.execute(
                     "INSERT INTO chunks (tenant_id, chunk_id, document_id, filename, page, ordinal, heading,"
-                    " text, token_count, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " text, token_count, vector, boxes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         tenant_id,
                         c.chunk_id,
@@ -205,6 +219,7 @@ class SqliteSearchIndex:
                         c.text,
                         c.token_count,
                         v.tobytes(),
+                        encode_boxes(c.boxes),
                     ),
                 )
                 conn.execute(
@@ -289,7 +304,7 @@ class SqliteSearchIndex:
             " ORDER BY s LIMIT ?",
             [expr, tenant_id, *fparams, k],
         ).fetchall()
-        return [ScoredChunk(_row_to_chunk(r), -float(r[10])) for r in rows]
+        return [ScoredChunk(_row_to_chunk(r), -float(r[11])) for r in rows]
 
     def _rows_by_id(self, rowids: Sequence[int]) -> dict[int, Sequence[object]]:
         if not rowids:

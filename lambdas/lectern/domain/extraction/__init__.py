@@ -79,7 +79,20 @@ def extract(
     except Exception as exc:  # a parser's own error: logged in full, reported to the user in plain words
         log.warning("extraction of a %s failed: %s", kind, type(exc).__name__, exc_info=True)
         raise ExtractionError(MSG_UNREADABLE.format(label=_LABELS[kind])) from exc
-    return _finish(doc, kind, limits)
+    return _layout(data, _finish(doc, kind, limits), kind, limits)
+
+
+def _layout(data: bytes, doc: ExtractedDocument, kind: str, limits: ExtractionLimits) -> ExtractedDocument:
+    """Page images and PDF text-layer word boxes (lectern.domain.page_images); never fails the document."""
+    if limits.max_page_images <= 0 or (kind != "pdf" and kind not in _IMAGE_KINDS):
+        return doc
+    from lectern.domain.page_images import image_layout, pdf_layout
+
+    try:
+        return pdf_layout(data, doc, limits) if kind == "pdf" else image_layout(data, doc, limits)
+    except Exception:
+        log.warning("page layout of a %s failed; its text stands without page images", kind, exc_info=True)
+        return doc
 
 
 # The package's names, as callers and tests import them (the readers live in the modules named after them).

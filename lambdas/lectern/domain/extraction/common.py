@@ -24,6 +24,8 @@ class ExtractionLimits:
     max_image_pixels: int = 40_000_000  # an image page larger is refused; a PDF page is rendered smaller
     ocr_dpi: int = 200  # measured on the scans in tests/fixtures/ocr: 300 dpi read worse (docs/decisions.md)
     ocr: OcrEngine | None = None
+    # page images for the passage view, rendered at ingest (lectern.domain.page_images); 0 = none
+    max_page_images: int = 300
 
 
 DEFAULT_LIMITS = ExtractionLimits()
