@@ -23,6 +23,7 @@ ROUTES = {  # path -> methods (the contract of lectern.aws.handlers.api)
     "v1/health": ["GET"],
     "v1/documents": ["GET", "POST"],
     "v1/documents/{document_id}": ["GET", "DELETE"],
+    "v1/documents/{document_id}/pages/{page}/image": ["GET"],
     "v1/formats": ["GET"],
     "v1/query": ["POST"],
     "v1/search": ["POST"],
@@ -74,6 +75,9 @@ class Api(Construct):
             rest_api_name=name,
             description="Lectern document question answering",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            # page images (GET .../pages/{page}/image, fetched with Accept: image/png) leave the Lambda base64
+            # encoded; API Gateway turns them back into bytes only for a binary media type
+            binary_media_types=["image/png"],
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             deploy_options=apigw.StageOptions(

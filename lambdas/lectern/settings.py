@@ -80,6 +80,9 @@ class CoreSettings(BaseSettings):
     max_pages: int = Field(default=2000, ge=1)
     max_ocr_pages: int = Field(default=100, ge=0, description="pages read by OCR per document")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="pixels of an image page read by OCR")
+    max_page_images: int = Field(
+        default=300, ge=0, description="pages per document rendered as images for the passage view (0 = none)"
+    )
     chunk_size: int = Field(default=200, ge=16, le=512, description="tokens per chunk")
     chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
     # retrieval and the "I don't know" gate
@@ -126,6 +129,7 @@ class CoreSettings(BaseSettings):
             max_pages=self.max_pages,
             max_ocr_pages=self.max_ocr_pages,
             max_image_pixels=self.max_image_pixels,
+            max_page_images=self.max_page_images,
             ocr=self.ocr_engine(),
         )
 

@@ -100,3 +100,42 @@ def test_a_crashing_engine_leaves_the_document_failed_and_the_rest_intact(served
     now = httpx.get(f"{url}/v1/documents/{good_id}", timeout=10).json()
     assert (now["status"], now["chunks"]) == ("INDEXED", good["chunks"])
     assert _chunks(root, good_id) == before
+
+
+def test_a_citation_of_a_scanned_page_carries_its_boxes_and_the_page_image_is_served(served) -> None:
+    """Layout for citations: the cited passage's words have boxes on the page, the supporting sentence's boxes
+    cover the words the answer rests on, and the page's image comes back as PNG; a page without an image, a
+    page beyond the document and another tenant's document are 404 through the one error mapping."""
+    import io
+
+    from PIL import Image
+
+    lectern, url, _ = served
+    doc_id = upload(url, "notice-layout.pdf", (FIXTURES / "notice.pdf").read_bytes())
+    assert wait_status(url, doc_id, {"INDEXED", "FAILED"}, timeout=120)["status"] == "INDEXED"
+    r = httpx.post(f"{url}/v1/query", json={"question": QUESTION, "filters": {"document_ids": [doc_id]}}, timeout=60)
+    assert r.status_code == 200, r.text
+    cite = r.json()["citations"][0]
+    assert cite["document_id"] == doc_id and cite["page"] == 1
+    words = [w for w in cite["text"].split() if any(ch.isalnum() for ch in w)]
+    assert len(cite["boxes"]) >= 0.9 * len(words)
+    start, end = cite["support_start"], cite["support_end"]
+    inside = [b for b in cite["boxes"] if b[0] < end and b[1] > start]
+    assert inside and any(cite["text"][b[0] : b[1]].startswith("Brennan") for b in inside)
+    for s, e, x0, y0, x1, y1 in cite["boxes"]:
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+
+    img = httpx.get(f"{url}/v1/documents/{doc_id}/pages/1/image", headers={"accept": "image/png"}, timeout=30)
+    assert img.status_code == 200 and img.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(img.content)).format == "PNG"
+
+    missing = httpx.get(f"{url}/v1/documents/{doc_id}/pages/2/image", timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    bad = httpx.get(f"{url}/v1/documents/{doc_id}/pages/0/image", timeout=30)
+    assert bad.status_code in (400, 422) and "error" in bad.json()
+
+    from lectern.domain.errors import NotFound
+
+    with pytest.raises(NotFound):  # the same document id under another tenant is not there
+        lectern.api_services().documents.page_image("someone-else", doc_id, 1)
+    assert lectern.api_services().documents.page_image(lectern.settings.tenant_id, doc_id, 1) == img.content

@@ -127,6 +127,12 @@ class CitationOut(BaseModel):
         "sentence, in Unicode code points (support_start == support_end: none found)",
     )
     support_end: int = Field(default=0, ge=0, description="End (exclusive) of that sentence, in code points")
+    boxes: list[tuple[int, int, float, float, float, float]] = Field(
+        default_factory=list,
+        description="The passage's words on its page: [start, end, x0, y0, x1, y1] each, the word's offsets in "
+        "`text` and its box as fractions of the page image (origin top left); empty when the page has no layout "
+        "(flowing formats). The page image: GET /v1/documents/{document_id}/pages/{page}/image",
+    )
 
     @classmethod
     def of(cls, c: Citation) -> CitationOut:

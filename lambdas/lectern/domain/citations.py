@@ -233,6 +233,7 @@ def citation(n: int, passage: ScoredChunk, span: tuple[int, int]) -> Citation:
         text=c.text,
         support_start=span[0],
         support_end=span[1],
+        boxes=c.boxes,
     )
 
 

@@ -262,6 +262,16 @@ class DocumentService:
     def list(self, tenant_id: str) -> list[Document]:
         return self.documents.list(check_tenant(tenant_id))
 
+    def page_image(self, tenant_id: str, document_id: str, page: int) -> bytes:
+        """The PNG of one page of the tenant's document, as rendered at ingest (another tenant's is NotFound)."""
+        doc = self.get(tenant_id, document_id)
+        if doc.status is not DocumentStatus.INDEXED or not 1 <= page <= (doc.pages or 0):
+            raise NotFound(f"Document {document_id} has no page {page}.")
+        try:
+            return self.blobs.get(page_image_key(tenant_id, document_id, page))
+        except KeyError as exc:  # a flowing format, a page beyond LECTERN_MAX_PAGE_IMAGES, or ingested before
+            raise NotFound(f"Page {page} of document {document_id} has no image; its text is in the passage.") from exc
+
     def delete(self, tenant_id: str, document_id: str) -> None:
         """Remove metadata first (so an ingestion in flight fails its final transition), then chunks, then file."""
         self.get(tenant_id, document_id)

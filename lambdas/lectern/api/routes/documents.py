@@ -71,6 +71,20 @@ def router(services: ApiServices) -> Router:
     def get_document(document_id: Annotated[str, Path(max_length=64)]) -> DocumentOut:
         return DocumentOut.of(services.documents.get(caller(r).tenant_id, document_id))
 
+    @r.get(
+        "/v1/documents/<document_id>/pages/<page>/image",
+        summary="A page's image (PNG, rendered at ingest), for showing a citation's region on its page",
+        responses={
+            200: {"description": "The page as PNG", "content": {"image/png": {}}},
+            **ERRORS,
+        },
+    )
+    def get_page_image(
+        document_id: Annotated[str, Path(max_length=64)], page: Annotated[int, Path(ge=1, le=100_000)]
+    ):  # type: ignore[no-untyped-def]  # no return type: Powertools would validate the PNG bytes as JSON
+        png = services.documents.page_image(caller(r).tenant_id, document_id, page)
+        return Response(200, "image/png", png, headers={"Cache-Control": "private, max-age=3600"})
+
     @r.delete(
         "/v1/documents/<document_id>",
         summary="Delete a document, its chunks and index entries",
