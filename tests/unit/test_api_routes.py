@@ -86,7 +86,11 @@ def test_routes_are_grouped_by_resource() -> None:
         paths[module.__name__.rsplit(".", 1)[1]] = sorted({rule for rule, *_ in r._routes})
     assert paths == {
         "health": ["/v1/health"],
-        "documents": ["/v1/documents", "/v1/documents/<document_id>"],
+        "documents": [
+            "/v1/documents",
+            "/v1/documents/<document_id>",
+            "/v1/documents/<document_id>/pages/<page>/image",
+        ],
         "query": ["/v1/query", "/v1/search"],
         "feedback": ["/v1/feedback"],
     }

@@ -17,12 +17,16 @@ def test_spec_has_the_contract():
         "/v1/health",
         "/v1/documents",
         "/v1/documents/{document_id}",
+        "/v1/documents/{document_id}/pages/{page}/image",
         "/v1/query",
         "/v1/search",
         "/v1/feedback",
         "/v1/formats",
     }
     assert set(paths["/v1/documents/{document_id}"]) == {"get", "delete"}
+    image = paths["/v1/documents/{document_id}/pages/{page}/image"]["get"]
+    assert set(image["responses"]["200"]["content"]) == {"image/png"}
+    assert image["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     create = paths["/v1/documents"]["post"]
     assert create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "CreateDocumentResponse"
