@@ -121,12 +121,8 @@ def normalise_question(question: str) -> str:
     return _SPACE_RE.sub(" ", text).strip(_EDGE_PUNCT)
 
 
-_SMALL_NUMBERS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
-)
-_NUMBER_WORDS = {
-    w: str(i) for i, w in enumerate([*_SMALL_NUMBERS.split(), "sixteen", "seventeen", "eighteen"])
-}
+_SMALL_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate([*_SMALL_NUMBERS.split(), "sixteen", "seventeen", "eighteen"])}
 _NUMBER_WORDS.update({"nineteen": "19", "twenty": "20"})
 _SCALE_WORDS = {"hundred", "thousand", "million", "billion", "trillion"}
 _NEGATIONS = {"not", "no", "never", "without", "none", "nor", "cannot", "non"}
@@ -246,7 +242,9 @@ def answer_to_dict(answer: Answer) -> dict[str, Any]:
 def answer_from_dict(data: dict[str, Any], *, latency_ms: int, tier: str) -> Answer:
     return Answer(
         answer=str(data["answer"]),
-        citations=[Citation(**c) for c in data.get("citations", [])],
+        citations=[
+            Citation(**{**c, "boxes": tuple(tuple(b) for b in c.get("boxes", ()))}) for c in data.get("citations", [])
+        ],
         model=str(data.get("model", "")),
         usage=Usage(),  # nothing was generated for this request
         latency_ms=latency_ms,
@@ -271,9 +269,7 @@ def vector_from_bytes(data: bytes, dtype: str = "<f4") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).astype(np.float32)
 
 
-def best_matches(
-    matrix: np.ndarray, vector: np.ndarray, k: int
-) -> list[tuple[int, float]]:  # (row, cosine) best first
+def best_matches(matrix: np.ndarray, vector: np.ndarray, k: int) -> list[tuple[int, float]]:  # (row, cosine) best first
     if not len(matrix):
         return []
     sims = matrix @ np.asarray(vector, dtype=np.float32)
