@@ -9,6 +9,7 @@
 import { ApiError, apiBaseFrom, createClient, errorFromBody, loadConfig, stableClientId } from "./api.js";
 import { createAuth } from "./auth.js";
 import { $, el, icon, ICON_CLOSE, ICON_TRASH } from "./dom.js";
+import { citationRegions, hasLayout, pageImagePath, rectStyle } from "./layout.js";
 import { createSignIn } from "./signin.js";
 import { readEventStream } from "./sse.js";
 import { answerParts, extensionOf, formatLatency, healthSummary, highlightTerms, plural, supportText, timeAgo } from "./text.js";
@@ -920,9 +921,56 @@ function fillPassage(node, c) {
   return mark;
 }
 
+// The cited page: its image (rendered at ingest, GET /v1/documents/{id}/pages/{n}/image) with the passage's lines
+// and, stronger, the supporting sentence's lines drawn over it (frontend/layout.js). The image is fetched through
+// the API client (it needs the auth headers an <img src> cannot send) and shown from a blob: URL.
+let pageUrl = null;
+let pageRequest = 0;
+
+function clearPage() {
+  pageRequest++;
+  $("passage-page").hidden = true;
+  $("passage-page-marks").replaceChildren();
+  $("passage-page-img").removeAttribute("src");
+  if (pageUrl) URL.revokeObjectURL(pageUrl);
+  pageUrl = null;
+}
+
+async function showPage(c) {
+  clearPage();
+  if (!hasLayout(c)) return;
+  const mine = pageRequest;
+  let blob;
+  try {
+    const res = await api(pageImagePath(c), { headers: { Accept: "image/png" }, stream: true });
+    blob = await res.blob();
+  } catch {
+    return; // no image for this page (a flowing format, or ingested before page images): the text stands alone
+  }
+  if (mine !== pageRequest) return; // another passage was opened meanwhile
+  pageUrl = URL.createObjectURL(blob);
+  const { passage, support } = citationRegions(c);
+  const marks = [
+    ...passage.map((r) => ["page-mark page-mark--passage", r]),
+    ...support.map((r) => ["page-mark page-mark--support", r]),
+  ].map(([cls, r]) => {
+    const node = el("div", { class: cls, "data-testid": cls.endsWith("support") ? "page-support" : "page-passage" });
+    Object.assign(node.style, rectStyle(r));
+    return node;
+  });
+  $("passage-page-marks").replaceChildren(...marks);
+  const img = $("passage-page-img");
+  img.alt = `Page ${c.page} of ${c.filename}, the cited region highlighted`;
+  img.src = pageUrl;
+  $("passage-page").hidden = false;
+  const first = marks.find((m) => m.dataset.testid === "page-support");
+  img.addEventListener("load", () => first?.scrollIntoView({ block: "center" }), { once: true });
+}
+
 function openPassage(n) {
   const c = q.citations.get(n);
   if (!c) return;
+  showPage(c);
   $("passage-eyebrow").textContent = q.closest ? "Closest passage" : "Source";
   $("passage-n").textContent = String(n);
   $("passage-title").textContent = c.filename;
@@ -937,6 +985,7 @@ function openPassage(n) {
 }
 
 $("passage-close").addEventListener("click", () => passageEl.close());
+passageEl.addEventListener("close", clearPage);
 for (const dialog of [passageEl, confirmEl]) {
   // A click on the backdrop (the dialog element itself, outside its padded body) closes it.
   dialog.addEventListener("click", (e) => {
