@@ -39,7 +39,18 @@ def load_jsonc(name: str) -> Any:
 
 def chunks() -> tuple[list[Chunk], np.ndarray]:
     cs = [
-        Chunk("doc-1:0000", TENANT, "doc-1", "handbook.pdf", 1, 0, "Annual leave is 25 days.", "Leave", 6),
+        Chunk(
+            "doc-1:0000",
+            TENANT,
+            "doc-1",
+            "handbook.pdf",
+            1,
+            0,
+            "Annual leave is 25 days.",
+            "Leave",
+            6,
+            boxes=((0, 6, 0.1, 0.2, 0.18, 0.22), (7, 12, 0.19, 0.2, 0.25, 0.22)),
+        ),
         Chunk("doc-1:0001", TENANT, "doc-1", "handbook.pdf", 2, 1, "Sick leave needs a note.", "", 6),
     ]
     return cs, np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], dtype=np.float32)

@@ -188,3 +188,32 @@ def test_engine_fusion_agrees_with_domain_fusion(method: str, query: str) -> Non
     assert [h.score for h in engine.hits] == pytest.approx([h.score for h in domain.hits], abs=1e-9)
     assert engine.best_similarity == pytest.approx(domain.best_similarity, abs=1e-6)
     assert engine.bm25_matched == domain.bm25_matched
+
+
+def test_an_index_made_before_word_boxes_gets_the_field_and_keeps_its_chunks(server: FakeOpenSearchServer) -> None:
+    """The mapping is strict, so an older index (no `boxes`) would refuse every new chunk; ensure_index adds the
+    field (PUT _mapping keeps every document), old chunks read back without boxes, new ones with theirs."""
+    from lectern.adapters.aws.opensearch_index import BOXES_FIELD
+
+    idx = OpenSearchIndex(OpenSearch(hosts=[server.url]), dimension=DIM)
+    old_body = idx.index_body()
+    del old_body["mappings"]["properties"][BOXES_FIELD]
+    server.fake.create_index(idx.index_name, old_body)
+    old_chunks, vs = doc("t", "old", 2)
+    strict = OpenSearchIndex(OpenSearch(hosts=[server.url]), dimension=DIM)
+    with pytest.raises(IndexWriteFailed):  # what happens without the migration: strict mapping refuses boxes
+        strict.replace_document("t", "old", old_chunks, vs)
+    for i, c in enumerate(old_chunks):  # chunks written by the older version: no boxes field at all
+        server.fake.indices[idx.index_name].docs[f"t/{c.chunk_id}"] = {
+            "tenant_id": "t", "document_id": "old", "chunk_id": c.chunk_id, "filename": "f.txt", "page": 1,
+            "ordinal": i, "token_count": 3, "heading": "", "text": c.text, "embedding": [0.5] * DIM,
+        }  # fmt: skip
+    idx.ensure_index()
+    assert BOXES_FIELD in server.fake.indices[idx.index_name].mapping["properties"]
+    idx.ensure_index()  # again: nothing to add
+    boxed = [Chunk("new:0000", "t", "new", "s.pdf", 1, 0, "North 41", boxes=((0, 5, 0.1, 0.2, 0.3, 0.25),))]
+    idx.replace_document("t", "new", boxed, vs[:1])
+    got = {s.chunk.chunk_id: s.chunk for s in idx.bm25("t", "paragraph north", 10)}
+    assert set(got) == {"old:0000", "old:0001", "new:0000"}
+    assert got["old:0000"].text == old_chunks[0].text and got["old:0000"].boxes == ()
+    assert got["new:0000"].boxes == boxed[0].boxes

@@ -127,7 +127,11 @@ class FakeOpenSearch:
     @staticmethod
     def _check_field(fname: str, spec: dict[str, Any], props: dict[str, Any]) -> None:
         kind = spec.get("type")
-        if kind in ("keyword", "integer"):
+        if kind == "keyword":
+            _keys(spec, {"type", "index", "doc_values"}, fname)
+            if spec.get("index") is False and spec.get("doc_values", True) is not False:
+                raise BadRequest(f"[{fname}] a stored-only keyword here sets index and doc_values false")
+        elif kind == "integer":
             _keys(spec, {"type"}, fname)
         elif kind == "text":
             _keys(spec, {"type", "analyzer", "copy_to"}, fname)
@@ -145,6 +149,18 @@ class FakeOpenSearch:
             _keys(method.get("parameters", {}), {"ef_construction", "m"}, "method.parameters")
         else:
             raise BadRequest(f"[{fname}] field type {kind!r} not understood", "mapper_parsing_exception")
+
+    def put_mapping(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT {index}/_mapping: new fields only (changing an existing field's type is refused, as by OpenSearch)."""
+        index = self._index(name)
+        props = _keys(body, {"properties"}, "put mapping", {"properties"})["properties"]
+        for fname, spec in props.items():
+            have = index.mapping["properties"].get(fname)
+            if have is not None and have != spec:
+                raise BadRequest(f"mapper [{fname}] cannot be changed", "illegal_argument_exception")
+            self._check_field(fname, spec, {**index.mapping["properties"], **props})
+        index.mapping["properties"].update(props)
+        return {"acknowledged": True}
 
     def put_pipeline(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         _keys(body, {"description", "phase_results_processors"}, "pipeline", {"phase_results_processors"})
@@ -596,6 +612,8 @@ class _Handler(BaseHTTPRequestHandler):
             name, op = path
             if op == "_mapping" and m == "GET":
                 return 200, {name: {"mappings": fake._index(name).mapping}}
+            if op == "_mapping" and m == "PUT":
+                return 200, fake.put_mapping(name, body)
             if op == "_bulk" and m in ("POST", "PUT"):
                 return 200, fake.bulk(name, body, params)
             if op == "_search" and m in ("GET", "POST"):

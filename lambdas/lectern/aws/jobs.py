@@ -4,8 +4,10 @@ Step Functions passes at most 256 KB between states, so extracted text, chunks a
 bucket next to the original and the state holds only keys:
 
     {tenant}/{doc}/original          the upload (the EventBridge rule matches this suffix)
-    {tenant}/{doc}/extracted.json    pages and blocks
-    {tenant}/{doc}/chunks.jsonl      one chunk per line
+    {tenant}/{doc}/extracted.json    pages and blocks (and the pages' word boxes)
+    {tenant}/{doc}/chunks.jsonl      one chunk per line (with its word boxes)
+    {tenant}/{doc}/pages/{n}.png     page images for the passage view (rendered at ingest)
+    {tenant}/{doc}/textract/...      Textract's results (lectern.adapters.aws.textract_ocr): a rebuild reuses them
     {tenant}/{doc}/embeddings/...    vectors (S3VectorStore), reused by the rebuild workflow after a pause
     {tenant}/{doc}/document.json     the document record as last INDEXED (lets a rebuild restore metadata)
     lectern.rebuild/{run}/documents.json   the rebuild's document list (its Distributed Map's ItemReader)
@@ -23,7 +25,7 @@ from typing import Any
 
 from lectern.domain.documents import check_document_id, check_tenant
 from lectern.domain.errors import ValidationFailed
-from lectern.domain.models import Block, Chunk, Document, DocumentStatus, ExtractedDocument, Page
+from lectern.domain.models import Block, Chunk, Document, DocumentStatus, ExtractedDocument, Page, Word
 
 _ORIGINAL = re.compile(r"^(?P<tenant>[^/]+)/(?P<doc>[^/]+)/original$")
 
@@ -86,12 +88,23 @@ def parse_original_key(key: str) -> tuple[str, str]:
 
 # -- (de)serialisation --------------------------------------------------------------------------------------
 def dump_extracted(doc: ExtractedDocument) -> bytes:
-    return json.dumps(dataclasses.asdict(doc), ensure_ascii=False).encode()
+    """Pages, blocks and word boxes; page images are stored as their own objects by the extract step."""
+    raw = dataclasses.asdict(dataclasses.replace(doc, page_images={}))
+    raw.pop("page_images", None)
+    return json.dumps(raw, ensure_ascii=False).encode()
 
 
 def load_extracted(data: bytes) -> ExtractedDocument:
     raw = json.loads(data)
-    pages = [Page(number=p["number"], blocks=[Block(**b) for b in p["blocks"]]) for p in raw["pages"]]
+    pages = [
+        Page(
+            number=p["number"],
+            blocks=[Block(**b) for b in p["blocks"]],
+            words=tuple(Word(**w) for w in p.get("words", ())),  # layout (word boxes), from issue 18 on
+            ocr=bool(p.get("ocr", False)),
+        )
+        for p in raw["pages"]
+    ]
     return ExtractedDocument(pages=pages, title=raw.get("title"))
 
 
@@ -100,7 +113,13 @@ def dump_chunks(chunks: list[Chunk]) -> bytes:
 
 
 def load_chunks(data: bytes) -> list[Chunk]:
-    return [Chunk(**json.loads(line)) for line in data.decode().splitlines() if line.strip()]
+    out = []
+    for line in data.decode().splitlines():
+        if line.strip():
+            raw = json.loads(line)
+            raw["boxes"] = tuple(tuple(b) for b in raw.get("boxes", ()))  # JSON arrays back to WordBox tuples
+            out.append(Chunk(**raw))
+    return out
 
 
 def dump_document(doc: Document) -> bytes:

@@ -51,6 +51,7 @@ import numpy as np
 
 from lectern.domain.errors import IndexWriteFailed, SearchUnavailable
 from lectern.domain.models import Chunk, ScoredChunk, SearchFilters
+from lectern.domain.layout import decode_boxes, encode_boxes
 from lectern.domain.text import query_terms
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ Fusion = Literal["min_max", "rrf"]
 
 VECTOR_FIELD = "embedding"
 BM25_FIELD = "search_text"
+# the chunk's word boxes (lectern.domain.layout.encode_boxes): stored in _source only, never searched
+BOXES_FIELD = "boxes"
+BOXES_MAPPING: dict[str, Any] = {"type": "keyword", "index": False, "doc_values": False}
 MAX_BULK_BYTES = 5 * 1024 * 1024  # per _bulk request; well under the 10 MiB (and Serverless) request limits
 MAX_CHUNKS_PER_DOCUMENT = 10_000  # one search page (index.max_result_window) lists a document's chunks
 RRF_RANK_CONSTANT = 60
@@ -169,6 +173,7 @@ class OpenSearchIndex:
                     "page": {"type": "integer"},
                     "ordinal": {"type": "integer"},
                     "token_count": {"type": "integer"},
+                    BOXES_FIELD: dict(BOXES_MAPPING),
                     "heading": dict(text),
                     "text": dict(text),
                     BM25_FIELD: {"type": "text", "analyzer": "english"},
@@ -282,6 +287,7 @@ class OpenSearchIndex:
             "token_count": chunk.token_count,
             "heading": chunk.heading,
             "text": chunk.text,
+            BOXES_FIELD: encode_boxes(chunk.boxes),
             VECTOR_FIELD: [float(x) for x in vector],
         }
 
@@ -326,6 +332,10 @@ class OpenSearchIndex:
         mapping = self.client.indices.get_mapping(index=self.index_name)
         first: dict[str, Any] = next(iter(mapping.values()), {})
         props = first.get("mappings", {}).get("properties", {})
+        if BOXES_FIELD not in props:  # an index made before word boxes: adding a field keeps every document
+            self.client.indices.put_mapping(
+                index=self.index_name, body={"properties": {BOXES_FIELD: dict(BOXES_MAPPING)}}
+            )
         dim = props.get(VECTOR_FIELD, {}).get("dimension")
         if dim is not None and int(dim) != self.dimension:
             raise RuntimeError(
@@ -566,6 +576,7 @@ def hit_to_chunk(hit: dict[str, Any]) -> Chunk:
         text=str(s["text"]),
         heading=str(s.get("heading") or ""),
         token_count=int(s.get("token_count") or 0),
+        boxes=decode_boxes(s.get(BOXES_FIELD)),
     )
 
 
