@@ -82,6 +82,8 @@ class AwsSettings(SearchSettings):
     tenant_claim: str = "custom:tenant_id"
     cors_origins: list[str] = Field(default_factory=list, description="origins the web page is served from")
     idempotency_ttl_s: int = Field(default=3600, ge=60)
+    # OCR of scanned PDF pages and images: Amazon Textract (lectern.adapters.aws.textract_ocr), results kept in S3
+    ocr: Literal["textract", "none"] = "textract"
     # Defaults that differ from the local mode: Bedrock's models take more context; the limits are per tenant,
     # shared by every Lambda instance (DynamoDB counters), and API Gateway's usage plan throttles per key too;
     # the cache lives in the single table (lectern.adapters.aws.dynamo_cache), its threshold measured with the
@@ -101,6 +103,13 @@ class AwsSettings(SearchSettings):
         if bool(self.guardrail_id) != bool(self.guardrail_version):
             raise ValueError("set both LECTERN_GUARDRAIL_ID and LECTERN_GUARDRAIL_VERSION, or neither")
         return self
+
+    def ocr_engine(self) -> Any:
+        if self.ocr == "none":
+            return None
+        from lectern.adapters.aws.textract_ocr import TextractOcr
+
+        return TextractOcr(bucket=self.documents_bucket)
 
     def retrieval_config(self) -> Any:
         from lectern.domain.retrieval import RetrievalConfig

@@ -26,6 +26,7 @@ from lectern.domain.extraction import ExtractionLimits, extract
 from lectern.domain.layout import attach_boxes
 from lectern.domain.lifecycle import MARK_FAILED, MARK_INDEXED
 from lectern.domain.models import Chunk, Document, DocumentStatus, ExtractedDocument
+from lectern.domain.ocr import bind_to_document
 from lectern.domain.ports import BlobStore, DocumentRepository, Embedder, SearchIndex
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class IngestionPipeline:
 
     def extract(self, state: IngestionState) -> IngestionState:
         doc = state.document
-        extracted = self.extractor(state.data, doc.filename, doc.content_type, self.limits)
+        limits = bind_to_document(self.limits, doc.tenant_id, doc.document_id)  # e.g. Textract: where, what cache
+        extracted = self.extractor(state.data, doc.filename, doc.content_type, limits)
         # page images go next to the original (the passage view shows them); the state carries text and boxes
         for number, png in sorted(extracted.page_images.items()):
             self.blobs.put(page_image_key(doc.tenant_id, doc.document_id, number), png)

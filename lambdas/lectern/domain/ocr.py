@@ -67,6 +67,27 @@ class OcrEngine(Protocol):
         ...
 
 
+class DocumentOcrEngine(OcrEngine, Protocol):
+    """An engine that reads a whole stored document at once (Textract's asynchronous text detection) and so must
+    know which document it works on: `for_document` binds it, `recognize_document` returns the words of the
+    given page numbers on a `UNIT` x `UNIT` page (`ocr_pdf_pages` prefers it over rendering page by page)."""
+
+    def for_document(self, tenant_id: str, document_id: str) -> DocumentOcrEngine: ...
+
+    def recognize_document(self, pages: list[int]) -> dict[int, list[OcrWord]]: ...
+
+
+DOCUMENT_UNIT = 10_000  # the page size, in "pixels", of the words a DocumentOcrEngine returns
+
+
+def bind_to_document(limits: ExtractionLimits, tenant_id: str, document_id: str) -> ExtractionLimits:
+    """`limits` with its engine bound to the document, for engines that keep per-document state (others as is)."""
+    from dataclasses import replace
+
+    bind = getattr(limits.ocr, "for_document", None)
+    return replace(limits, ocr=bind(tenant_id, document_id)) if bind is not None else limits
+
+
 def page_needs_ocr(text: str) -> bool:
     """Whether a PDF page's text layer is missing or unusable (so the page is read from its image instead)."""
     chars = "".join(text.split())
@@ -161,6 +182,18 @@ def ocr_pdf_pages(data: bytes, pages: list[Page], limits: ExtractionLimits) -> l
     if engine is None or not todo:
         return pages
     check_ocr_pages(len(todo), limits, "PDF")
+    whole = getattr(engine, "recognize_document", None)
+    if whole is not None:  # the engine reads the stored document itself (Textract): nothing is rendered here
+        try:
+            found = whole([pages[i].number for i in todo])
+        except OcrFailure as exc:
+            raise ExtractionError(f"OCR of the PDF failed: {exc.reason}") from exc
+        out = list(pages)
+        for i in todo:
+            ocr = _to_page(pages[i].number, found.get(pages[i].number, []), (DOCUMENT_UNIT, DOCUMENT_UNIT))
+            if _alnum(" ".join(b.text for b in ocr.blocks)) > _alnum(" ".join(b.text for b in pages[i].blocks)):
+                out[i] = ocr
+        return out
     import pypdfium2
 
     try:
