@@ -43,7 +43,16 @@ class Access:
     search: bool = False
     embed: bool = False
     generate: bool = False
+    ocr: bool = False  # Amazon Textract text detection (lectern.adapters.aws.textract_ocr)
 
+
+# Textract's text detection has no resource types in IAM (Service Authorization Reference: "*" only); it reads
+# an asynchronous job's PDF from the documents bucket with the caller's own s3:GetObject.
+TEXTRACT_ACTIONS = [
+    "textract:DetectDocumentText",
+    "textract:StartDocumentTextDetection",
+    "textract:GetDocumentTextDetection",
+]
 
 ACCESS = {
     # presigned POST (PutObject by the signer), document reads, delete of a document's objects; the query
@@ -67,7 +76,9 @@ ACCESS = {
     "ValidateFunctionArn": Access(
         [], False, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
     ),
-    "ExtractFunctionArn": Access(OBJ_RW, False, ["dynamodb:GetItem"]),
+    # OCR by Textract; its results and job id are objects next to the document (textract/*.json): a missing
+    # one must read as missing (ListBucket), so a retry finds the job it started
+    "ExtractFunctionArn": Access(OBJ_RW, True, ["dynamodb:GetItem"], ocr=True),
     "ChunkFunctionArn": Access(OBJ_RW, False, ["dynamodb:GetItem"]),
     # looks for the batch's stored vectors first: a missing key must read as missing (ListBucket)
     "EmbedBatchFunctionArn": Access(OBJ_RW, True, [], embed=True),
@@ -76,7 +87,12 @@ ACCESS = {
     "MarkFailedFunctionArn": Access([], False, ITEM_UPDATE, search=True),
     "ListDocumentsFunctionArn": Access([], True, []),
     "ReindexDocumentFunctionArn": Access(
-        OBJ_RW, True, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], search=True, embed=True
+        OBJ_RW,
+        True,
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        search=True,
+        embed=True,
+        ocr=True,  # a rebuild reads the stored Textract results; one never OCRed before is OCRed here
     ),
 }
 
@@ -289,6 +305,10 @@ class ServiceStack(Stack):
             if access.search:
                 backend.grant_http(role)
                 roles.append(role)
+            if access.ocr:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(sid="TextractOcr", actions=TEXTRACT_ACTIONS, resources=["*"])
+                )
             if access.embed:
                 self.models.grant_embed(role)
             if access.generate:

@@ -253,7 +253,7 @@ def aws_harness(
     from tests.aws.iam_enforcement import Enforcer
     from tests.fakes.opensearch_server import running_fake_opensearch
 
-    for service in ("S3", "DYNAMODB", "SAGEMAKER_RUNTIME"):
+    for service in ("S3", "DYNAMODB", "SAGEMAKER_RUNTIME", "TEXTRACT"):
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", moto_server)
     for key in [k for k in os.environ if k.startswith(_ENV_PREFIXES)]:
         monkeypatch.delenv(key)

@@ -177,6 +177,16 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
             if guardrail:
                 out.append(("bedrock:ApplyGuardrail", _guardrail(guardrail["guardrailIdentifier"])))
             return out
+    if service == "textract" and operation in {
+        "DetectDocumentText",
+        "StartDocumentTextDetection",
+        "GetDocumentTextDetection",
+    }:
+        out = [(f"textract:{operation}", "*")]  # Textract's text detection has no resource types
+        location = params.get("DocumentLocation", {}).get("S3Object")
+        if location:  # Textract reads the object with the caller's permissions
+            out.append(("s3:GetObject", f"arn:{PARTITION}:s3:::{location['Bucket']}/{location['Name']}"))
+        return out
     if service == "bedrock-agent-runtime" and operation == "Rerank":
         config = params["rerankingConfiguration"]["bedrockRerankingConfiguration"]["modelConfiguration"]
         return [("bedrock:Rerank", "*"), ("bedrock:InvokeModel", config["modelArn"])]

@@ -35,12 +35,42 @@ ALLOWED_UNUSED = {
         r".*",
     ): "written by the Lambda runtime (the function's own log group), not by the handler code",
     ("xray:*", r"^\*$"): "sent by Lambda's active tracing; X-Ray has no resource-level permissions",
+    ("textract:*", r"^\*$"): (
+        "reindex_document OCRs a scanned document whose stored Textract result is missing (a rebuild of one "
+        "ingested before Textract); the scenario's rebuilt documents are text. The extract function's Textract "
+        "calls are exercised above (scan.png, scan.pdf)"
+    ),
     ("bedrock:InvokeModel*", r":bedrock:us-(east-2|west-2)::foundation-model/"): (
         "a us.* cross-region inference profile may route to these regions; IAM asks for the foundation model "
         "in the region that serves the request (the tests run in us-east-1)"
     ),
 }
-WILDCARD_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "bedrock:Rerank"}
+WILDCARD_RESOURCE_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "bedrock:Rerank",
+    "textract:DetectDocumentText",
+    "textract:StartDocumentTextDetection",
+    "textract:GetDocumentTextDetection",
+}
+
+
+def _blank_scan_png() -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (300, 120), 255)
+    ImageDraw.Draw(img).rectangle((20, 40, 260, 60), fill=0)  # not blank: the engine is called
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _image_only_pdf() -> bytes:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parents[1] / "fixtures" / "ocr" / "notice.pdf").read_bytes()
 
 
 def _routing(h, on: bool) -> None:
@@ -88,6 +118,12 @@ def _run_every_function(h) -> None:
     h.call("POST", "/v1/query", {"question": "Leave days per year?"}, headers={"accept": "text/event-stream"})
     h.bedrock.clear_errors()
     assert h.json("POST", "/v1/search", {"query": "laptops", "top_k": 3})[0] == 200
+    # scans go to Textract (moto answers with no words, so both end FAILED "no text"): an image by the
+    # synchronous DetectDocumentText, an image-only PDF by an asynchronous job read from its S3 object
+    scan = h.upload("scan.png", _blank_scan_png(), "image/png")
+    assert h.ingest(scan)["status"] == "FAILED"
+    pdf = h.upload("scan.pdf", _image_only_pdf(), "application/pdf")
+    assert h.ingest(pdf)["status"] == "FAILED"
     # a failed ingestion, and a delete while a document is being ingested
     broken = h.upload("broken.pdf", b"%PDF-1.7 not a pdf", "application/pdf")
     assert h.ingest(broken)["status"] == "FAILED"

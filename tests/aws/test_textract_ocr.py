@@ -211,7 +211,20 @@ def test_a_failed_job_and_refused_calls_fail_the_document_with_the_reason() -> N
     assert str(err.value) == (
         "OCR of the PDF failed: Textract could not read the document (Request has unsupported document format)."
     )
-    assert "acme/doc5/textract/job.json" not in blobs.data  # a failed job is not resumed
+    assert json.loads(blobs.data["acme/doc5/textract/job.json"]) == {"JobId": None, "failures": 1}
+    seen: list[str] = []  # a new try starts a new job, under a new token
+    stub.add_response("start_document_text_detection", {"JobId": "job-y"}, {
+        "DocumentLocation": ANY, "ClientRequestToken": ANY, "JobTag": ANY})  # fmt: skip
+    stub.add_response("get_document_text_detection", {"JobStatus": "SUCCEEDED", "Blocks": _page_blocks(2, ["ok now"], "y")},
+                      {"JobId": "job-y", "MaxResults": 1000})  # fmt: skip
+    engine.client.meta.events.register(
+        "provide-client-params.textract.StartDocumentTextDetection",
+        lambda params, **kw: seen.append(params["ClientRequestToken"]),
+    )
+    with stub:
+        retried = extract(_scanned_pdf(), "x.pdf", None, limits)
+    assert " ".join(b.text for b in retried.pages[1].blocks) == "ok now"
+    assert len(seen) == 1 and seen[0] != engine.for_document("acme", "doc5")._token(None)
 
     engine2, stub2, _ = _engine()
     stub2.add_client_error("detect_document_text", "UnsupportedDocumentException", "bad", 400)

@@ -228,15 +228,13 @@ class TextractOcr:
         marker = self._cached(job_key)
         textract = self._textract()
         try:
-            if marker is not None:
-                job_id = json.loads(marker)["JobId"]
-            else:
-                token = hashlib.sha256(f"{self.tenant_id}/{self.document_id}".encode()).hexdigest()[:64]
+            job_id = json.loads(marker).get("JobId") if marker is not None else None
+            if not job_id:  # none yet, or the last one failed: start one
                 job_id = textract.start_document_text_detection(
                     DocumentLocation={
                         "S3Object": {"Bucket": self.bucket, "Name": blob_key(self.tenant_id, self.document_id)}
                     },
-                    ClientRequestToken=token,
+                    ClientRequestToken=self._token(marker),
                     JobTag="lectern-extract",
                 )["JobId"]
                 self._blobs().put(job_key, json.dumps({"JobId": job_id}).encode())
@@ -244,6 +242,12 @@ class TextractOcr:
         except (ClientError, BotoCoreError) as exc:
             raise _client_error(exc) from exc
         return _words_of(blocks)
+
+    def _token(self, marker: bytes | None) -> str:
+        """The same token for every start of this document (a repeated start returns the same job), a new one
+        after a failed job (the same token would return the failed job again)."""
+        failed = int(json.loads(marker).get("failures", 0)) if marker is not None else 0
+        return hashlib.sha256(f"{self.tenant_id}/{self.document_id}/{failed}".encode()).hexdigest()[:64]
 
     def _wait(self, textract: Any, job_id: str) -> list[dict[str, Any]]:
         waited = 0.0
@@ -261,8 +265,10 @@ class TextractOcr:
             waited += self.poll_interval_s
         if status == "FAILED":
             job_key = self._key("job")
-            if job_key is not None:
-                self._blobs().delete(job_key)  # a failed job is not resumed: the next try starts a new one
+            if job_key is not None:  # a failed job is not resumed: the next try starts a new one
+                marker = self._cached(job_key)
+                failures = int(json.loads(marker).get("failures", 0)) if marker is not None else 0
+                self._blobs().put(job_key, json.dumps({"JobId": None, "failures": failures + 1}).encode())
             message = str(resp.get("StatusMessage") or "no reason given")
             raise OcrFailure(f"Textract could not read the document ({message[:200]}).")
         if status == "PARTIAL_SUCCESS":
