@@ -19,7 +19,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from PIL import Image
 
-from lectern.adapters.aws.textract_ocr import UNIT, TextractOcr
+from lectern.adapters.aws.textract_ocr import TextractOcr
 from lectern.domain.errors import ExtractionError
 from lectern.domain.extraction import ExtractionLimits, extract
 from lectern.domain.ocr import OcrFailure
@@ -151,7 +151,9 @@ def test_a_scanned_pdf_is_read_by_one_async_job_paged_to_the_end_and_paid_once()
         "JobTag": "lectern-extract",
     }
     stub.add_response("start_document_text_detection", {"JobId": "job-1"}, start_params)
-    stub.add_response("get_document_text_detection", {"JobStatus": "IN_PROGRESS"}, {"JobId": "job-1", "MaxResults": 1000})
+    stub.add_response(
+        "get_document_text_detection", {"JobStatus": "IN_PROGRESS"}, {"JobId": "job-1", "MaxResults": 1000}
+    )
     part1 = _page_blocks(1, ["Facilities Handbook"], "p1") + _page_blocks(2, ["APPENDIX B FIRE DRILL"], "p2a")
     part2 = _page_blocks(2, ["Assembly point C is the car park"], "p2b", start_top=0.15)
     stub.add_response(
@@ -184,12 +186,18 @@ def test_a_retry_after_a_timeout_resumes_the_stored_job_instead_of_starting_anot
     stub.add_response("start_document_text_detection", {"JobId": "job-9"}, {
         "DocumentLocation": ANY, "ClientRequestToken": ANY, "JobTag": ANY})  # fmt: skip
     for _ in range(3):
-        stub.add_response("get_document_text_detection", {"JobStatus": "IN_PROGRESS"}, {"JobId": "job-9", "MaxResults": 1000})
+        stub.add_response(
+            "get_document_text_detection", {"JobStatus": "IN_PROGRESS"}, {"JobId": "job-9", "MaxResults": 1000}
+        )
     with stub, pytest.raises(OcrFailure, match="had not finished"):
         engine.recognize_document([1])
     assert "acme/doc4/textract/job.json" in blobs.data and "acme/doc4/textract/document.json" not in blobs.data
     done = _page_blocks(1, ["late but here"], "z")
-    stub.add_response("get_document_text_detection", {"JobStatus": "SUCCEEDED", "Blocks": done}, {"JobId": "job-9", "MaxResults": 1000})
+    stub.add_response(
+        "get_document_text_detection",
+        {"JobStatus": "SUCCEEDED", "Blocks": done},
+        {"JobId": "job-9", "MaxResults": 1000},
+    )
     with stub:  # no start_document_text_detection stubbed: a second start would fail the test
         words = engine.recognize_document([1])
     stub.assert_no_pending_responses()
@@ -215,8 +223,8 @@ def test_a_failed_job_and_refused_calls_fail_the_document_with_the_reason() -> N
     seen: list[str] = []  # a new try starts a new job, under a new token
     stub.add_response("start_document_text_detection", {"JobId": "job-y"}, {
         "DocumentLocation": ANY, "ClientRequestToken": ANY, "JobTag": ANY})  # fmt: skip
-    stub.add_response("get_document_text_detection", {"JobStatus": "SUCCEEDED", "Blocks": _page_blocks(2, ["ok now"], "y")},
-                      {"JobId": "job-y", "MaxResults": 1000})  # fmt: skip
+    done = {"JobStatus": "SUCCEEDED", "Blocks": _page_blocks(2, ["ok now"], "y")}
+    stub.add_response("get_document_text_detection", done, {"JobId": "job-y", "MaxResults": 1000})
     engine.client.meta.events.register(
         "provide-client-params.textract.StartDocumentTextDetection",
         lambda params, **kw: seen.append(params["ClientRequestToken"]),

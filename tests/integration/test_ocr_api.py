@@ -122,7 +122,7 @@ def test_a_citation_of_a_scanned_page_carries_its_boxes_and_the_page_image_is_se
     start, end = cite["support_start"], cite["support_end"]
     inside = [b for b in cite["boxes"] if b[0] < end and b[1] > start]
     assert inside and any(cite["text"][b[0] : b[1]].startswith("Brennan") for b in inside)
-    for s, e, x0, y0, x1, y1 in cite["boxes"]:
+    for _s, _e, x0, y0, x1, y1 in cite["boxes"]:
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
 
     img = httpx.get(f"{url}/v1/documents/{doc_id}/pages/1/image", headers={"accept": "image/png"}, timeout=30)

@@ -65,8 +65,13 @@ def _pdf_words(page: Any) -> tuple[Word, ...]:
             if current and box:
                 x0, y0, x1, y1 = box
                 words.append(
-                    Word("".join(current), (x0 - left) / width, (top - y1) / height, (x1 - left) / width,
-                         (top - y0) / height)
+                    Word(
+                        "".join(current),
+                        (x0 - left) / width,
+                        (top - y1) / height,
+                        (x1 - left) / width,
+                        (top - y0) / height,
+                    )
                 )
             current.clear()
             box.clear()

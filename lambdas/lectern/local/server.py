@@ -30,7 +30,10 @@ log = logging.getLogger("lectern.server")
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 _STATIC_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'",
+    # blob: images: the passage view shows the cited page image, fetched with the auth headers
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'"
+    ),
     "Referrer-Policy": "no-referrer",
 }
 

@@ -50,8 +50,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from lectern.domain.errors import IndexWriteFailed, SearchUnavailable
-from lectern.domain.models import Chunk, ScoredChunk, SearchFilters
 from lectern.domain.layout import decode_boxes, encode_boxes
+from lectern.domain.models import Chunk, ScoredChunk, SearchFilters
 from lectern.domain.text import query_terms
 
 log = logging.getLogger(__name__)

@@ -161,7 +161,9 @@ class TextractOcr:
         if self.client is None:
             from lectern.adapters.aws import clients
 
-            object.__setattr__(self, "client", clients.client("textract", config=clients.client_config(read_timeout=60)))
+            object.__setattr__(
+                self, "client", clients.client("textract", config=clients.client_config(read_timeout=60))
+            )
         return self.client
 
     def _blobs(self) -> Any:
