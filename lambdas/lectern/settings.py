@@ -80,6 +80,8 @@ class CoreSettings(BaseSettings):
     max_pages: int = Field(default=2000, ge=1)
     max_ocr_pages: int = Field(default=100, ge=0, description="pages read by OCR per document")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="pixels of an image page read by OCR")
+    # the OCR engine: each mode has one (local: tesseract, AWS: textract) and its default; none = text layers only
+    ocr: Literal["tesseract", "textract", "none"] = "none"
     max_page_images: int = Field(
         default=300, ge=0, description="pages per document rendered as images for the passage view (0 = none)"
     )
@@ -270,7 +272,7 @@ class LocalSettings(CoreSettings):
         True  # learned classifier OR lexical patterns (adapters/local/guardrails)
     )
     # OCR of scanned PDF pages and images (lectern.domain.ocr): Debian's tesseract, installed by `make venv`
-    ocr: Literal["tesseract", "none"] = "tesseract"
+    ocr: Literal["tesseract", "textract", "none"] = "tesseract"  # textract is refused here (ocr_engine)
     ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$", description="e.g. eng+deu")
     ocr_page_timeout_s: float = Field(default=60.0, gt=0, description="seconds OCR may take on one page")
 
@@ -286,6 +288,8 @@ class LocalSettings(CoreSettings):
     def ocr_engine(self) -> Any:
         if self.ocr == "none":
             return None
+        if self.ocr != "tesseract":
+            raise SettingsError(f"LECTERN_OCR={self.ocr} is an AWS engine; locally use tesseract or none.")
         from lectern.adapters.local.tesseract_ocr import TesseractOcr
 
         return TesseractOcr(languages=self.ocr_languages, page_timeout_s=self.ocr_page_timeout_s)

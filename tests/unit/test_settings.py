@@ -57,7 +57,18 @@ def test_mode_defaults_differ_only_where_declared() -> None:
     assert (local.rate_limit_per_minute, aws.rate_limit_per_minute) == (120, 600)
     assert (local.cache_max_entries, aws.cache_max_entries) == (1000, 500)
     differs = {n for n in CoreSettings.model_fields if getattr(local, n) != getattr(aws, n)}
-    assert differs == {"max_context_tokens", "rate_limit_per_minute", "daily_token_budget", "cache_max_entries"}
+    assert differs == {
+        "max_context_tokens",
+        "rate_limit_per_minute",
+        "daily_token_budget",
+        "cache_max_entries",
+        "ocr",  # each mode's own engine: tesseract locally, textract on AWS
+    }
+    assert (local.ocr, aws.ocr) == ("tesseract", "textract")
+    with pytest.raises(SettingsError, match="AWS engine"):
+        LocalSettings.from_env({"LECTERN_OCR": "textract"}).extraction_limits()
+    with pytest.raises(SettingsError, match="not available on AWS"):
+        AwsSettings.from_env({**AWS_REQUIRED, "LECTERN_OCR": "tesseract"}).extraction_limits()
 
 
 def test_the_given_environment_is_read_not_the_process_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,7 +83,7 @@ class AwsSettings(SearchSettings):
     cors_origins: list[str] = Field(default_factory=list, description="origins the web page is served from")
     idempotency_ttl_s: int = Field(default=3600, ge=60)
     # OCR of scanned PDF pages and images: Amazon Textract (lectern.adapters.aws.textract_ocr), results kept in S3
-    ocr: Literal["textract", "none"] = "textract"
+    ocr: Literal["tesseract", "textract", "none"] = "textract"  # tesseract is refused here (ocr_engine)
     # Defaults that differ from the local mode: Bedrock's models take more context; the limits are per tenant,
     # shared by every Lambda instance (DynamoDB counters), and API Gateway's usage plan throttles per key too;
     # the cache lives in the single table (lectern.adapters.aws.dynamo_cache), its threshold measured with the
@@ -107,6 +107,8 @@ class AwsSettings(SearchSettings):
     def ocr_engine(self) -> Any:
         if self.ocr == "none":
             return None
+        if self.ocr != "textract":
+            raise SettingsError(f"LECTERN_OCR={self.ocr} is not available on AWS; use textract or none.")
         from lectern.adapters.aws.textract_ocr import TextractOcr
 
         return TextractOcr(bucket=self.documents_bucket)
