@@ -4,7 +4,7 @@ Words are grouped into line segments (a wide horizontal gap ends a segment, so t
 a vertical gutter that no segment crosses splits the page into columns; segments crossing it (a title, a
 full-width table) cut the page into bands, and each band is read left column first. Tables are found by their
 ruling lines (pdfplumber's "lines" strategy: text-aligned guesses tabulate ordinary prose) and take the place of
-their words. Any failure on a page leaves that page to the plain text layer (pypdf): a broken table never fails
+their words. A page with neither keeps the text layer's own order. Any failure on a page leaves that page to the plain text layer (pypdf): a broken table never fails
 the document.
 """
 
@@ -155,18 +155,30 @@ def _inside(word: dict[str, Any], boxes: list[tuple[float, float, float, float]]
     return any(x0 <= cx <= x1 and top <= cy <= bottom for x0, top, x1, bottom in boxes)
 
 
-def page_blocks(page: Any) -> list[Block]:
-    """One pdfplumber page -> blocks in reading order, tables as Markdown tables."""
+def _is_data_table(rows: list[list[str | None]]) -> bool:
+    """Rows of several short cells; boxes drawn around prose (a ruled layout, a framed page) are read as text."""
+    cells = [c.strip() for row in rows for c in row if c and c.strip()]
+    columns = max((sum(1 for c in row if c and c.strip()) for row in rows), default=0)
+    if len(rows) < 2 or columns < 2 or not cells:
+        return False
+    return max(len(c) for c in cells) <= 300 and sum(len(c) for c in cells) / len(cells) <= 80
+
+
+def page_blocks(page: Any, *, always: bool = False) -> list[Block] | None:
+    """One pdfplumber page -> blocks in reading order, tables as Markdown tables; None for a page with neither a
+    table nor two columns (its content-stream order, pypdf's, reads designed pages better), unless `always`."""
     tables = []
     for t in page.find_tables():
         rows = t.extract()
-        if len(rows) >= 2 and max(len(r) for r in rows) >= 2:
+        if _is_data_table(rows):
             block = _table_block(rows)
-            if block is not None:
+            if block is not None and "\n" in block.text:
                 tables.append((t.bbox, block))
     boxes = [bbox for bbox, _ in tables]
     words = [w for w in page.extract_words(x_tolerance=1.5, use_text_flow=False) if not _inside(w, boxes)]
     segs = _segments(words)
     for (x0, top, x1, bottom), block in tables:
         segs.append(_Seg(float(x0), float(x1), float(top), float(bottom), float(bottom) - float(top), table=block))
+    if not tables and not always and _gutter(sorted(segs, key=lambda s: (s.top, s.x0)), float(page.width)) is None:
+        return None
     return list(_runs(_reading_order(segs, float(page.width))))

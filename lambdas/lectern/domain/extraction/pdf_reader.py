@@ -93,7 +93,7 @@ class _Layout:
         except Exception as exc:  # not installed, or a PDF pdfminer cannot parse: the text layer only
             log.info("pdf layout unavailable: %s: %s", type(exc).__name__, exc)
 
-    def page(self, index: int) -> list[Block] | None:
+    def page(self, index: int, always: bool = False) -> list[Block] | None:
         if self.pdf is None:
             return None
         from lectern.domain.extraction.pdf_layout import page_blocks
@@ -101,7 +101,7 @@ class _Layout:
         try:
             page = self.pdf.pages[index]
             try:
-                return page_blocks(page)
+                return page_blocks(page, always=always)
             finally:
                 page.close()
         except Exception as exc:  # a broken table or page keeps the plain text layer
@@ -124,15 +124,19 @@ def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
     failed = chars = 0
     layout = _Layout(data)
     for index in range(count):
+        broken = False
         try:
             text = reader.pages[index].extract_text() or ""
         except Exception as exc:  # one broken page must not sink the document
             log.info("pdf page %d unreadable: %s: %s", index + 1, type(exc).__name__, exc)
-            failed, text = failed + 1, ""
+            broken, text = True, ""
         blocks = _lines_to_blocks(text, dehyphenate=True)
-        laid_out = layout.page(index)
+        # reading order and tables; None where it fails or has nothing to add (the text layer stays)
+        laid_out = layout.page(index, always=broken)
         if laid_out is not None and _letters(laid_out) >= 0.9 * _letters(blocks):
             blocks = laid_out
+        elif broken:
+            failed += 1
         chars += sum(len(b.text) for b in blocks)
         _check_chars(chars, limits)
         pages.append(Page(index + 1, blocks))

@@ -150,12 +150,6 @@ def _table_block(rows: Iterable[Iterable[Cell]], header_rows: int | None = None)
     return Block("\n".join(lines), "table")
 
 
-def is_table_separator(line: str) -> bool:
-    """A Markdown table's header separator line ("| --- | :-: |")."""
-    cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    return bool(cells) and all(re.fullmatch(r":?-{3,}:?", c) for c in cells)
-
-
 def _keep(blocks: Iterable[Block | None]) -> list[Block]:
     return [b for b in blocks if b is not None]
 
