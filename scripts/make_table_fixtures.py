@@ -30,11 +30,48 @@ REGIONS = [
 ]
 REGION_HEADER = ["Region", "Q3 Sales", "Q3 Costs", "Q4 Sales", "Q4 Costs"]
 
-_FIRST = "Amara Bruno Chen Dana Elif Farid Greta Hiro Ines Jonas Kofi Lena Mateo Nadia Omar".split()
-_LAST = "Okafor Rossi Wang Novak Yilmaz Haddad Lind Sato Costa Berg Mensah Vogel Ruiz Petrov Aziz".split()
+_FIRST = [
+    "Amara",
+    "Bruno",
+    "Chen",
+    "Dana",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Omar",
+]
+_LAST = [
+    "Okafor",
+    "Rossi",
+    "Wang",
+    "Novak",
+    "Yilmaz",
+    "Haddad",
+    "Lind",
+    "Sato",
+    "Costa",
+    "Berg",
+    "Mensah",
+    "Vogel",
+    "Ruiz",
+    "Petrov",
+    "Aziz",
+]
 _TEAMS = ["Finance", "Legal", "Support", "Research", "Facilities"]
 STAFF = [
-    (f"{_FIRST[i % 15]} {_LAST[(i + 4 * (i // 15)) % 15]}", _TEAMS[i % 5], f"{4100 + i * 13}", f"{'ABC'[i % 3]}-{200 + i * 3}")
+    (
+        f"{_FIRST[i % 15]} {_LAST[(i + 4 * (i // 15)) % 15]}",
+        _TEAMS[i % 5],
+        f"{4100 + i * 13}",
+        f"{'ABC'[i % 3]}-{200 + i * 3}",
+    )
     for i in range(45)
 ]
 STAFF_HEADER = ["Name", "Team", "Extension", "Room"]
@@ -281,9 +318,7 @@ def main() -> None:
     devset = {
         "name": "tables-reading-order (written by us)",
         "documents": ["tables-merged.pdf", "two-column.pdf", "tables.docx", "tables.html"],
-        "questions": [
-            {"id": i, "question": q, "answers": a, "file": f, "support": s} for i, q, a, f, s in QUESTIONS
-        ],
+        "questions": [{"id": i, "question": q, "answers": a, "file": f, "support": s} for i, q, a, f, s in QUESTIONS],
     }
     (out / "devset.json").write_text(json.dumps(devset, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")

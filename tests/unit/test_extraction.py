@@ -99,7 +99,8 @@ SAMPLES = {
     ),
     "codeblock.md": Ok(("HTML Example", "<h1>Hello, World!</h1>", "Don't forget me this weekend!"), 1),
     "docx-tables.docx": Ok(
-        ("| Header Col 1 | Header Col 2 |\n| --- | --- |\n| Lorem ipsum | A link example |", "Table with merged cells"), 1
+        ("| Header Col 1 | Header Col 2 |\n| --- | --- |\n| Lorem ipsum | A link example |", "Table with merged cells"),
+        1,
     ),
     "embedded-images-tables.pdf": Ok(("Langmuir adsorption isotherm",), 1),
     "empty.txt": Fails(r"^The file is empty \(0 bytes\)\.$"),
@@ -153,7 +154,8 @@ SAMPLES = {
         r"^Unsupported file type 'pptx'\. Supported: PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG, TIFF\.$"
     ),
     "simple-table.md": Ok(
-        ("| Item | Price | # In stock |\n| --- | --- | --- |\n| Juicy Apples | 1.99 | 739 |\n| Bananas | 1.89 | 6 |",), 1
+        ("| Item | Price | # In stock |\n| --- | --- | --- |\n| Juicy Apples | 1.99 | 739 |\n| Bananas | 1.89 | 6 |",),
+        1,
     ),
     "simple.docx": Ok(("These are a few of my favorite things:", "This is my first thought."), 1),
 }

@@ -72,7 +72,9 @@ def test_html_table_with_colspan_and_rowspan_is_markdown():
 
 def test_markdown_table_keeps_its_header():
     got = tables(extract(_shared("simple-table.md"), "simple-table.md"))
-    assert got == ["| Item | Price | # In stock |\n| --- | --- | --- |\n| Juicy Apples | 1.99 | 739 |\n| Bananas | 1.89 | 6 |"]
+    assert got == [
+        "| Item | Price | # In stock |\n| --- | --- | --- |\n| Juicy Apples | 1.99 | 739 |\n| Bananas | 1.89 | 6 |"
+    ]
 
 
 def test_real_pdf_with_an_unruled_table_still_reads_its_rows():

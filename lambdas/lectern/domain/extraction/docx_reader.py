@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lectern.domain.errors import ExtractionError
 from lectern.domain.extraction.common import MSG_INVALID, ExtractionLimits, _human_size
-from lectern.domain.extraction.text import LEFT, UP, _BULLET_RE, Cell, _block, _keep, _squash, _table_block
+from lectern.domain.extraction.text import _BULLET_RE, LEFT, UP, Cell, _block, _keep, _squash, _table_block
 from lectern.domain.models import Block, ExtractedDocument, Page
 
 if TYPE_CHECKING:  # loaded on the first PDF/DOCX: the API never pays for them

@@ -11,14 +11,14 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from lectern.domain.extraction.common import ExtractionLimits, _tags
 from lectern.domain.extraction.text import (
+    LEFT,
+    UP,
+    Cell,
     _block,
     _code_block,
     _decode_declared_text,
     _keep,
     _squash,
-    LEFT,
-    UP,
-    Cell,
     _table_block,
     clean_text,
 )

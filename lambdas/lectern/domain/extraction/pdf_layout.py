@@ -4,8 +4,8 @@ Words are grouped into line segments (a wide horizontal gap ends a segment, so t
 a vertical gutter that no segment crosses splits the page into columns; segments crossing it (a title, a
 full-width table) cut the page into bands, and each band is read left column first. Tables are found by their
 ruling lines (pdfplumber's "lines" strategy: text-aligned guesses tabulate ordinary prose) and take the place of
-their words. A page with neither keeps the text layer's own order. Any failure on a page leaves that page to the plain text layer (pypdf): a broken table never fails
-the document.
+their words. A page with neither keeps the text layer's own order. Any failure on a page leaves that page to the
+plain text layer (pypdf): a broken table never fails the document.
 """
 
 from __future__ import annotations

@@ -112,8 +112,8 @@ class _Layout:
         if self.pdf is not None:
             try:
                 self.pdf.close()
-            except Exception:
-                pass
+            except Exception as exc:
+                log.info("pdf layout close failed: %s", type(exc).__name__)
 
 
 def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
