@@ -99,11 +99,12 @@ SAMPLES = {
     ),
     "codeblock.md": Ok(("HTML Example", "<h1>Hello, World!</h1>", "Don't forget me this weekend!"), 1),
     "docx-tables.docx": Ok(
-        ("Header Col 1 | Header Col 2", "Lorem ipsum | A link example", "Table with merged cells"), 1
+        ("| Header Col 1 | Header Col 2 |\n| --- | --- |\n| Lorem ipsum | A link example |", "Table with merged cells"),
+        1,
     ),
     "embedded-images-tables.pdf": Ok(("Langmuir adsorption isotherm",), 1),
     "empty.txt": Fails(r"^The file is empty \(0 bytes\)\.$"),
-    "example-10k-1p.html": Ok(("Galaxy Gaming, Inc.", "Common stock | GLXZ | OTCQB marketplace"), 1),
+    "example-10k-1p.html": Ok(("Galaxy Gaming, Inc.", "| Common stock | GLXZ | OTCQB marketplace |"), 1),
     "example-with-scripts.html": Ok(("Belarusian forces remain unlikely to attack Ukraine",), 1),
     "fake-doc-emphasized-text.docx": Ok(("I am a bold italic bold-italic text.", "I am a normal text."), 1),
     "fake-html-cp1252.html": Ok(("Die schöne Frau", "15,50 €", "L'été était très chaud", "El niño comió"), 1),
@@ -152,7 +153,10 @@ SAMPLES = {
     "sample-presentation.pptx": Fails(
         r"^Unsupported file type 'pptx'\. Supported: PDF, DOCX, HTML, Markdown, plain text, PNG, JPEG, TIFF\.$"
     ),
-    "simple-table.md": Ok(("Item | Price | # In stock\nJuicy Apples | 1.99 | 739\nBananas | 1.89 | 6",), 1),
+    "simple-table.md": Ok(
+        ("| Item | Price | # In stock |\n| --- | --- | --- |\n| Juicy Apples | 1.99 | 739 |\n| Bananas | 1.89 | 6 |",),
+        1,
+    ),
     "simple.docx": Ok(("These are a few of my favorite things:", "This is my first thought."), 1),
 }
 
@@ -201,7 +205,7 @@ def test_sample_structure():
     assert ideas.title == "How to Get New Ideas"
     assert len(ideas.pages[0].blocks) >= 4  # <br><br> separates its paragraphs
     tables = blocks_of(extract(_read("docx-tables.docx"), "docx-tables.docx"), "table")
-    assert "d | e f g&t h | i" in tables[1]  # the table nested in a cell is kept, flattened
+    assert "| d | e f g&t h | i |" in tables[1]  # the table nested in a cell is kept, flattened
     layout = extract(_read("layout-parser-paper-fast.pdf"), "layout-parser-paper-fast.pdf")
     assert "ﬁ" not in text_of(layout)  # ligatures are split for search
 
@@ -364,7 +368,19 @@ def test_one_broken_page_does_not_sink_the_document(monkeypatch, make_pdf):
             raise ValueError("bad content stream at /tmp/secret/path")
         return real(self, *args, **kwargs)
 
+    from lectern.domain.extraction import pdf_layout
+
+    real_layout = pdf_layout.page_blocks
+
+    def flaky_layout(page, **kwargs):
+        if "Broken" in (page.extract_text() or ""):
+            raise ValueError("bad table at /tmp/secret/path")
+        return real_layout(page, **kwargs)
+
     monkeypatch.setattr(pypdf.PageObject, "extract_text", flaky)
+    doc = extract(make_pdf(["Good page", "Broken page"]), "two.pdf")
+    assert text_of(doc, 2) == "Broken page"  # the layout reader still reads a page pypdf cannot
+    monkeypatch.setattr(pdf_layout, "page_blocks", flaky_layout)
     doc = extract(make_pdf(["Good page", "Broken page"]), "two.pdf")
     assert [p.number for p in doc.pages] == [1, 2]
     assert text_of(doc, 1) == "Good page" and doc.pages[1].blocks == []
@@ -393,7 +409,7 @@ def test_docx_blocks_follow_document_order_with_tables_interleaved():
     assert got == [
         ("heading", 1, "Results"),
         ("paragraph", 0, "Revenue grew strongly."),
-        ("table", 0, "Region | Sales\nNorth | 12"),
+        ("table", 0, "| Region | Sales |\n| --- | --- |\n| North | 12 |"),
         ("heading", 2, "Outlook"),
         ("list", 0, "First point"),
         ("list", 0, "Second point"),
@@ -487,7 +503,7 @@ def test_html_structure_and_boilerplate_removal():
         ("list", "Two items"),
         ("code", "def f(x):\n    return x"),
         ("paragraph", "Quoted words."),
-        ("table", "Name | Qty\nApple | 3"),
+        ("table", "| Name | Qty |\n| --- | --- |\n| Apple | 3 |"),
     ]
     assert doc.title == "Page title"
 
@@ -607,7 +623,7 @@ unterminated fence
         ("list", 0, "1. numbered item"),
         ("paragraph", 0, "quoted text"),
         ("code", 0, "def f():\n    return 1"),
-        ("table", 0, "Name | Value\na | b | 1"),
+        ("table", 0, "| Name | Value |\n| --- | --- |\n| a \\| b | 1 |"),
         ("heading", 1, "Under a rule"),
         ("code", 0, "unterminated fence"),
     ]

@@ -1,6 +1,8 @@
 """Token-aware recursive chunking that keeps page numbers and the heading trail for citations.
 
 * Pieces never cross a page boundary, so every chunk cites exactly one page.
+* A table (a Markdown table block) stays whole in one piece when it fits; a longer one is split between rows,
+  every piece starting with the header row and separator again.
 * Paragraph-sized pieces are packed up to `size` tokens; a piece that is too long is split recursively on
   paragraph, line, sentence, clause and word boundaries, and as a last resort on a token window.
 * Consecutive chunks of the same page share up to `overlap` tokens of trailing pieces.
@@ -88,6 +90,39 @@ def _split_long(text: str, limit: int, count: TokenCounter, level: int = 0) -> I
         yield joiner.join(buf)
 
 
+_TABLE_SEPARATOR_RE = re.compile(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?")
+
+
+def is_table_separator(line: str) -> bool:
+    """A Markdown table's header separator line ("| --- | :-: |")."""
+    return bool(_TABLE_SEPARATOR_RE.fullmatch(line.strip()))
+
+
+def _split_table(text: str, limit: int, count: TokenCounter) -> Iterator[str]:
+    """A Markdown table whole when it fits, else groups of whole rows, each under the header row and separator
+    again. A single row longer than the limit (with its header) is split like prose."""
+    lines = text.split("\n")
+    if count(text) <= limit or len(lines) < 3 or not is_table_separator(lines[1]):
+        yield from _split_long(text, limit, count)
+        return
+    head = "\n".join(lines[:2])
+    budget = limit - count(head)
+    rows: list[str] = []
+    used = 0
+    for row in lines[2:]:
+        t = count(row)
+        if rows and used + t > budget:
+            yield "\n".join([head, *rows])
+            rows, used = [], 0
+        if t > budget:
+            yield from _split_long(f"{head}\n{row}", limit, count)
+            continue
+        rows.append(row)
+        used += t
+    if rows:
+        yield "\n".join([head, *rows])
+
+
 def _pieces(doc: ExtractedDocument, size: int, count: TokenCounter) -> Iterator[_Piece]:
     headings: dict[int, str] = {}
     for page in doc.pages:
@@ -100,7 +135,8 @@ def _pieces(doc: ExtractedDocument, size: int, count: TokenCounter) -> Iterator[
                 headings = {lvl: h for lvl, h in headings.items() if lvl < level}
                 headings[level] = text
             trail = " > ".join(headings[k] for k in sorted(headings))
-            for part in _split_long(text, size, count):
+            parts = _split_table(text, size, count) if block.kind == "table" else _split_long(text, size, count)
+            for part in parts:
                 yield _Piece(part, count(part), page.number, trail)
 
 

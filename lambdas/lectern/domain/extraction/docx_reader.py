@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lectern.domain.errors import ExtractionError
 from lectern.domain.extraction.common import MSG_INVALID, ExtractionLimits, _human_size
-from lectern.domain.extraction.text import _BULLET_RE, _block, _keep, _squash, _table_block
+from lectern.domain.extraction.text import _BULLET_RE, LEFT, UP, Cell, _block, _keep, _squash, _table_block
 from lectern.domain.models import Block, ExtractedDocument, Page
 
 if TYPE_CHECKING:  # loaded on the first PDF/DOCX: the API never pays for them
@@ -30,6 +30,12 @@ def qn(tag: str) -> str:
 
 
 _W_P, _W_TBL, _W_TR, _W_TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
+
+
+_W_TCPR, _W_TRPR, _W_GRIDSPAN, _W_VMERGE = qn("w:tcPr"), qn("w:trPr"), qn("w:gridSpan"), qn("w:vMerge")
+
+
+_W_TBLHEADER, _W_VAL = qn("w:tblHeader"), qn("w:val")
 
 
 _W_T, _W_TAB, _W_BR, _W_CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
@@ -114,11 +120,36 @@ def _docx_cell_text(tc: etree._Element) -> str:
     return " ".join(_docx_text(p) for p in paragraphs)
 
 
+def _docx_cells(tr: etree._Element) -> list[Cell]:
+    """A row's cells on the table grid: a cell spanning n grid columns (gridSpan) is followed by n-1 LEFT, a
+    vertically merged continuation (vMerge without "restart") is UP."""
+    cells: list[Cell] = []
+    for tc in tr.iterchildren(_W_TC):
+        props = tc.find(_W_TCPR)
+        span_el = props.find(_W_GRIDSPAN) if props is not None else None
+        vmerge = props.find(_W_VMERGE) if props is not None else None
+        try:
+            span = max(1, min(64, int(span_el.get(_W_VAL, "1")))) if span_el is not None else 1
+        except ValueError:
+            span = 1
+        if vmerge is not None and vmerge.get(_W_VAL, "continue") != "restart":
+            cells.append(UP)
+        else:
+            cells.append(_docx_cell_text(tc))
+        cells.extend([LEFT] * (span - 1))
+    return cells
+
+
 def _docx_table(tbl: etree._Element) -> Block | None:
-    rows = []
-    for tr in tbl.iterchildren(_W_TR):
-        rows.append([_docx_cell_text(tc) for tc in tr.iterchildren(_W_TC)])
-    return _table_block(rows)
+    rows = list(tbl.iterchildren(_W_TR))
+    # rows marked "repeat as header row" are the header; else the first (and the row under a merged header cell)
+    marked = 0
+    for tr in rows:
+        props = tr.find(_W_TRPR)
+        if props is None or props.find(_W_TBLHEADER) is None:
+            break
+        marked += 1
+    return _table_block([_docx_cells(tr) for tr in rows], header_rows=marked or None)
 
 
 def _docx_body(body: etree._Element) -> Iterator[etree._Element]:

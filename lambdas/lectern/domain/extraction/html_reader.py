@@ -11,6 +11,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from lectern.domain.extraction.common import ExtractionLimits, _tags
 from lectern.domain.extraction.text import (
+    LEFT,
+    UP,
+    Cell,
     _block,
     _code_block,
     _decode_declared_text,
@@ -195,8 +198,43 @@ def _is_data_table(table: LexborNode) -> bool:
     return all(len(c.text(deep=True)) <= 500 for r in rows for c in r)
 
 
+def _span(node: LexborNode, name: str) -> int:
+    try:
+        return max(1, min(64, int((node.attributes.get(name) or "1").strip())))
+    except ValueError:
+        return 1
+
+
 def _html_table(table: LexborNode) -> Block | None:
-    return _table_block([_inner_text(c) for c in row] for row in _table_rows(table))
+    """Cells placed on the table's grid: colspan fills the columns to the right with LEFT, rowspan the rows
+    below with UP. The header is the rows of <thead>, else the leading rows made only of <th>."""
+    grid: list[list[Cell]] = []
+    pending: dict[tuple[int, int], Cell] = {}  # positions covered by a rowspan from above
+    heads, in_head = 0, True
+    for i, tr in enumerate(table.css("tr")):
+        cells = [c for c in tr.iter() if c.tag in ("td", "th")]
+        head_row = bool(cells) and (
+            (tr.parent is not None and tr.parent.tag == "thead") or all(c.tag == "th" for c in cells)
+        )
+        if in_head and head_row:
+            heads += 1
+        else:
+            in_head = False
+        row: list[Cell] = []
+        for cell in cells:
+            while (i, len(row)) in pending:
+                row.append(pending.pop((i, len(row))))
+            col = len(row)
+            colspan, rowspan = _span(cell, "colspan"), min(_span(cell, "rowspan"), 1000)
+            row.append(_inner_text(cell))
+            row.extend([LEFT] * (colspan - 1))
+            for k in range(1, rowspan):
+                for c in range(col, col + colspan):
+                    pending[(i + k, c)] = UP
+        while (i, len(row)) in pending:
+            row.append(pending.pop((i, len(row))))
+        grid.append(row)
+    return _table_block(grid, header_rows=heads or None)
 
 
 def _strip_elements(text: str, names: Iterable[str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lectern.domain.errors import ExtractionError
 from lectern.domain.extraction.common import (
@@ -16,7 +16,7 @@ from lectern.domain.extraction.common import (
     _check_chars,
 )
 from lectern.domain.extraction.text import _lines_to_blocks, _squash
-from lectern.domain.models import ExtractedDocument, Page
+from lectern.domain.models import Block, ExtractedDocument, Page
 
 if TYPE_CHECKING:  # loaded on the first PDF/DOCX: the API never pays for them
     import pypdf
@@ -76,24 +76,73 @@ def _pdf_title(reader: pypdf.PdfReader) -> str | None:
     return (_squash(title) or None) if isinstance(title, str) else None
 
 
+def _letters(blocks: list[Block]) -> int:
+    return sum(ch.isalnum() for b in blocks for ch in b.text)
+
+
+class _Layout:
+    """Pages read by pdfplumber in reading order with their tables (lectern.domain.extraction.pdf_layout); None
+    for a page it cannot read (or when the PDF does not open in it), which then keeps its plain text layer."""
+
+    def __init__(self, data: bytes) -> None:
+        self.pdf: Any = None
+        try:
+            import pdfplumber
+
+            self.pdf = pdfplumber.open(io.BytesIO(data))
+        except Exception as exc:  # not installed, or a PDF pdfminer cannot parse: the text layer only
+            log.info("pdf layout unavailable: %s: %s", type(exc).__name__, exc)
+
+    def page(self, index: int, always: bool = False) -> list[Block] | None:
+        if self.pdf is None:
+            return None
+        from lectern.domain.extraction.pdf_layout import page_blocks
+
+        try:
+            page = self.pdf.pages[index]
+            try:
+                return page_blocks(page, always=always)
+            finally:
+                page.close()
+        except Exception as exc:  # a broken table or page keeps the plain text layer
+            log.info("pdf page %d layout failed: %s: %s", index + 1, type(exc).__name__, exc)
+            return None
+
+    def close(self) -> None:
+        if self.pdf is not None:
+            try:
+                self.pdf.close()
+            except Exception as exc:
+                log.info("pdf layout close failed: %s", type(exc).__name__)
+
+
 def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
     """The text layer page by page; the pages where it is missing or unusable are then read by OCR."""
     reader = _open_pdf(data)
     count = _pdf_page_count(reader, limits)
     pages: list[Page] = []
     failed = chars = 0
+    layout = _Layout(data)
     for index in range(count):
+        broken = False
         try:
             text = reader.pages[index].extract_text() or ""
         except Exception as exc:  # one broken page must not sink the document
             log.info("pdf page %d unreadable: %s: %s", index + 1, type(exc).__name__, exc)
-            failed, text = failed + 1, ""
+            broken, text = True, ""
         blocks = _lines_to_blocks(text, dehyphenate=True)
+        # reading order and tables; None where it fails or has nothing to add (the text layer stays)
+        laid_out = layout.page(index, always=broken)
+        if laid_out is not None and _letters(laid_out) >= 0.9 * _letters(blocks):
+            blocks = laid_out
+        elif broken:
+            failed += 1
         chars += sum(len(b.text) for b in blocks)
         _check_chars(chars, limits)
         pages.append(Page(index + 1, blocks))
     if failed == count and limits.ocr is None:
         raise ExtractionError(MSG_UNREADABLE.format(label="PDF"))
+    layout.close()
     from lectern.domain.ocr import ocr_pdf_pages
 
     return ExtractedDocument(ocr_pdf_pages(data, pages, limits), _pdf_title(reader))

@@ -66,19 +66,88 @@ def _code_block(text: str) -> Block | None:
     return Block(body, "code") if body.strip() else None
 
 
-def _table_block(rows: Iterable[Iterable[str]]) -> Block | None:
-    """Rows as lines, cells joined by ' | '. Columns empty in every row (layout spacers) are dropped."""
-    grid = [[_squash(c) for c in row] for row in rows]
-    grid = [row for row in grid if any(row)]
-    width = max((len(row) for row in grid), default=0)
-    used = [j for j in range(width) if any(j < len(row) and row[j] for row in grid)]
-    lines = []
-    for row in grid:
-        cells = [row[j] if j < len(row) else "" for j in used]
-        while cells and not cells[-1]:
-            cells.pop()
-        lines.append(" | ".join(cells))
-    return Block("\n".join(lines), "table") if lines else None
+class _Span:
+    """A grid position covered by a merged cell: LEFT continues the cell to its left (colspan, gridSpan), UP the
+    cell above (rowspan, vMerge)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+LEFT, UP = _Span("LEFT"), _Span("UP")
+
+
+Cell = str | _Span | None
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _resolve(grid: list[list[Cell]]) -> list[list[str]]:
+    """Merged positions take the text of the cell they continue; None (unknown) counts as UP below row 0, else
+    LEFT (a table finder's merged cell has no text of its own)."""
+    out: list[list[str]] = []
+    for i, row in enumerate(grid):
+        resolved: list[str] = []
+        for j, cell in enumerate(row):
+            if cell is None:
+                above = out[i - 1][j] if i and j < len(out[i - 1]) else ""
+                cell = UP if above and grid[i - 1][j] is not None else LEFT
+            if cell is LEFT:
+                resolved.append(resolved[j - 1] if j else "")
+            elif cell is UP:
+                resolved.append(out[i - 1][j] if i and j < len(out[i - 1]) else "")
+            else:
+                resolved.append(_squash(str(cell)))
+        out.append(resolved)
+    return out
+
+
+def _header_rows(grid: list[list[Cell]]) -> int:
+    """The first row is the header; a header row with a cell spanning columns is followed by the row naming the
+    columns under it (at most three header rows)."""
+    n = 1
+    while n < min(3, len(grid) - 1):
+        prev = grid[n - 1]
+        spans = any(c is LEFT or (c is None and j and prev[j - 1] is not None) for j, c in enumerate(prev))
+        if not spans:
+            break
+        n += 1
+    return n
+
+
+def _table_block(rows: Iterable[Iterable[Cell]], header_rows: int | None = None) -> Block | None:
+    """A Markdown table: the header row (several header rows flattened column by column, "Q3" over "Sales" is
+    "Q3 Sales"), the separator, one line per row. Merged cells repeat their text in every position they cover;
+    rows and columns empty everywhere (layout spacers) are dropped. One row alone is a line of cells."""
+    raw = [list(row) for row in rows]
+    raw = [row for row in raw if any(isinstance(c, str) and c.strip() for c in row)]
+    if not raw:
+        return None
+    width = max(len(row) for row in raw)
+    raw = [row + [""] * (width - len(row)) for row in raw]
+    heads = header_rows if header_rows is not None else _header_rows(raw)
+    heads = max(1, min(heads, len(raw)))
+    grid = _resolve(raw)
+    used = [j for j in range(width) if any(row[j] for row in grid)]
+    grid = [[row[j] for j in used] for row in grid]
+    if len(grid) == 1:
+        return Block(" | ".join(c for c in grid[0]).strip(" |"), "table")
+    header = []
+    for j in range(len(used)):
+        parts: list[str] = []
+        for row in grid[:heads]:
+            if row[j] and (not parts or parts[-1] != row[j]):
+                parts.append(row[j])
+        header.append(" ".join(parts))
+    body = grid[heads:]
+    lines = ["| " + " | ".join(_md_cell(c) for c in header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in body]
+    return Block("\n".join(lines), "table")
 
 
 def _keep(blocks: Iterable[Block | None]) -> list[Block]:
