@@ -23,9 +23,11 @@ import json
 import os
 import pkgutil
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -114,7 +116,8 @@ class BenchReport:
         for h in self.handler:
             t.add_row(f"handler {h['route']}", f"overhead p50 {h['overhead_ms_p50']} ms")
         for m in self.cold_start.get("modules", []):
-            t.add_row(f"import {m['module']}", f"{m['import_ms_median']} ms")
+            where = " (Lambda env)" if m.get("lambda_env") else ""
+            t.add_row(f"import {m['module']}{where}", f"{m['import_ms_median']} ms")
         t.add_row("peak RSS", f"{self.peak_rss_mib} MiB")
         return t
 
@@ -148,7 +151,7 @@ class BenchReport:
         mods = self.cold_start.get("modules", [])
         if mods:
             fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * (len(mods) + 1)))
-            names = ["python (bare)"] + [m["module"] for m in mods]
+            names = ["python (bare)"] + [m["module"] + (" (Lambda env)" if m.get("lambda_env") else "") for m in mods]
             vals = [self.cold_start["bare_interpreter_ms_median"]] + [m["process_ms_median"] for m in mods]
             ax.barh(names, vals)
             ax.set_xlabel("ms, fresh interpreter start + import (median)")
@@ -554,33 +557,52 @@ _PROBE = (
 )
 
 
-def bench_cold_start(modules: Sequence[str], repeats: int = 5) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+def lambda_environment(root: Path) -> dict[str, str]:
+    """What the Lambda runtime sets that changes what an import does: with LAMBDA_TASK_ROOT the X-Ray SDK (loaded
+    by Powertools' Tracer) takes its local sampler; without it, it builds the centralised sampler's two botocore
+    X-Ray clients (~250 ms) that no Lambda ever builds."""
+    return {
+        "LAMBDA_TASK_ROOT": str(root),
+        "AWS_LAMBDA_FUNCTION_NAME": "lectern-bench",
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+    }
 
-    def wall(args: list[str]) -> tuple[float, str]:
+
+def bench_cold_start(modules: Sequence[str], repeats: int = 5) -> dict[str, Any]:
+    """Median import time of each module in a fresh interpreter. The `lectern.aws.handlers.*` modules are
+    measured twice: plain (as before issue 19) and in the Lambda runtime's environment (`lambda_env`)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    task_root = Path(tempfile.mkdtemp(prefix="lectern-task-root-"))
+
+    def wall(args: list[str], run_env: dict[str, str]) -> tuple[float, str]:
         t0 = time.perf_counter()
-        out = subprocess.run(args, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+        out = subprocess.run(args, capture_output=True, text=True, env=run_env, check=True)  # noqa: S603
         return (time.perf_counter() - t0) * 1000, out.stdout.strip()
 
-    bare = [wall([sys.executable, "-c", "pass"])[0] for _ in range(repeats)]
+    bare = [wall([sys.executable, "-c", "pass"], env)[0] for _ in range(repeats)]
     rows = []
-    for m in modules:
+    runs = [(m, False) for m in modules]
+    runs += [(m, True) for m in modules if m.startswith("lectern.aws.handlers.")]
+    for m, in_lambda in runs:
+        run_env = {**env, **lambda_environment(task_root)} if in_lambda else env
         proc, imp = [], []
         for _ in range(repeats):
-            w, out = wall([sys.executable, "-c", _PROBE, m])
+            w, out = wall([sys.executable, "-c", _PROBE, m], run_env)
             proc.append(w)
             imp.append(float(out.splitlines()[-1]))
         trace = subprocess.run(  # noqa: S603
-            [sys.executable, "-X", "importtime", "-c", f"import {m}"], capture_output=True, text=True, env=env
+            [sys.executable, "-X", "importtime", "-c", f"import {m}"], capture_output=True, text=True, env=run_env
         ).stderr
         rows.append(
             {
                 "module": m,
+                "lambda_env": in_lambda,
                 "import_ms_median": round(statistics.median(imp), 1),
                 "process_ms_median": round(statistics.median(proc), 1),
                 "heaviest_imports": heaviest_imports(trace),
             }
         )
+    shutil.rmtree(task_root, ignore_errors=True)
     return {
         "bare_interpreter_ms_median": round(statistics.median(bare), 1),
         "repeats": repeats,
@@ -592,15 +614,26 @@ _IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 
 
 def heaviest_imports(trace: str, top: int = 6) -> list[dict[str, object]]:
-    """The top-level packages that cost the most (cumulative microseconds), from `python -X importtime`."""
+    """The packages that cost the most (cumulative microseconds), from `python -X importtime`: a package counts
+    each time another package imports it (so `botocore` under `aws_xray_sdk` shows, not only `lectern` at the
+    top); lectern itself (the total) and the interpreter's start-up modules are left out."""
+    entries = [(len(m.group(3)), m.group(4), int(m.group(2))) for m in _IMPORTTIME.finditer(trace)]
     tops: dict[str, int] = {}
-    for m in _IMPORTTIME.finditer(trace):
-        cumulative, indent, name = int(m.group(2)), len(m.group(3)), m.group(4)
-        if indent == 1:
-            root = name.split(".")[0]
+    stack: list[tuple[int, str]] = []
+    for indent, name, cumulative in reversed(entries):  # parents come after their children in the trace
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        root = name.split(".")[0]
+        if root != (stack[-1][1] if stack else None) and root not in _STARTUP:
             tops[root] = tops.get(root, 0) + cumulative
+        stack.append((indent, root))
     ranked = sorted(tops.items(), key=lambda kv: -kv[1])[:top]
     return [{"package": k, "ms": round(v / 1000, 1)} for k, v in ranked]
+
+
+_STARTUP = frozenset(
+    {"lectern", "site", "encodings", "_frozen_importlib_external", "_io", "marshal", "posix", "zipimport"}
+)
 
 
 # -- all of it ---------------------------------------------------------------------------------------------
