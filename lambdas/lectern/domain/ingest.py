@@ -13,8 +13,11 @@ is retried. Each step's duration is kept (`Document.timings`, milliseconds) so a
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +38,10 @@ EMBED_BATCH = 32
 Progress = Callable[[str, int, int], None]
 Extractor = Callable[[bytes, str, str, ExtractionLimits], ExtractedDocument]
 TIMED_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "index")
+# the steps `run_many` runs ahead, on a thread, for the next documents (locally extraction itself is in a child
+# process, so it overlaps the embedder's ONNX threads); the rest stays in order on the caller's thread
+PREPARE_STEPS: tuple[str, ...] = ("validate", "extract", "chunk")
+PIPELINE_DEPTH = 2
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -51,6 +58,15 @@ class IngestionState:
     chunks: list[Chunk] | None = None
     vectors: np.ndarray | None = None
     timings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """The first steps of one document, run ahead (`IngestionPipeline.prepare`): the state, or what they raised.
+    No state: the document was gone or no longer PROCESSING when it was prepared (`run` looks again)."""
+
+    state: IngestionState | None
+    error: Exception | None
 
 
 class IngestionPipeline:
@@ -77,6 +93,8 @@ class IngestionPipeline:
         self.extractor: Extractor = extractor or extract
         # an INDEXED document replaces the older ones of its source path; a FAILED one the older FAILED ones
         self.supersede_versions = supersede_versions
+        self._prepare_pool: ThreadPoolExecutor | None = None  # run_many's thread, made on first use
+        self._pool_lock = threading.Lock()
 
     # -- steps ---------------------------------------------------------------------------------------------
     def validate(self, state: IngestionState) -> IngestionState:
@@ -169,14 +187,9 @@ class IngestionPipeline:
         return gone
 
     # -- driver --------------------------------------------------------------------------------------------
-    def run(self, tenant_id: str, document_id: str, progress: Progress = _no_progress) -> Document:
-        """Run every step. Expected failures end the document FAILED with a user-facing reason."""
-        doc = self.documents.get(tenant_id, document_id)
-        if doc is None:
-            raise NotFound(f"Document {document_id} was not found.")
-        if doc.status is not DocumentStatus.PROCESSING:
-            return doc  # a repeated trigger for a document already finished: nothing to do
-        state = IngestionState(document=doc)
+    def _steps(
+        self, state: IngestionState, names: Iterable[str], progress: Progress = _no_progress
+    ) -> IngestionState:
         steps: dict[str, Callable[[IngestionState], IngestionState]] = {
             "validate": self.validate,
             "extract": self.extract,
@@ -185,15 +198,53 @@ class IngestionPipeline:
             "index": self.index_chunks,
             "mark_indexed": self.mark_indexed,
         }
+        for name in names:
+            progress(name, INGESTION_STEPS.index(name), len(INGESTION_STEPS))
+            started = time.perf_counter()
+            try:
+                state = steps[name](state)
+            finally:
+                if name in TIMED_STEPS:
+                    state.timings[name] = round((time.perf_counter() - started) * 1000)
+        return state
+
+    def prepare(self, tenant_id: str, document_id: str) -> Prepared:
+        """validate, extract and chunk one document, ahead of `run` (which embeds, indexes and marks it). What
+        these steps raise is kept for `run` to handle, as if it had run them itself."""
+        doc = self.documents.get(tenant_id, document_id)
+        if doc is None or doc.status is not DocumentStatus.PROCESSING:
+            return Prepared(None, None)
+        state = IngestionState(document=doc)
         try:
-            for i, name in enumerate(INGESTION_STEPS):
-                progress(name, i, len(INGESTION_STEPS))
-                started = time.perf_counter()
-                try:
-                    state = steps[name](state)
-                finally:
-                    if name in TIMED_STEPS:
-                        state.timings[name] = round((time.perf_counter() - started) * 1000)
+            return Prepared(self._steps(state, PREPARE_STEPS), None)
+        except Exception as exc:  # re-raised by run, which sorts expected from unexpected
+            return Prepared(state, exc)
+
+    def run(
+        self,
+        tenant_id: str,
+        document_id: str,
+        progress: Progress = _no_progress,
+        prepared: Prepared | None = None,
+    ) -> Document:
+        """Run every step. Expected failures end the document FAILED with a user-facing reason. With `prepared`
+        (from `prepare`), the first steps were already run: only embed, index and mark_indexed are left."""
+        doc = self.documents.get(tenant_id, document_id)
+        if doc is None:
+            raise NotFound(f"Document {document_id} was not found.")
+        if doc.status is not DocumentStatus.PROCESSING:
+            return doc  # a repeated trigger for a document already finished: nothing to do
+        state = IngestionState(document=doc)
+        try:
+            if prepared is not None and prepared.state is not None:
+                state = prepared.state
+                state.document = doc
+                if prepared.error is not None:
+                    raise prepared.error
+                names: Iterable[str] = INGESTION_STEPS[len(PREPARE_STEPS) :]
+            else:
+                names = INGESTION_STEPS
+            state = self._steps(state, names, progress)
         except ExtractionError as exc:
             return self.fail(tenant_id, document_id, exc.message, timings=state.timings)
         except IngestionInterrupted:
@@ -215,6 +266,38 @@ class IngestionPipeline:
             )
         progress("done", len(INGESTION_STEPS), len(INGESTION_STEPS))
         return state.document
+
+    def run_many(self, tenant_id: str, document_ids: Iterable[str]) -> list[Document]:
+        """`run` for each document, pipelined: the next documents (up to PIPELINE_DEPTH) are validated,
+        extracted and chunked on a thread while this one is embedded and indexed. Each document is still
+        embedded, written (one index transaction, as `run`) and marked on its own, in order, so what a crash
+        leaves is what `run` would leave: documents INDEXED before it, the rest PROCESSING and retried."""
+        done: list[Document] = []
+        ahead: deque[tuple[str, Future[Prepared]]] = deque()
+        ids = iter(document_ids)
+        with self._pool_lock:  # one long-lived thread: locally it owns one extraction child, reused
+            if self._prepare_pool is None:
+                self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lectern-prepare")
+            pool = self._prepare_pool
+
+        def fill() -> None:
+            while len(ahead) < PIPELINE_DEPTH:
+                nxt = next(ids, None)
+                if nxt is None:
+                    return
+                ahead.append((nxt, pool.submit(self.prepare, tenant_id, nxt)))
+
+        try:
+            fill()
+            while ahead:
+                document_id, future = ahead.popleft()
+                prepared = future.result()
+                fill()
+                done.append(self.run(tenant_id, document_id, prepared=prepared))
+        finally:
+            for _, future in ahead:  # an interruption: what was prepared ahead is dropped (still PROCESSING)
+                future.cancel()
+        return done
 
     def fail(
         self, tenant_id: str, document_id: str, reason: str, *, timings: dict[str, int] | None = None

@@ -174,12 +174,24 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
     payloads = [(f"{d['_id']}.txt", f"{d.get('title', '')}\n\n{d.get('text', '')}".encode()) for d in batch]
     # warm the ONNX session so its one-time set-up is not charged to either side
     lectern.embedder.embed_documents(["warm-up text"] * 4)
-    t0 = time.perf_counter()
-    for name, data in payloads:
-        doc, _ = svc.create_upload(INGEST_TENANT, name, "text/plain", len(data))
-        svc.receive_upload(INGEST_TENANT, doc.document_id, data)
-        lectern.pipeline.run(INGEST_TENANT, doc.document_id)
-    pipeline_s = time.perf_counter() - t0
+
+    def ingest(tenant: str, pipelined: bool) -> float:
+        t0 = time.perf_counter()
+        ids = []
+        for name, data in payloads:
+            doc, _ = svc.create_upload(tenant, name, "text/plain", len(data))
+            svc.receive_upload(tenant, doc.document_id, data)
+            ids.append(doc.document_id)
+            if not pipelined:
+                lectern.pipeline.run(tenant, doc.document_id)
+        if pipelined:
+            lectern.pipeline.run_many(tenant, ids)
+        return time.perf_counter() - t0
+
+    # the same documents twice, one after the other: document by document (`run`, as before issue 19), then
+    # pipelined (`run_many`: extraction and chunking of the next documents while this one is embedded)
+    sequential_s = ingest(INGEST_TENANT + "-sequential", pipelined=False)
+    pipeline_s = ingest(INGEST_TENANT, pipelined=True)
     rows = (
         lectern.index.db.connection()
         .execute("SELECT heading, text FROM chunks WHERE tenant_id = ? ORDER BY rowid", (INGEST_TENANT,))
@@ -196,10 +208,14 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
         "chunks": len(texts),
         "pipeline_s": round(pipeline_s, 2),
         "pipeline_chunks_per_s": round(pipeline_rate, 1),
+        "sequential_s": round(sequential_s, 2),
+        "sequential_chunks_per_s": round(len(texts) / sequential_s, 1),
         "raw_embed_s": round(raw_s, 2),
         "raw_chunks_per_s": round(raw_rate, 1),
         "fraction_of_raw": round(pipeline_rate / raw_rate, 3),
+        "sequential_fraction_of_raw": round(len(texts) / sequential_s / raw_rate, 3),
         "embedder_batch_size": getattr(lectern.embedder, "batch_size", None),
+        "loadavg_at_end": loadavg(),
     }
     return result
 

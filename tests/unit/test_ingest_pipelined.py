@@ -1,0 +1,149 @@
+"""`IngestionPipeline.run_many` (issue 19): the next documents are extracted and chunked while one is embedded,
+with the same outcome per document as `run` one at a time, bad documents FAILED with their reason while the
+others go on, and an interruption leaving what `run` would leave (INDEXED before it, PROCESSING after it)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lectern.domain.errors import IngestionInterrupted
+from lectern.domain.models import DocumentStatus
+from lectern.local.container import build_local
+from lectern.settings import LocalSettings
+from tests.fakes.embedder import HashEmbedder
+
+DOCS = [
+    ("a.txt", b"The garage closes at nine on weekdays.\n\nIt opens at seven."),
+    ("empty.txt", b"   \n\n  "),  # no text: FAILED with the reason
+    ("b.md", b"# Boiler\n\nThe boiler is serviced every spring by the caretaker."),
+    ("broken.pdf", b"%PDF-1.7 not really a pdf"),  # FAILED: the extractor's message
+    ("c.txt", b"Parcels are kept at the front desk for two weeks."),
+]
+
+
+class NoTrigger:
+    def start(self, tenant_id: str, document_id: str) -> None:
+        return None
+
+
+def open_lectern(tmp_path: Path, embedder: Any) -> Any:
+    s = LocalSettings.from_env(
+        {}, data_dir=tmp_path / "d", llm="fake", auth="none", cache_enabled=False, ingest_time_limit_s=0
+    )
+    lec = build_local(s, embedder=embedder)
+    lec.document_service.trigger = NoTrigger()
+    return lec
+
+
+def upload(lec: Any, tenant: str) -> list[str]:
+    ids = []
+    for name, data in DOCS:
+        doc, _ = lec.document_service.create_upload(tenant, name, None, len(data))
+        lec.document_service.receive_upload(tenant, doc.document_id, data)
+        ids.append(doc.document_id)
+    return ids
+
+
+def outcome(lec: Any, tenant: str, ids: Sequence[str]) -> list[tuple[str, str | None, list[str]]]:
+    rows = []
+    for i in ids:
+        doc = lec.document_service.get(tenant, i)
+        texts = [
+            r[0]
+            for r in lec.index.db.connection().execute(
+                "SELECT text FROM chunks WHERE tenant_id = ? AND document_id = ? ORDER BY rowid", (tenant, i)
+            )
+        ]
+        rows.append((doc.status.value, doc.error, texts))
+    return rows
+
+
+def test_run_many_gives_each_document_the_outcome_of_run(tmp_path: Path) -> None:
+    lec = open_lectern(tmp_path, HashEmbedder())
+    try:
+        one_by_one = upload(lec, "t1")
+        for i in one_by_one:
+            lec.pipeline.run("t1", i)
+        pipelined = upload(lec, "t2")
+        docs = lec.pipeline.run_many("t2", pipelined)
+        assert [d.document_id for d in docs] == pipelined
+        expected = outcome(lec, "t1", one_by_one)
+        assert outcome(lec, "t2", pipelined) == expected
+        assert [s for s, _, _ in expected] == ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+        assert "no text" in (expected[1][1] or "")
+        timings = lec.document_service.get("t2", pipelined[0]).timings
+        assert set(timings) == {"validate", "extract", "chunk", "embed", "index"}
+        # a repeated run over finished documents changes nothing
+        lec.pipeline.run_many("t2", pipelined)
+        assert outcome(lec, "t2", pipelined) == expected
+    finally:
+        lec.close()
+
+
+class GatedEmbedder(HashEmbedder):
+    """Holds the first embedding until the next document has been chunked: proof of the overlap."""
+
+    def __init__(self) -> None:
+        self.prepared = threading.Event()
+        self.calls = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 1:
+            assert self.prepared.wait(10), "the next document was not prepared while this one was embedded"
+        return super().embed_documents(texts)
+
+
+def test_the_next_document_is_prepared_while_one_is_embedded(tmp_path: Path) -> None:
+    emb = GatedEmbedder()
+    lec = open_lectern(tmp_path, emb)
+    try:
+        pipeline = lec.pipeline
+        real_prepare = pipeline.prepare
+
+        def prepare(tenant_id: str, document_id: str) -> Any:
+            p = real_prepare(tenant_id, document_id)
+            if document_id == ids[2]:  # b.md: prepared while a.txt is held in its embedding
+                emb.prepared.set()
+            return p
+
+        pipeline.prepare = prepare
+        ids = upload(lec, "t")
+        pipeline.run_many("t", ids)
+        assert [s for s, _, _ in outcome(lec, "t", ids)] == ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+    finally:
+        lec.close()
+
+
+class InterruptingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            raise IngestionInterrupted("stopped (as a shutdown would)")
+        return super().embed_documents(texts)
+
+
+def test_an_interruption_leaves_what_run_would_and_a_rerun_finishes(tmp_path: Path) -> None:
+    lec = open_lectern(tmp_path, InterruptingEmbedder())
+    try:
+        ids = upload(lec, "t")
+        with pytest.raises(IngestionInterrupted):
+            lec.pipeline.run_many("t", ids)
+        statuses = [s for s, _, _ in outcome(lec, "t", ids)]
+        assert statuses[0] == "INDEXED" and statuses[1] == "FAILED"
+        assert statuses[2] == "PROCESSING" and outcome(lec, "t", ids)[2][2] == []  # no chunks half-written
+        assert statuses[4] == "PROCESSING"  # prepared ahead, never written
+        lec.pipeline.run_many("t", ids)
+        assert [s for s, _, _ in outcome(lec, "t", ids)] == ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+        assert lec.document_service.get("t", ids[2]).status is DocumentStatus.INDEXED
+    finally:
+        lec.close()
