@@ -107,8 +107,8 @@ def test_the_next_document_is_prepared_while_one_is_embedded(tmp_path: Path) -> 
         pipeline = lec.pipeline
         real_prepare = pipeline.prepare
 
-        def prepare(tenant_id: str, document_id: str) -> Any:
-            p = real_prepare(tenant_id, document_id)
+        def prepare(tenant_id: str, document_id: str, admit: Any = None) -> Any:
+            p = real_prepare(tenant_id, document_id, admit)
             if document_id == ids[2]:  # b.md: prepared while a.txt is held in its embedding
                 emb.prepared.set()
             return p

@@ -36,6 +36,7 @@ INGESTION_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "in
 EMBED_BATCH = 32
 
 Progress = Callable[[str, int, int], None]
+Admit = Callable[[str], bool]
 Extractor = Callable[[bytes, str, str, ExtractionLimits], ExtractedDocument]
 TIMED_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "index")
 # the steps `run_many` runs ahead, on a thread, for the next documents (locally extraction itself is in a child
@@ -67,6 +68,7 @@ class Prepared:
 
     state: IngestionState | None
     error: Exception | None
+    skip: bool = False  # the caller's `admit` refused it (run_many does not run it)
 
 
 class IngestionPipeline:
@@ -93,8 +95,7 @@ class IngestionPipeline:
         self.extractor: Extractor = extractor or extract
         # an INDEXED document replaces the older ones of its source path; a FAILED one the older FAILED ones
         self.supersede_versions = supersede_versions
-        self._prepare_pool: ThreadPoolExecutor | None = None  # run_many's thread, made on first use
-        self._pool_lock = threading.Lock()
+        self._prepare_pools = threading.local()  # run_many's preparing thread, per calling thread
 
     # -- steps ---------------------------------------------------------------------------------------------
     def validate(self, state: IngestionState) -> IngestionState:
@@ -208,9 +209,13 @@ class IngestionPipeline:
                     state.timings[name] = round((time.perf_counter() - started) * 1000)
         return state
 
-    def prepare(self, tenant_id: str, document_id: str) -> Prepared:
+    def prepare(self, tenant_id: str, document_id: str, admit: Admit | None = None) -> Prepared:
         """validate, extract and chunk one document, ahead of `run` (which embeds, indexes and marks it). What
-        these steps raise is kept for `run` to handle, as if it had run them itself."""
+        these steps raise is kept for `run` to handle, as if it had run them itself. `admit(document_id)`, if
+        given, is asked first, right before the document's own work starts (the local worker counts an attempt
+        there); False skips the document."""
+        if admit is not None and not admit(document_id):
+            return Prepared(None, None, skip=True)
         doc = self.documents.get(tenant_id, document_id)
         if doc is None or doc.status is not DocumentStatus.PROCESSING:
             return Prepared(None, None)
@@ -267,25 +272,28 @@ class IngestionPipeline:
         progress("done", len(INGESTION_STEPS), len(INGESTION_STEPS))
         return state.document
 
-    def run_many(self, tenant_id: str, document_ids: Iterable[str]) -> list[Document]:
+    def run_many(
+        self, tenant_id: str, document_ids: Iterable[str], admit: Admit | None = None
+    ) -> list[Document]:
         """`run` for each document, pipelined: the next documents (up to PIPELINE_DEPTH) are validated,
         extracted and chunked on a thread while this one is embedded and indexed. Each document is still
         embedded, written (one index transaction, as `run`) and marked on its own, in order, so what a crash
-        leaves is what `run` would leave: documents INDEXED before it, the rest PROCESSING and retried."""
+        leaves is what `run` would leave: documents INDEXED before it, the rest PROCESSING and retried.
+        Returns the documents run (not those `admit` refused)."""
         done: list[Document] = []
         ahead: deque[tuple[str, Future[Prepared]]] = deque()
         ids = iter(document_ids)
-        with self._pool_lock:  # one long-lived thread: locally it owns one extraction child, reused
-            if self._prepare_pool is None:
-                self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lectern-prepare")
-            pool = self._prepare_pool
+        # one long-lived preparing thread per calling thread (locally it owns one extraction child, reused)
+        pool: ThreadPoolExecutor | None = getattr(self._prepare_pools, "pool", None)
+        if pool is None:
+            pool = self._prepare_pools.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lectern-prepare")
 
         def fill() -> None:
             while len(ahead) < PIPELINE_DEPTH:
                 nxt = next(ids, None)
                 if nxt is None:
                     return
-                ahead.append((nxt, pool.submit(self.prepare, tenant_id, nxt)))
+                ahead.append((nxt, pool.submit(self.prepare, tenant_id, nxt, admit)))
 
         try:
             fill()
@@ -293,7 +301,12 @@ class IngestionPipeline:
                 document_id, future = ahead.popleft()
                 prepared = future.result()
                 fill()
-                done.append(self.run(tenant_id, document_id, prepared=prepared))
+                if prepared.skip:
+                    continue
+                try:
+                    done.append(self.run(tenant_id, document_id, prepared=prepared))
+                except NotFound:  # deleted meanwhile: nothing left to do for it; the others go on
+                    log.info("document %s was deleted during ingestion", document_id)
         finally:
             for _, future in ahead:  # an interruption: what was prepared ahead is dropped (still PROCESSING)
                 future.cancel()
