@@ -5,6 +5,7 @@ others go on, and an interruption leaving what `run` would leave (INDEXED before
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -122,28 +123,76 @@ def test_the_next_document_is_prepared_while_one_is_embedded(tmp_path: Path) -> 
 
 
 class InterruptingEmbedder(HashEmbedder):
+    """Interrupted (as a shutdown would) when it is given the boiler document's text, until `armed` is off."""
+
     def __init__(self) -> None:
-        self.calls = 0
+        self.armed = True
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        if self.calls == 2:
-            raise IngestionInterrupted("stopped (as a shutdown would)")
+        if self.armed and any("boiler" in t for t in texts):
+            raise IngestionInterrupted("stopped")
         return super().embed_documents(texts)
 
 
 def test_an_interruption_leaves_what_run_would_and_a_rerun_finishes(tmp_path: Path) -> None:
-    lec = open_lectern(tmp_path, InterruptingEmbedder())
+    emb = InterruptingEmbedder()
+    lec = open_lectern(tmp_path, emb)
     try:
         ids = upload(lec, "t")
         with pytest.raises(IngestionInterrupted):
             lec.pipeline.run_many("t", ids)
-        statuses = [s for s, _, _ in outcome(lec, "t", ids)]
-        assert statuses[0] == "INDEXED" and statuses[1] == "FAILED"
-        assert statuses[2] == "PROCESSING" and outcome(lec, "t", ids)[2][2] == []  # no chunks half-written
-        assert statuses[4] == "PROCESSING"  # prepared ahead, never written
+        final = ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+        after = outcome(lec, "t", ids)
+        assert after[2][0] == "PROCESSING" and after[2][2] == []  # the interrupted one: no chunks half-written
+        assert after[4][0] == "PROCESSING" and after[4][2] == []  # behind it: prepared at most, never written
+        for (status, _, texts), end in zip(after, final, strict=True):  # each one finished or untouched
+            assert status == end or (status == "PROCESSING" and texts == [])
+        emb.armed = False
         lec.pipeline.run_many("t", ids)
-        assert [s for s, _, _ in outcome(lec, "t", ids)] == ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+        assert [s for s, _, _ in outcome(lec, "t", ids)] == final
         assert lec.document_service.get("t", ids[2]).status is DocumentStatus.INDEXED
+    finally:
+        lec.close()
+
+
+class RecordingEmbedder(HashEmbedder):
+    """Holds its first call until every document is prepared, then records what each call was given."""
+
+    def __init__(self) -> None:
+        self.all_prepared = threading.Event()
+        self.calls: list[list[str]] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.calls:
+            assert self.all_prepared.wait(10)
+            time.sleep(0.5)  # the last preparation's future is marked done just after it returns
+        self.calls.append(list(texts))
+        return super().embed_documents(texts)
+
+
+def test_documents_prepared_behind_one_are_embedded_together(tmp_path: Path) -> None:
+    emb = RecordingEmbedder()
+    lec = open_lectern(tmp_path, emb)
+    try:
+        pipeline = lec.pipeline
+        real_prepare = pipeline.prepare
+        seen: list[str] = []
+
+        def prepare(tenant_id: str, document_id: str, admit: Any = None) -> Any:
+            p = real_prepare(tenant_id, document_id, admit)
+            seen.append(document_id)
+            if len(seen) == len(DOCS):
+                emb.all_prepared.set()
+            return p
+
+        pipeline.prepare = prepare
+        ids = upload(lec, "t")
+        pipeline.run_many("t", ids)
+        # a.txt alone (the others were not ready yet), then b.md and c.txt in one call (the bad ones have none)
+        assert len(emb.calls) == 2
+        assert any("boiler" in t for t in emb.calls[1]) and any("Parcels" in t for t in emb.calls[1])
+        assert [s for s, _, _ in outcome(lec, "t", ids)] == ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+        for i in (ids[2], ids[4]):
+            assert "embed" in lec.document_service.get("t", i).timings
     finally:
         lec.close()

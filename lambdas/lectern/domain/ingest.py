@@ -42,7 +42,7 @@ TIMED_STEPS: tuple[str, ...] = ("validate", "extract", "chunk", "embed", "index"
 # the steps `run_many` runs ahead, on a thread, for the next documents (locally extraction itself is in a child
 # process, so it overlaps the embedder's ONNX threads); the rest stays in order on the caller's thread
 PREPARE_STEPS: tuple[str, ...] = ("validate", "extract", "chunk")
-PIPELINE_DEPTH = 2
+PIPELINE_DEPTH = 8  # documents prepared ahead (their extracted text and chunks are held meanwhile)
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -69,6 +69,32 @@ class Prepared:
     state: IngestionState | None
     error: Exception | None
     skip: bool = False  # the caller's `admit` refused it (run_many does not run it)
+
+
+def _steps_left(prepared: Prepared) -> tuple[str, ...]:
+    """What `run` still has to do for a prepared document (raising what its preparation raised)."""
+    if prepared.error is not None:
+        raise prepared.error
+    names = INGESTION_STEPS[len(PREPARE_STEPS) :]
+    if prepared.state is not None and prepared.state.vectors is not None:  # embedded with its neighbours
+        names = tuple(n for n in names if n != "embed")
+    return names
+
+
+def _take_group(ahead: deque[tuple[str, Future[Prepared]]]) -> list[tuple[str, Prepared]]:
+    """The next document (waiting for it) and those already prepared behind it, up to EMBED_BATCH chunks."""
+    document_id, future = ahead.popleft()
+    group = [(document_id, future.result())]
+    n = _chunk_count(group[0][1])
+    while ahead and ahead[0][1].done() and n + _chunk_count(ahead[0][1].result()) <= EMBED_BATCH:
+        doc_id, fut = ahead.popleft()
+        group.append((doc_id, fut.result()))
+        n += _chunk_count(group[-1][1])
+    return group
+
+
+def _chunk_count(p: Prepared) -> int:
+    return len(p.state.chunks or ()) if p.state is not None and p.error is None else 0
 
 
 class IngestionPipeline:
@@ -244,9 +270,7 @@ class IngestionPipeline:
             if prepared is not None and prepared.state is not None:
                 state = prepared.state
                 state.document = doc
-                if prepared.error is not None:
-                    raise prepared.error
-                names: Iterable[str] = INGESTION_STEPS[len(PREPARE_STEPS) :]
+                names = _steps_left(prepared)
             else:
                 names = INGESTION_STEPS
             state = self._steps(state, names, progress)
@@ -298,19 +322,50 @@ class IngestionPipeline:
         try:
             fill()
             while ahead:
-                document_id, future = ahead.popleft()
-                prepared = future.result()
+                group = _take_group(ahead)  # prepared documents embedded together, in one call
                 fill()
-                if prepared.skip:
-                    continue
-                try:
-                    done.append(self.run(tenant_id, document_id, prepared=prepared))
-                except NotFound:  # deleted meanwhile: nothing left to do for it; the others go on
-                    log.info("document %s was deleted during ingestion", document_id)
+                done += self._run_group(tenant_id, group)
         finally:
             for _, future in ahead:  # an interruption: what was prepared ahead is dropped (still PROCESSING)
                 future.cancel()
         return done
+
+    def _run_group(self, tenant_id: str, group: list[tuple[str, Prepared]]) -> list[Document]:
+        if len(group) > 1:
+            self._embed_together([p for _, p in group])
+        done = []
+        for doc_id, prepared in group:
+            if prepared.skip:
+                continue
+            try:
+                done.append(self.run(tenant_id, doc_id, prepared=prepared))
+            except NotFound:  # deleted meanwhile: nothing left to do for it; the others go on
+                log.info("document %s was deleted during ingestion", doc_id)
+        return done
+
+    def _embed_together(self, group: list[Prepared]) -> None:
+        """One embedder call for the chunks of several prepared documents; each gets its rows (and its share of
+        the time). A failure other than an interruption leaves them unembedded: `run` then embeds each on its
+        own and fails only the document at fault."""
+        states = [p.state for p in group if p.state is not None and p.error is None and p.state.chunks]
+        if len(states) < 2:
+            return
+        texts = [c.search_text for st in states for c in st.chunks or ()]
+        started = time.perf_counter()
+        try:
+            vectors = self.embedder.embed_documents(texts)
+        except IngestionInterrupted:
+            raise
+        except Exception:
+            log.warning("embedding %d documents together failed; embedding them one by one", len(states))
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        row = 0
+        for st in states:
+            k = len(st.chunks or ())
+            st.vectors = vectors[row : row + k]
+            st.timings["embed"] = round(elapsed_ms * k / len(texts))
+            row += k
 
     def fail(
         self, tenant_id: str, document_id: str, reason: str, *, timings: dict[str, int] | None = None
