@@ -196,3 +196,35 @@ def test_documents_prepared_behind_one_are_embedded_together(tmp_path: Path) -> 
             assert "embed" in lec.document_service.get("t", i).timings
     finally:
         lec.close()
+
+
+def test_the_worker_takes_queued_documents_together(tmp_path: Path) -> None:
+    """Queued before the worker starts, the five go through run_many together; each is counted one attempt."""
+    lec = open_lectern(tmp_path, HashEmbedder())
+    try:
+        worker = lec.worker
+        batches: list[int] = []
+        real = worker.process_many
+
+        def process_many(items: list[tuple[str, str]]) -> None:
+            batches.append(len(items))
+            real(items)
+
+        worker.process_many = process_many
+        ids = upload(lec, "t")
+        for i in ids:
+            worker.start("t", i)
+        worker.run_forever()
+        assert worker.wait_idle(30)
+        assert batches and batches[0] >= 2 and sum(batches) <= len(ids)
+        assert [s for s, _, _ in outcome(lec, "t", ids)] == ["INDEXED", "FAILED", "INDEXED", "FAILED", "INDEXED"]
+        attempts = [
+            r[0]
+            for i in ids
+            for r in lec.db.connection().execute(
+                "SELECT attempts FROM documents WHERE tenant_id = 't' AND document_id = ?", (i,)
+            )
+        ]
+        assert attempts == [1, 1, 1, 1, 1]
+    finally:
+        lec.close()
