@@ -207,8 +207,10 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
     # pipelined (`run_many`), and the embedder alone on the chunks the pipelined way wrote (so after it).
     rounds = max(1, min(3, len(payloads)))
     times = {"sequential": 0.0, "pipelined": 0.0, "raw": 0.0}
+    by_round: list[dict[str, object]] = []
     chunks = 0
     for r in range(rounds):
+        by_round.append({"order": [], "loadavg_at_start": (loadavg() or [None])[0]})
         part = payloads[r::rounds]
         order = [["sequential", "pipelined", "raw"], ["pipelined", "raw", "sequential"]][r % 2]
         for way in order:
@@ -219,6 +221,8 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
                 tenant = INGEST_TENANT if way == "pipelined" else INGEST_TENANT + "-sequential"
                 dt = ingest(tenant, part, pipelined=way == "pipelined")
             times[way] += dt
+            by_round[-1][f"{way}_s"] = round(dt, 2)
+            by_round[-1]["order"].append(way)  # type: ignore[attr-defined]
     pipeline_rate = chunks / times["pipelined"]
     raw_rate = chunks / times["raw"]
     sequential_rate = chunks / times["sequential"]
@@ -235,6 +239,7 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
         "fraction_of_raw": round(pipeline_rate / raw_rate, 3),
         "sequential_fraction_of_raw": round(sequential_rate / raw_rate, 3),
         "embedder_batch_size": getattr(lectern.embedder, "batch_size", None),
+        "by_round": by_round,
         "loadavg_at_end": loadavg(),
     }
 
