@@ -210,7 +210,7 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
     by_round: list[dict[str, object]] = []
     chunks = 0
     for r in range(rounds):
-        by_round.append({"order": [], "loadavg_at_start": (loadavg() or [None])[0]})
+        by_round.append({"order": [], "loadavg_at_start": next(iter(loadavg()), None)})
         part = payloads[r::rounds]
         order = [["sequential", "pipelined", "raw"], ["pipelined", "raw", "sequential"]][r % 2]
         for way in order:
