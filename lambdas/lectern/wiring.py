@@ -20,16 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lectern.domain.answering import Answerer
 from lectern.domain.documents import DocumentService
-from lectern.domain.ingest import IngestionPipeline
 from lectern.domain.pipeline import AnswerPipeline, QuestionGuardStage
 from lectern.domain.ports import ChatModel, Embedder
 from lectern.domain.prompts import load_template
 from lectern.domain.retrieval import Retriever
 from lectern.settings import CoreSettings
+
+if TYPE_CHECKING:  # ingestion (extraction, its parsers, numpy) loads only where a pipeline is built
+    from lectern.domain.ingest import IngestionPipeline
 
 
 class Ports(Protocol):
@@ -72,6 +74,8 @@ class Services:
 
     @cached_property
     def pipeline(self) -> IngestionPipeline:
+        from lectern.domain.ingest import IngestionPipeline
+
         p: Any = self
         return IngestionPipeline(
             documents=p.documents,

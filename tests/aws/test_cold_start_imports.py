@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 INGESTION_ONLY = ("pypdf", "docx", "lxml")
+# lectern's own ingestion-only modules (issue 19): extraction and its readers, the ingestion pipeline
+INGESTION_MODULES = ("lectern.domain.extraction", "lectern.domain.ingest")
 
 PROBE = """
 import json, sys
@@ -43,6 +45,29 @@ def _loaded(code: str) -> list[str]:
 
 def test_api_cold_start_imports_no_pdf_or_docx_library() -> None:
     assert _loaded(PROBE.replace("%r", repr(INGESTION_ONLY))) == []
+
+
+def test_api_cold_start_imports_no_lectern_ingestion_module() -> None:
+    """The import graph of the API function, not a timing: wiring builds the ingestion pipeline lazily."""
+    probe = PROBE.replace(
+        "m.split(\".\")[0] in %r",
+        f"any(m == p or m.startswith(p + '.') for p in {INGESTION_MODULES!r})",
+    )
+    assert _loaded(probe) == []
+
+
+def test_an_ingestion_function_loads_the_pipeline() -> None:
+    """The same probe sees the modules where they are used (so the check above can fail)."""
+    code = "\n".join(
+        [
+            "import json, sys",
+            "from lectern.aws.container import AwsLectern",
+            "from lectern.aws.settings import AwsSettings",
+            "AwsLectern(AwsSettings.from_env()).pipeline",
+            f"print(json.dumps(sorted(m for m in sys.modules if m in {INGESTION_MODULES!r})))",
+        ]
+    )
+    assert _loaded(code) == sorted(INGESTION_MODULES)
 
 
 def test_extraction_still_loads_them_when_it_needs_them() -> None:

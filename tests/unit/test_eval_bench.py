@@ -136,3 +136,37 @@ def test_distinct_chunks_are_reproducible():
         hb, tb, vb = b.chunk(i)
         assert (ha, ta) == (hb, tb)
         np.testing.assert_array_equal(va, vb)
+
+
+def test_bench_ingestion_measures_both_ways_on_the_same_chunks(tmp_path: Path):
+    from lectern.evaluation.bench import bench_ingestion
+    from lectern.local.container import build_local
+    from lectern.settings import LocalSettings
+    from tests.fakes.embedder import HashEmbedder
+
+    s = LocalSettings.from_env({}, data_dir=tmp_path / "d", llm="fake", auth="none", cache_enabled=False)
+    lec = build_local(s, embedder=HashEmbedder())
+    try:
+        corpus = [{"_id": f"d{i}", "title": f"T {i}", "text": f"Sentence number {i} about boilers."} for i in range(7)]
+        r = bench_ingestion(lec, corpus, 7)
+        assert r["documents"] == 7 and r["chunks"] == 7 and r["rounds"] == 3
+        assert [sorted(b["order"]) for b in r["by_round"]] == [["pipelined", "raw", "sequential"]] * 3
+        for b in r["by_round"]:
+            assert b["order"].index("raw") == b["order"].index("pipelined") + 1  # raw embeds what it wrote
+        n = lec.index.db.connection().execute("SELECT count(*) FROM chunks WHERE tenant_id = 'ingest-sequential'")
+        assert n.fetchone()[0] == 7
+        for way, total in (("pipelined", "pipeline_s"), ("sequential", "sequential_s"), ("raw", "raw_embed_s")):
+            assert abs(sum(b[f"{way}_s"] for b in r["by_round"]) - r[total]) < 0.05  # the rounds add up
+    finally:
+        lec.close()
+
+
+def test_heaviest_imports_names_a_package_imported_deep_inside_another():
+    trace = (
+        "import time:       100 |        900 |       botocore.session\n"
+        "import time:       100 |       1000 |     aws_xray_sdk.core\n"
+        "import time:        50 |       3000 |   lectern.aws.observability\n"
+        "import time:        10 |       4000 | lectern.aws.handlers.api\n"
+    )
+    got = {h["package"]: h["ms"] for h in heaviest_imports(trace)}
+    assert got == {"aws_xray_sdk": 1.0, "botocore": 0.9}  # lectern (the total) left out

@@ -20,7 +20,11 @@ from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Done, Next
 
 NAMESPACE = "Lectern"
 logger = Logger(service="lectern")
-tracer = Tracer(service="lectern")
+# X-Ray patches only the clients the functions call out through: botocore (DynamoDB, S3, Bedrock, SageMaker,
+# Textract) and requests (OpenSearch). Powertools' default, patch_all, imports every patchable library in the
+# bundle at cold start (httpx, sqlite3, http.client, ...), none of them an outbound call of ours (issue 19).
+TRACED_MODULES = ("botocore", "requests")
+tracer = Tracer(service="lectern", patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace=NAMESPACE, service="lectern")
 
 

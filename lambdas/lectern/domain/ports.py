@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from lectern.domain.feedback import QueryTrace, Rating
 from lectern.domain.models import (
@@ -21,6 +19,9 @@ from lectern.domain.models import (
     ScoredChunk,
     SearchFilters,
 )
+
+if TYPE_CHECKING:  # annotations only: a process that never embeds (an API Lambda's health route) loads no numpy
+    import numpy as np
 
 
 class BlobStore(Protocol):

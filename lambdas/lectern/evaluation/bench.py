@@ -23,9 +23,11 @@ import json
 import os
 import pkgutil
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -114,7 +116,8 @@ class BenchReport:
         for h in self.handler:
             t.add_row(f"handler {h['route']}", f"overhead p50 {h['overhead_ms_p50']} ms")
         for m in self.cold_start.get("modules", []):
-            t.add_row(f"import {m['module']}", f"{m['import_ms_median']} ms")
+            where = " (Lambda env)" if m.get("lambda_env") else ""
+            t.add_row(f"import {m['module']}{where}", f"{m['import_ms_median']} ms")
         t.add_row("peak RSS", f"{self.peak_rss_mib} MiB")
         return t
 
@@ -148,7 +151,7 @@ class BenchReport:
         mods = self.cold_start.get("modules", [])
         if mods:
             fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * (len(mods) + 1)))
-            names = ["python (bare)"] + [m["module"] for m in mods]
+            names = ["python (bare)"] + [m["module"] + (" (Lambda env)" if m.get("lambda_env") else "") for m in mods]
             vals = [self.cold_start["bare_interpreter_ms_median"]] + [m["process_ms_median"] for m in mods]
             ax.barh(names, vals)
             ax.set_xlabel("ms, fresh interpreter start + import (median)")
@@ -171,34 +174,74 @@ def bench_ingestion(lectern: Any, corpus: Sequence[dict[str, Any]], docs: int) -
     payloads = [(f"{d['_id']}.txt", f"{d.get('title', '')}\n\n{d.get('text', '')}".encode()) for d in batch]
     # warm the ONNX session so its one-time set-up is not charged to either side
     lectern.embedder.embed_documents(["warm-up text"] * 4)
-    t0 = time.perf_counter()
-    for name, data in payloads:
-        doc, _ = svc.create_upload(INGEST_TENANT, name, "text/plain", len(data))
-        svc.receive_upload(INGEST_TENANT, doc.document_id, data)
-        lectern.pipeline.run(INGEST_TENANT, doc.document_id)
-    pipeline_s = time.perf_counter() - t0
-    rows = (
-        lectern.index.db.connection()
-        .execute("SELECT heading, text FROM chunks WHERE tenant_id = ? ORDER BY rowid", (INGEST_TENANT,))
-        .fetchall()
-    )
-    texts = [f"{h}\n{t}" if h else t for h, t in rows]
-    t0 = time.perf_counter()
-    lectern.embedder.embed_documents(texts)
-    raw_s = time.perf_counter() - t0
-    pipeline_rate = len(texts) / pipeline_s
-    raw_rate = len(texts) / raw_s
-    result = {
+
+    def ingest(tenant: str, part: Sequence[tuple[str, bytes]], pipelined: bool) -> float:
+        t0 = time.perf_counter()
+        ids = []
+        for name, data in part:
+            doc, _ = svc.create_upload(tenant, name, "text/plain", len(data))
+            svc.receive_upload(tenant, doc.document_id, data)
+            ids.append(doc.document_id)
+            if not pipelined:
+                lectern.pipeline.run(tenant, doc.document_id)
+        if pipelined:
+            lectern.pipeline.run_many(tenant, ids)
+        return time.perf_counter() - t0
+
+    def raw(tenant: str, start: int) -> tuple[float, int]:
+        rows = (
+            lectern.index.db.connection()
+            .execute(
+                "SELECT heading, text FROM chunks WHERE tenant_id = ? ORDER BY rowid LIMIT -1 OFFSET ?",
+                (tenant, start),
+            )
+            .fetchall()
+        )
+        texts = [f"{h}\n{t}" if h else t for h, t in rows]
+        t0 = time.perf_counter()
+        lectern.embedder.embed_documents(texts)
+        return time.perf_counter() - t0, len(texts)
+
+    # The same documents three ways, in rounds (a slice of the documents each) whose order rotates, so a load
+    # that changes during the run weighs on each way alike: document by document (`run`, as before issue 19),
+    # pipelined (`run_many`), and the embedder alone on the chunks the pipelined way wrote (so after it).
+    rounds = max(1, min(3, len(payloads)))
+    times = {"sequential": 0.0, "pipelined": 0.0, "raw": 0.0}
+    by_round: list[dict[str, object]] = []
+    chunks = 0
+    for r in range(rounds):
+        by_round.append({"order": [], "loadavg_at_start": next(iter(loadavg()), None)})
+        part = payloads[r::rounds]
+        order = [["sequential", "pipelined", "raw"], ["pipelined", "raw", "sequential"]][r % 2]
+        for way in order:
+            if way == "raw":
+                dt, n = raw(INGEST_TENANT, chunks)
+                chunks += n
+            else:
+                tenant = INGEST_TENANT if way == "pipelined" else INGEST_TENANT + "-sequential"
+                dt = ingest(tenant, part, pipelined=way == "pipelined")
+            times[way] += dt
+            by_round[-1][f"{way}_s"] = round(dt, 2)
+            by_round[-1]["order"].append(way)  # type: ignore[attr-defined]
+    pipeline_rate = chunks / times["pipelined"]
+    raw_rate = chunks / times["raw"]
+    sequential_rate = chunks / times["sequential"]
+    return {
         "documents": len(payloads),
-        "chunks": len(texts),
-        "pipeline_s": round(pipeline_s, 2),
+        "chunks": chunks,
+        "rounds": rounds,
+        "pipeline_s": round(times["pipelined"], 2),
         "pipeline_chunks_per_s": round(pipeline_rate, 1),
-        "raw_embed_s": round(raw_s, 2),
+        "sequential_s": round(times["sequential"], 2),
+        "sequential_chunks_per_s": round(sequential_rate, 1),
+        "raw_embed_s": round(times["raw"], 2),
         "raw_chunks_per_s": round(raw_rate, 1),
         "fraction_of_raw": round(pipeline_rate / raw_rate, 3),
+        "sequential_fraction_of_raw": round(sequential_rate / raw_rate, 3),
         "embedder_batch_size": getattr(lectern.embedder, "batch_size", None),
+        "by_round": by_round,
+        "loadavg_at_end": loadavg(),
     }
-    return result
 
 
 # -- retrieval at size -------------------------------------------------------------------------------------
@@ -554,33 +597,52 @@ _PROBE = (
 )
 
 
-def bench_cold_start(modules: Sequence[str], repeats: int = 5) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+def lambda_environment(root: Path) -> dict[str, str]:
+    """What the Lambda runtime sets that changes what an import does: with LAMBDA_TASK_ROOT the X-Ray SDK (loaded
+    by Powertools' Tracer) takes its local sampler; without it, it builds the centralised sampler's two botocore
+    X-Ray clients (~250 ms) that no Lambda ever builds."""
+    return {
+        "LAMBDA_TASK_ROOT": str(root),
+        "AWS_LAMBDA_FUNCTION_NAME": "lectern-bench",
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+    }
 
-    def wall(args: list[str]) -> tuple[float, str]:
+
+def bench_cold_start(modules: Sequence[str], repeats: int = 5) -> dict[str, Any]:
+    """Median import time of each module in a fresh interpreter. The `lectern.aws.handlers.*` modules are
+    measured twice: plain (as before issue 19) and in the Lambda runtime's environment (`lambda_env`)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    task_root = Path(tempfile.mkdtemp(prefix="lectern-task-root-"))
+
+    def wall(args: list[str], run_env: dict[str, str]) -> tuple[float, str]:
         t0 = time.perf_counter()
-        out = subprocess.run(args, capture_output=True, text=True, env=env, check=True)  # noqa: S603
+        out = subprocess.run(args, capture_output=True, text=True, env=run_env, check=True)  # noqa: S603
         return (time.perf_counter() - t0) * 1000, out.stdout.strip()
 
-    bare = [wall([sys.executable, "-c", "pass"])[0] for _ in range(repeats)]
+    bare = [wall([sys.executable, "-c", "pass"], env)[0] for _ in range(repeats)]
     rows = []
-    for m in modules:
+    runs = [(m, False) for m in modules]
+    runs += [(m, True) for m in modules if m.startswith("lectern.aws.handlers.")]
+    for m, in_lambda in runs:
+        run_env = {**env, **lambda_environment(task_root)} if in_lambda else env
         proc, imp = [], []
         for _ in range(repeats):
-            w, out = wall([sys.executable, "-c", _PROBE, m])
+            w, out = wall([sys.executable, "-c", _PROBE, m], run_env)
             proc.append(w)
             imp.append(float(out.splitlines()[-1]))
         trace = subprocess.run(  # noqa: S603
-            [sys.executable, "-X", "importtime", "-c", f"import {m}"], capture_output=True, text=True, env=env
+            [sys.executable, "-X", "importtime", "-c", f"import {m}"], capture_output=True, text=True, env=run_env
         ).stderr
         rows.append(
             {
                 "module": m,
+                "lambda_env": in_lambda,
                 "import_ms_median": round(statistics.median(imp), 1),
                 "process_ms_median": round(statistics.median(proc), 1),
                 "heaviest_imports": heaviest_imports(trace),
             }
         )
+    shutil.rmtree(task_root, ignore_errors=True)
     return {
         "bare_interpreter_ms_median": round(statistics.median(bare), 1),
         "repeats": repeats,
@@ -592,15 +654,26 @@ _IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 
 
 def heaviest_imports(trace: str, top: int = 6) -> list[dict[str, object]]:
-    """The top-level packages that cost the most (cumulative microseconds), from `python -X importtime`."""
+    """The packages that cost the most (cumulative microseconds), from `python -X importtime`: a package counts
+    each time another package imports it (so `botocore` under `aws_xray_sdk` shows, not only `lectern` at the
+    top); lectern itself (the total) and the interpreter's start-up modules are left out."""
+    entries = [(len(m.group(3)), m.group(4), int(m.group(2))) for m in _IMPORTTIME.finditer(trace)]
     tops: dict[str, int] = {}
-    for m in _IMPORTTIME.finditer(trace):
-        cumulative, indent, name = int(m.group(2)), len(m.group(3)), m.group(4)
-        if indent == 1:
-            root = name.split(".")[0]
+    stack: list[tuple[int, str]] = []
+    for indent, name, cumulative in reversed(entries):  # parents come after their children in the trace
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        root = name.split(".")[0]
+        if root != (stack[-1][1] if stack else None) and root not in _STARTUP:
             tops[root] = tops.get(root, 0) + cumulative
+        stack.append((indent, root))
     ranked = sorted(tops.items(), key=lambda kv: -kv[1])[:top]
     return [{"package": k, "ms": round(v / 1000, 1)} for k, v in ranked]
+
+
+_STARTUP = frozenset(
+    {"lectern", "site", "encodings", "_frozen_importlib_external", "_io", "marshal", "posix", "zipimport"}
+)
 
 
 # -- all of it ---------------------------------------------------------------------------------------------

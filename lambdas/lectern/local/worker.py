@@ -15,6 +15,7 @@ queued in this process (a long backlog is no fault) or re-queued by `recover()`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -44,11 +45,15 @@ class LocalIngestionWorker:
         max_attempts: int = 3,
         upload_slot_ttl_s: int = 3600,
         purge_orphans: Callable[[], int] | None = None,
+        batch: int = 4,
     ) -> None:
         self.pipeline = pipeline
         self.documents = documents
         self.blobs = blobs
         self.max_attempts = max_attempts
+        # documents already queued behind the one a thread takes go with it through the pipelined path (1: one
+        # at a time, as before issue 19)
+        self.batch = max(1, batch)
         self.upload_slot_ttl_s = upload_slot_ttl_s
         self.sweep_interval_s = min(300.0, max(1.0, upload_slot_ttl_s / 4))
         self._purge_orphans = purge_orphans
@@ -123,7 +128,9 @@ class LocalIngestionWorker:
         for _ in self._threads:
             self._queue.put(None)
 
-    def process(self, tenant_id: str, document_id: str) -> None:
+    def admit(self, tenant_id: str, document_id: str) -> bool:
+        """Count the attempt durably, right before the document's own work starts; a document that has
+        interrupted the process too often is given up on (FAILED with the reason) instead."""
         attempts = self.documents.begin_attempt(tenant_id, document_id)
         if attempts > self.max_attempts:
             with contextlib.suppress(Conflict, NotFound):
@@ -132,27 +139,72 @@ class LocalIngestionWorker:
                     document_id,
                     f"Processing was interrupted {attempts - 1} times; the document was given up on.",
                 )
-            return
-        self.pipeline.run(tenant_id, document_id)
+            return False
+        return True
+
+    def process(self, tenant_id: str, document_id: str) -> None:
+        if self.admit(tenant_id, document_id):
+            self.pipeline.run(tenant_id, document_id)
+
+    def process_many(self, items: list[tuple[str, str]]) -> None:
+        """Documents queued together, pipelined (`IngestionPipeline.run_many`: the next one is extracted while
+        this one is embedded), one tenant's run of consecutive items at a time."""
+        start = 0
+        while start < len(items):
+            tenant_id = items[start][0]
+            end = start
+            while end < len(items) and items[end][0] == tenant_id:
+                end += 1
+            ids = [d for _, d in items[start:end]]
+            self.pipeline.run_many(tenant_id, ids, admit=functools.partial(self.admit, tenant_id))
+            start = end
+
+    def _take_queued(self, first: tuple[str, str]) -> list[tuple[str, str]]:
+        items = [first]
+        while len(items) < self.batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:  # a stop: leave it for the loop
+                self._queue.put(None)
+                break
+            items.append(nxt)
+        return items
 
     def _loop(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
+            items = self._take_queued(item) if self.batch > 1 else [item]
             try:
-                self.process(*item)
+                if len(items) == 1:
+                    self.process(*items[0])
+                else:
+                    self.process_many(items)
             except IngestionInterrupted:
-                # not the document's fault: try again shortly (attempts are counted, so this ends)
+                # not the documents' fault: try again shortly what is left (attempts are counted, so this ends)
                 if not self._stop.is_set():
-                    with self._idle:
-                        self._busy += 1  # still pending: wait_idle must not return meanwhile
-                    retry = threading.Timer(1.0, self._queue.put, args=(item,))
-                    retry.daemon = True
-                    retry.start()
+                    for left in self._unfinished(items):
+                        with self._idle:
+                            self._busy += 1  # still pending: wait_idle must not return meanwhile
+                        retry = threading.Timer(1.0, self._queue.put, args=(left,))
+                        retry.daemon = True
+                        retry.start()
             except Exception:
-                log.exception("ingestion worker error for %s", item[1])
+                log.exception("ingestion worker error for %s", ", ".join(d for _, d in items))
             finally:
                 with self._idle:
-                    self._busy -= 1
+                    self._busy -= len(items)
                     self._idle.notify_all()
+
+    def _unfinished(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        if len(items) == 1:
+            return items
+        left = []
+        for tenant_id, document_id in items:
+            doc = self.documents.get(tenant_id, document_id)
+            if doc is not None and doc.status is DocumentStatus.PROCESSING:
+                left.append((tenant_id, document_id))
+        return left
