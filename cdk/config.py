@@ -41,6 +41,8 @@ class ModelsConfig(_Model):
     # Cross-region inference profiles (us.*): IAM allows the profile and the model in each of its regions.
     generation_model_id: str = "us.amazon.nova-lite-v1:0"
     strong_model_id: str = "us.amazon.nova-pro-v1:0"
+    # the served prompt template (lambdas/lectern/prompts); changed by `lectern promote` after the gate passes
+    prompt_version: str = Field(default="answer-v3", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     inference_profile_regions: list[str] = Field(
         default_factory=lambda: ["us-east-1", "us-east-2", "us-west-2"]
     )
