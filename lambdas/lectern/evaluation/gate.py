@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from lectern.evaluation.tracking import EvalStore, code_version, now_iso, sha256_file, sha256_files
 
@@ -126,7 +127,10 @@ def load_config(path: Path) -> GateConfig:
             from lectern.domain.prompts import parse_template
 
             parse_template(config.name, config.prompt_text())
-    except Exception as exc:  # a validation error: say which file
+    except ValidationError as exc:  # one line per bad setting, named as in the file
+        bad_values = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise GateError(f"{path}: {bad_values}") from None
+    except ValueError as exc:  # a prompt template that does not parse
         raise GateError(f"{path}: {exc}") from None
     return config
 
@@ -594,7 +598,7 @@ def run_gate(
     for role_results in results.values():
         for r in role_results.values():
             data.update(r.data)
-    code = code_version(th.root)
+    code = code_version(Path(__file__).resolve().parent)  # the code under evaluation, wherever the files are
     report = GateReport(
         passed=not failures,
         failures=failures,
