@@ -269,3 +269,22 @@ def test_mlflow_export_writes_the_file_store_layout(tmp_path) -> None:
     assert not (run / "metrics/answers.citation_precision").exists()  # None is not a measurement
     assert (run / "params/settings.top_k").read_text() == "3" and (run / "params/config.digest").read_text() == "abc"
     assert (run / "tags/mlflow.source.git.commit").read_text() == "deadbeef"
+
+
+def test_the_ci_workflow_gates_prompt_model_retrieval_and_guardrail_changes_with_real_options() -> None:
+    import shlex
+
+    import yaml
+    from typer.main import get_command
+
+    flow = yaml.safe_load((ROOT / ".github/workflows/eval-gate.yml").read_text())
+    paths = flow.get("on", flow.get(True))["pull_request"]["paths"]
+    for watched in ("lambdas/lectern/prompts/**", "cdk/config/**", "lambdas/lectern/domain/retrieval.py",
+                    "lambdas/lectern/adapters/local/guardrails/**", "lambdas/lectern/settings.py", "eval/**"):
+        assert watched in paths, watched
+    (run,) = [s["run"] for s in flow["jobs"]["gate"]["steps"] if "lectern eval gate" in s.get("run", "")]
+    line = run.split(".venv/bin/lectern ", 1)[1].replace("\\\n", " ").replace('"$CANDIDATE"', "c.toml")
+    argv = shlex.split(line)[2:]
+    gate_cmd = get_command(cli.app).commands["eval"].commands["gate"]  # type: ignore[attr-defined]
+    ctx = gate_cmd.make_context("gate", argv)
+    assert ctx.params["baseline"] == Path("eval/gate/baseline.toml") and ctx.params["candidate"] == Path("c.toml")
