@@ -43,7 +43,10 @@ def describe(text: str, runbook_name: str) -> str:
 
 def lectern_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MIN) -> cw.Metric:
     return cw.Metric(
-        namespace="Lectern", metric_name=name, dimensions_map={"service": "lectern"}, statistic=statistic,
+        namespace="Lectern",
+        metric_name=name,
+        dimensions_map={"service": "lectern"},
+        statistic=statistic,
         period=period,
     )
 

@@ -61,8 +61,11 @@ def test_the_api_serves_through_an_alias_moved_by_a_codedeploy_canary(dev) -> No
         assert logical in watched, name
     # every API Gateway integration and invoke permission names the alias, never the bare function
     methods = resources(raw, "AWS::ApiGateway::Method")
-    uris = [json.dumps(m["Properties"]["Integration"].get("Uri")) for m in methods.values() if "Integration" in m[
-        "Properties"]]
+    uris = [
+        json.dumps(m["Properties"]["Integration"].get("Uri"))
+        for m in methods.values()
+        if "Integration" in m["Properties"]
+    ]
     lambda_uris = [u for u in uris if "lambda:path" in u]
     assert lambda_uris and all(alias_id in u for u in lambda_uris)
     perms = [p for p in resources(raw, "AWS::Lambda::Permission").values() if "apigateway" in json.dumps(p)]
@@ -106,7 +109,10 @@ def test_cost_per_query_has_an_anomaly_detection_alarm(dev) -> None:
     (props,) = [r["Properties"] for k, r in resources(raw, "AWS::CloudWatch::Alarm").items() if "CostPerQuery" in k]
     assert props["ComparisonOperator"] == "GreaterThanUpperThreshold" and props["ThresholdMetricId"] == "band"
     queries = {q["Id"]: q for q in props["Metrics"]}
-    assert queries["band"]["Expression"] == f"ANOMALY_DETECTION_BAND(cost, {load_config('dev').alarms.cost_anomaly_band_stddevs})"
+    assert (
+        queries["band"]["Expression"]
+        == f"ANOMALY_DETECTION_BAND(cost, {load_config('dev').alarms.cost_anomaly_band_stddevs})"
+    )
     stat = queries["cost"]["MetricStat"]
     assert stat["Metric"]["MetricName"] == "QueryCostUSD" and stat["Stat"] == "Average" and stat["Period"] == 3600
     assert "MonitoringAlarms" in json.dumps(props["AlarmActions"])
@@ -175,7 +181,11 @@ def test_tabletop_bedrock_throttling_fires_model_unavailable(dev, fake_bedrock, 
     from lectern.domain.errors import ModelUnavailable
     from lectern.domain.models import ChatMessage
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     clients.reset()
     model = BedrockConverseModel(client=clients.client("bedrock-runtime", config=clients.client_config(max_attempts=1)))
@@ -195,8 +205,11 @@ def test_tabletop_bedrock_throttling_fires_model_unavailable(dev, fake_bedrock, 
             assert exc.value.reason == "throttled"
         emf = metrics.serialize_metric_set()
         (directive,) = emf["_aws"]["CloudWatchMetrics"]
-        periods.append(float(sum(emf["ModelUnavailable"]) if isinstance(emf["ModelUnavailable"], list) else emf[
-            "ModelUnavailable"]))
+        periods.append(
+            float(
+                sum(emf["ModelUnavailable"]) if isinstance(emf["ModelUnavailable"], list) else emf["ModelUnavailable"]
+            )
+        )
         metrics.clear_metrics()
     assert periods == [questions_per_period, questions_per_period]
     assert len(fake_bedrock.of("converse")) >= 2 * questions_per_period  # the fake really answered 429s
@@ -220,4 +233,4 @@ def test_tabletop_bedrock_throttling_fires_model_unavailable(dev, fake_bedrock, 
     assert "ModelUnavailable" in page and "ThrottlingException" in page
     assert "test_tabletop_bedrock_throttling_fires_model_unavailable" in page  # the page points at this replay
     rollback = page.split("## Roll back", 1)[1]
-    assert "generation_model_id" in rollback and "update-alias" in page or "Rolling back a release" in rollback
+    assert ("generation_model_id" in rollback and "update-alias" in page) or "Rolling back a release" in rollback

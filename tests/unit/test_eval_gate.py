@@ -106,7 +106,9 @@ def test_bootstrap_interval_is_paired_and_brackets_the_delta() -> None:
     ci2, _ = bootstrap_delta(base, noisy, samples=2000, confidence=0.95, seed=1)
     assert ci2[0] < -0.125 < ci2[1] < 0
     assert bootstrap_delta({"a": 1.0}, {"a": 0.0}, samples=10, confidence=0.9, seed=1) == (None, False)
-    unpaired, is_paired = bootstrap_delta({"a": 1.0, "b": 1.0}, {"c": 0.0, "d": 0.0}, samples=50, confidence=0.9, seed=1)
+    unpaired, is_paired = bootstrap_delta(
+        {"a": 1.0, "b": 1.0}, {"c": 0.0, "d": 0.0}, samples=50, confidence=0.9, seed=1
+    )
     assert not is_paired and unpaired == [-1.0, -1.0]
 
 
@@ -135,7 +137,9 @@ def gate_files(tmp_path) -> dict[str, Path]:
     return {
         "th": th,
         "base": write(tmp_path / "base.toml", '[settings]\nllm = "fake"\n'),
-        "same": write(tmp_path / "same.toml", 'name = "same"\n[settings]\nllm = "fake"\nprompt_version = "answer-v4"\n'),
+        "same": write(
+            tmp_path / "same.toml", 'name = "same"\n[settings]\nllm = "fake"\nprompt_version = "answer-v4"\n'
+        ),
         "loose": write(tmp_path / "loose.toml", '[settings]\nllm = "fake"\ncache_threshold = 0.70\n'),
         "store": tmp_path / "runs.jsonl",
         "tmp": tmp_path,
@@ -145,8 +149,20 @@ def gate_files(tmp_path) -> dict[str, Path]:
 def gate(files: dict[str, Path], candidate: str, out: Path) -> object:
     return CliRunner().invoke(
         cli.app,
-        ["eval", "gate", "--baseline", str(files["base"]), "--candidate", str(files[candidate]),
-         "--thresholds", str(files["th"]), "--out", str(out), "--store", str(files["store"])],
+        [
+            "eval",
+            "gate",
+            "--baseline",
+            str(files["base"]),
+            "--candidate",
+            str(files[candidate]),
+            "--thresholds",
+            str(files["th"]),
+            "--out",
+            str(out),
+            "--store",
+            str(files["store"]),
+        ],
         catch_exceptions=False,
     )
 
@@ -185,15 +201,37 @@ def test_gate_with_an_unusable_file_exits_2_and_writes_nothing(gate_files) -> No
 
 
 def _report(path: Path, digest: str, passed: bool, th_sha: str) -> Path:
-    return write(path, json.dumps({"passed": passed, "failures": [] if passed else ["x: worse"],
-                                   "candidate": {"digest": digest}, "thresholds": {"sha256": th_sha}}))
+    return write(
+        path,
+        json.dumps(
+            {
+                "passed": passed,
+                "failures": [] if passed else ["x: worse"],
+                "candidate": {"digest": digest},
+                "thresholds": {"sha256": th_sha},
+            }
+        ),
+    )
 
 
 def promote(tmp: Path, candidate: Path, report: Path, th: Path) -> object:
     return CliRunner().invoke(
         cli.app,
-        ["promote", "--candidate", str(candidate), "--report", str(report), "--env", "dev",
-         "--config-dir", str(tmp / "cfg"), "--thresholds", str(th), "--store", str(tmp / "runs.jsonl")],
+        [
+            "promote",
+            "--candidate",
+            str(candidate),
+            "--report",
+            str(report),
+            "--env",
+            "dev",
+            "--config-dir",
+            str(tmp / "cfg"),
+            "--thresholds",
+            str(th),
+            "--store",
+            str(tmp / "runs.jsonl"),
+        ],
         catch_exceptions=False,
     )
 
@@ -202,7 +240,10 @@ def test_promotion_needs_a_passing_report_for_exactly_this_candidate(gate_files)
     tmp, th = gate_files["tmp"], load_thresholds(gate_files["th"])
     shutil.copytree(ROOT / "cdk/config", tmp / "cfg")
     before = (tmp / "cfg/dev.json").read_text()
-    cand = write(tmp / "cand.toml", '[settings]\nprompt_version = "answer-v4"\n[deploy]\ngeneration_model_id = "us.amazon.nova-micro-v1:0"\n')
+    cand = write(
+        tmp / "cand.toml",
+        '[settings]\nprompt_version = "answer-v4"\n[deploy]\ngeneration_model_id = "us.amazon.nova-micro-v1:0"\n',
+    )
     digest = load_config(cand).digest
     refusals = {
         "no gate report": tmp / "missing.json",
@@ -255,15 +296,22 @@ def test_the_store_only_appends_and_finds_an_edited_or_removed_record(tmp_path) 
 
 def test_mlflow_export_writes_the_file_store_layout(tmp_path) -> None:
     store = EvalStore(tmp_path / "runs.jsonl")
-    store.append("eval-run", {"role": "candidate", "config": {"name": "c", "digest": "abc", "settings": {"top_k": 3}},
-                              "code": {"git": "deadbeef"}, "data": {"cache:pairs": "123"},
-                              "metrics": {"cache.false_hit_rate": 0.02, "answers.citation_precision": None}})
+    store.append(
+        "eval-run",
+        {
+            "role": "candidate",
+            "config": {"name": "c", "digest": "abc", "settings": {"top_k": 3}},
+            "code": {"git": "deadbeef"},
+            "data": {"cache:pairs": "123"},
+            "metrics": {"cache.false_hit_rate": 0.02, "answers.citation_precision": None},
+        },
+    )
     store.append("gate", {"passed": True})
     (run,) = export_mlflow(store, tmp_path / "mlruns")
     exp = run.parent
     assert 'name: "lectern-eval"' in (exp / "meta.yaml").read_text()
     meta = (run / "meta.yaml").read_text()
-    assert f"run_id: \"{run.name}\"" in meta and "status: 3" in meta and 'run_name: "candidate:c"' in meta
+    assert f'run_id: "{run.name}"' in meta and "status: 3" in meta and 'run_name: "candidate:c"' in meta
     ts, value, step = (run / "metrics/cache.false_hit_rate").read_text().split()
     assert (float(value), step) == (0.02, "0") and int(ts) > 0
     assert not (run / "metrics/answers.citation_precision").exists()  # None is not a measurement
@@ -279,8 +327,14 @@ def test_the_ci_workflow_gates_prompt_model_retrieval_and_guardrail_changes_with
 
     flow = yaml.safe_load((ROOT / ".github/workflows/eval-gate.yml").read_text())
     paths = flow.get("on", flow.get(True))["pull_request"]["paths"]
-    for watched in ("lambdas/lectern/prompts/**", "cdk/config/**", "lambdas/lectern/domain/retrieval.py",
-                    "lambdas/lectern/adapters/local/guardrails/**", "lambdas/lectern/settings.py", "eval/**"):
+    for watched in (
+        "lambdas/lectern/prompts/**",
+        "cdk/config/**",
+        "lambdas/lectern/domain/retrieval.py",
+        "lambdas/lectern/adapters/local/guardrails/**",
+        "lambdas/lectern/settings.py",
+        "eval/**",
+    ):
         assert watched in paths, watched
     (run,) = [s["run"] for s in flow["jobs"]["gate"]["steps"] if "lectern eval gate" in s.get("run", "")]
     line = run.split(".venv/bin/lectern ", 1)[1].replace("\\\n", " ").replace('"$CANDIDATE"', "c.toml")

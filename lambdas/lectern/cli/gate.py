@@ -32,9 +32,7 @@ def eval_gate(
         "gate-report.json"
     ),
     suites: Annotated[str | None, typer.Option(help="comma-separated subset of the configured suites")] = None,
-    store: Annotated[
-        Path | None, typer.Option(help="append-only run store (default DATA_DIR/eval-runs.jsonl)")
-    ] = None,
+    store: Annotated[Path | None, typer.Option(help="append-only run store (default DATA_DIR/eval-runs.jsonl)")] = None,
 ) -> None:
     """Evaluate both configurations, compare with the thresholds, write the report; exit 1 when the candidate
     loses (2 when a file cannot be used)."""

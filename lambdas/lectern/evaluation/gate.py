@@ -98,12 +98,7 @@ DEPLOY_FIELDS = {"generation_model_id", "strong_model_id"}
 def load_config(path: Path) -> GateConfig:
     from lectern.settings import LocalSettings
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GateError(f"no configuration {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GateError(f"{path} is not valid TOML: {exc}") from None
+    data = _read_toml(path, "configuration")
     unknown_top = set(data) - {"name", "prompt_file", "settings", "deploy"}
     if unknown_top:
         raise GateError(f"{path}: unknown key(s) {', '.join(sorted(unknown_top))}")
@@ -120,6 +115,22 @@ def load_config(path: Path) -> GateConfig:
         if not prompt_file.is_file():
             raise GateError(f"{path}: prompt_file {prompt_file} does not exist")
     config = GateConfig(str(data.get("name", path.stem)), path, settings, deploy, prompt_file)
+    _validate(config)
+    return config
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GateError(f"no {what} {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GateError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _validate(config: GateConfig) -> None:
+    """The settings build and the prompt file parses, or GateError naming the file and each bad value."""
+    path, prompt_file = config.path, config.prompt_file
     try:
         with tempfile.TemporaryDirectory() as tmp:
             config_settings(config, Path(tmp))
@@ -132,7 +143,6 @@ def load_config(path: Path) -> GateConfig:
         raise GateError(f"{path}: {bad_values}") from None
     except ValueError as exc:  # a prompt template that does not parse
         raise GateError(f"{path}: {exc}") from None
-    return config
 
 
 def config_settings(config: GateConfig, data_dir: Path) -> Any:
@@ -177,12 +187,7 @@ SUITES = ("retrieval", "answers", "guardrails", "cache")
 
 
 def load_thresholds(path: Path) -> Thresholds:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GateError(f"no thresholds file {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GateError(f"{path} is not valid TOML: {exc}") from None
+    data = _read_toml(path, "thresholds file")
     suites = data.get("suites", {})
     if not set(suites) <= set(SUITES):
         raise GateError(f"{path}: unknown suite(s) {', '.join(sorted(set(suites) - set(SUITES)))}")
@@ -346,9 +351,10 @@ def run_answers(spec: dict[str, Any], th: Thresholds, settings: Any, config: Gat
         "answers",
         metrics,
         items,
-        {f"answers:{dataset.name}": sha256_file(dataset), "answers:documents": sha256_files(
-            [docs / n for n in dev.documents]
-        )},
+        {
+            f"answers:{dataset.name}": sha256_file(dataset),
+            "answers:documents": sha256_files([docs / n for n in dev.documents]),
+        },
         round(time.perf_counter() - started, 1),
         len(results),
         {
@@ -472,8 +478,19 @@ def compare(rule: Rule, base: SuiteResult, cand: SuiteResult, th: Thresholds) ->
     )
     if b is None or c is None:
         passed = b is None  # a metric the baseline had and the candidate lost is a loss
-        return MetricRow(rule.metric, rule.better, rule.tolerance, b, c, None, None, False, 0, passed,
-                         "not measured on the baseline" if b is None else "the candidate did not measure it")
+        return MetricRow(
+            rule.metric,
+            rule.better,
+            rule.tolerance,
+            b,
+            c,
+            None,
+            None,
+            False,
+            0,
+            passed,
+            "not measured on the baseline" if b is None else "the candidate did not measure it",
+        )
     delta = round(c - b, 6)
     worse_by = -delta if rule.better == "higher" else delta
     passed = worse_by <= rule.tolerance + 1e-12
@@ -543,6 +560,44 @@ class GateReport:
         return "\n".join(lines) + "\n"
 
 
+def _run_one(suite: str, th: Thresholds, settings: Any, config: GateConfig, sims: dict[str, Any]) -> SuiteResult:
+    spec = th.suites[suite]
+    if suite == "retrieval":
+        return run_retrieval(spec, th, settings)
+    if suite == "answers":
+        return run_answers(spec, th, settings, config)
+    if suite == "guardrails":
+        return run_guardrails(spec, th, settings)
+    return run_cache(spec, th, settings, sims)
+
+
+def _run_suites(
+    baseline: GateConfig, candidate: GateConfig, th: Thresholds, suites: list[str], log: Callable[[str], None]
+) -> dict[str, dict[str, SuiteResult]]:
+    """Each suite for the baseline, then for the candidate (reusing the baseline's result when every setting the
+    suite reads is the same)."""
+    results: dict[str, dict[str, SuiteResult]] = {"baseline": {}, "candidate": {}}
+    sims_cache: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="lectern-gate-") as tmp:
+        for suite in suites:
+            for role, config in (("baseline", baseline), ("candidate", candidate)):
+                data_dir = Path(tmp) / role / suite
+                settings = config_settings(config, data_dir)
+                keys = SUITE_INPUTS.get(suite)
+                if role == "candidate" and keys is not None:
+                    base_settings = config_settings(baseline, data_dir)
+                    if all(getattr(settings, k) == getattr(base_settings, k) for k in keys):
+                        shared = results["baseline"][suite]
+                        results[role][suite] = SuiteResult(**{**asdict(shared), "shared": True, "seconds": 0.0})
+                        log(f"{suite}: candidate reads the same settings as the baseline, result reused")
+                        continue
+                log(f"{suite}: {role} ({config.name}) ...")
+                r = _run_one(suite, th, settings, config, sims_cache)
+                results[role][suite] = r
+                log(f"{suite}: {role} {r.metrics} ({r.seconds} s)")
+    return results
+
+
 def run_gate(
     baseline: GateConfig,
     candidate: GateConfig,
@@ -557,35 +612,12 @@ def run_gate(
     from lectern.evaluation.machine import command_line
 
     suites = [s for s in SUITES if s in th.suites and (not only or s in only)]
-    results: dict[str, dict[str, SuiteResult]] = {"baseline": {}, "candidate": {}}
-    sims_cache: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="lectern-gate-") as tmp:
-        for suite in suites:
-            spec = th.suites[suite]
-            for role, config in (("baseline", baseline), ("candidate", candidate)):
-                data_dir = Path(tmp) / role / suite
-                settings = config_settings(config, data_dir)
-                keys = SUITE_INPUTS.get(suite)
-                if role == "candidate" and keys is not None:
-                    base_settings = config_settings(baseline, data_dir)
-                    if all(getattr(settings, k) == getattr(base_settings, k) for k in keys):
-                        shared = results["baseline"][suite]
-                        results[role][suite] = SuiteResult(**{**asdict(shared), "shared": True, "seconds": 0.0})
-                        log(f"{suite}: candidate reads the same settings as the baseline, result reused")
-                        continue
-                log(f"{suite}: {role} ({config.name}) ...")
-                if suite == "retrieval":
-                    r = run_retrieval(spec, th, settings)
-                elif suite == "answers":
-                    r = run_answers(spec, th, settings, config)
-                elif suite == "guardrails":
-                    r = run_guardrails(spec, th, settings)
-                else:
-                    r = run_cache(spec, th, settings, sims_cache)
-                results[role][suite] = r
-                log(f"{suite}: {role} {r.metrics} ({r.seconds} s)")
-    rows = [compare(rule, results["baseline"][rule.suite], results["candidate"][rule.suite], th)
-            for rule in th.rules if rule.suite in suites]
+    results = _run_suites(baseline, candidate, th, suites, log)
+    rows = [
+        compare(rule, results["baseline"][rule.suite], results["candidate"][rule.suite], th)
+        for rule in th.rules
+        if rule.suite in suites
+    ]
     failures = [f"{r.metric}: {r.reason}" for r in rows if not r.passed]
     cost = results["candidate"].get("answers")
     cost_value = cost.metrics.get("cost_per_query_usd") if cost else None
@@ -626,8 +658,12 @@ def run_gate(
         },
         data=data,
         code=code,
-        machine={"loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists(
-            "/proc/loadavg") else None, "cpus": os.cpu_count()},
+        machine={
+            "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            if os.path.exists("/proc/loadavg")
+            else None,
+            "cpus": os.cpu_count(),
+        },
         created_at=now_iso(),
         command=command_line(),
     )

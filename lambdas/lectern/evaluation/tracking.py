@@ -47,10 +47,15 @@ def code_version(root: Path | None = None) -> dict[str, Any]:
     """The git commit of the working tree and whether it has uncommitted changes (None outside git)."""
     cwd = str(root) if root else None
     try:
-        commit = subprocess.run(  # noqa: S603 (fixed argv)
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10  # noqa: S607
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
-        status = subprocess.run(  # noqa: S603
+        status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
             cwd=cwd,
             capture_output=True,
