@@ -19,6 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import AlarmsConfig, load_pricing
+from cdk.constructs.api import STAGE_NAME
 from cdk.constructs.lint import ignore
 from cdk.constructs.release import describe
 
@@ -76,7 +77,7 @@ class Observability(Construct):
                 metric_name=metric,
                 statistic=statistic,
                 period=FIVE_MIN,
-                dimensions_map={"ApiName": api_name, "Stage": api.deployment_stage.stage_name},
+                dimensions_map={"ApiName": api_name, "Stage": STAGE_NAME},
             )
 
         error_rate = cw.MathExpression(

@@ -234,3 +234,46 @@ def test_tabletop_bedrock_throttling_fires_model_unavailable(dev, fake_bedrock, 
     assert "test_tabletop_bedrock_throttling_fires_model_unavailable" in page  # the page points at this replay
     rollback = page.split("## Roll back", 1)[1]
     assert ("generation_model_id" in rollback and "update-alias" in page) or "Rolling back a release" in rollback
+
+
+def _references(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found: set[str] = set()
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            else:
+                found |= _references(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_references(v) for v in node)) if node else set()
+    return set()
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_alias_deployment_group_and_rollback_alarms_form_no_dependency_cycle(env_name, request) -> None:
+    """The alias waits on the deployment group, which names the alarms, which read the API stage's metrics: a
+    Ref from an alarm to the stage would close a cycle through the methods that call the alias."""
+    raw = request.getfixturevalue(env_name).raw("Service")["Resources"]
+    edges = {}
+    for logical, res in raw.items():
+        deps = _references({k: v for k, v in res.items() if k != "Metadata"})
+        depends = res.get("DependsOn", [])
+        deps |= set([depends] if isinstance(depends, str) else depends)
+        edges[logical] = {d for d in deps if d in raw}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in edges[node]:
+            if state.get(nxt) == 1:
+                raise AssertionError(" -> ".join([*path, node, nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for logical in edges:
+        if logical not in state:
+            visit(logical, [])
