@@ -41,6 +41,8 @@ class ModelsConfig(_Model):
     # Cross-region inference profiles (us.*): IAM allows the profile and the model in each of its regions.
     generation_model_id: str = "us.amazon.nova-lite-v1:0"
     strong_model_id: str = "us.amazon.nova-pro-v1:0"
+    # the served prompt template (lambdas/lectern/prompts); changed by `lectern promote` after the gate passes
+    prompt_version: str = Field(default="answer-v3", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     inference_profile_regions: list[str] = Field(
         default_factory=lambda: ["us-east-1", "us-east-2", "us-west-2"]
     )
@@ -91,6 +93,12 @@ class AlarmsConfig(_Model):
     api_p95_latency_ms: int = Field(default=8000, ge=100)
     ingestion_failures_per_hour: int = Field(default=1, ge=1)
     daily_cost_budget_usd: float = Field(default=5.0, gt=0)
+    model_unavailable_per_5min: int = Field(default=3, ge=1)
+    # release alarms (cdk/constructs/release.py): they also roll a canary back
+    guardrail_intervention_rate_percent: float = Field(default=20.0, gt=0, le=100)
+    thumbs_down_rate_percent: float = Field(default=30.0, gt=0, le=100)
+    # the cost-per-query anomaly alarm: the width of the expected band in standard deviations
+    cost_anomaly_band_stddevs: float = Field(default=3.0, gt=0, le=10)
 
     @field_validator("email")
     @classmethod
@@ -98,6 +106,13 @@ class AlarmsConfig(_Model):
         if value is not None and not _EMAIL.match(value):
             raise ValueError("alarms.email must be an email address")
         return value
+
+
+class ReleaseConfig(_Model):
+    """CodeDeploy canary of the API function: canary_percent of the traffic for canary_minutes, then all."""
+
+    canary_percent: int = Field(default=10, ge=1, le=99)
+    canary_minutes: int = Field(default=5, ge=1, le=2880)
 
 
 class LecternConfig(_Model):
@@ -113,6 +128,7 @@ class LecternConfig(_Model):
     api: ApiConfig = ApiConfig()
     ingestion: IngestionConfig = IngestionConfig()
     alarms: AlarmsConfig = AlarmsConfig()
+    release: ReleaseConfig = ReleaseConfig()
 
     @field_validator("tags")
     @classmethod

@@ -39,6 +39,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cdk.constructs.release import runbook
+
 TGI_REPOSITORY = "huggingface-pytorch-tgi-inference"
 TGI_IMAGE_TAGS = {"3.3.6": "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04"}
 # Registry account of the Hugging Face DLCs per region
@@ -464,7 +466,8 @@ class FallbackModel(Construct):
         self.no_capacity_alarm = cloudwatch.CfnAlarm(
             self,
             "NoCapacityAlarm",
-            alarm_description=f"{ic_name} has no copy running and refused a request: start one",
+            alarm_description=f"{ic_name} has no copy running and refused a request: start one. "
+            + runbook("model-throttling"),
             namespace="AWS/SageMaker",
             metric_name="NoCapacityInvocationFailures",
             dimensions=[cloudwatch.CfnAlarm.DimensionProperty(name="InferenceComponentName", value=ic_name)],

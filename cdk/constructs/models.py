@@ -150,6 +150,7 @@ class Models(Construct):
             "LECTERN_EMBEDDING_DIMENSION": str(m.embedding_dimension),
             "LECTERN_GENERATION_MODEL_ID": m.generation_model_id,
             "LECTERN_STRONG_MODEL_ID": m.strong_model_id,
+            "LECTERN_PROMPT_VERSION": m.prompt_version,
             "LECTERN_GUARDRAIL_ID": self.guardrail.attr_guardrail_id,
             "LECTERN_GUARDRAIL_VERSION": self.guardrail_version.attr_version,
             "LECTERN_RERANK_MODEL_ARN": m.rerank_model_arn or "",

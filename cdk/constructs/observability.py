@@ -19,7 +19,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import AlarmsConfig, load_pricing
+from cdk.constructs.api import STAGE_NAME
 from cdk.constructs.lint import ignore
+from cdk.constructs.release import describe
 
 NAMESPACE = "Lectern"
 DIMENSIONS = {"service": "lectern"}
@@ -75,7 +77,7 @@ class Observability(Construct):
                 metric_name=metric,
                 statistic=statistic,
                 period=FIVE_MIN,
-                dimensions_map={"ApiName": api_name, "Stage": api.deployment_stage.stage_name},
+                dimensions_map={"ApiName": api_name, "Stage": STAGE_NAME},
             )
 
         error_rate = cw.MathExpression(
@@ -99,7 +101,7 @@ class Observability(Construct):
             "Api5xxRate": error_rate.create_alarm(
                 self,
                 "Api5xxRate",
-                alarm_description=f"API 5xx over {config.api_5xx_rate_percent}% of requests",
+                alarm_description=describe(f"API 5xx over {config.api_5xx_rate_percent}% of requests", "api-errors"),
                 threshold=config.api_5xx_rate_percent,
                 evaluation_periods=3,
                 datapoints_to_alarm=2,
@@ -109,7 +111,7 @@ class Observability(Construct):
             "ApiP95Latency": p95.create_alarm(
                 self,
                 "ApiP95Latency",
-                alarm_description=f"API p95 latency over {config.api_p95_latency_ms} ms",
+                alarm_description=describe(f"API p95 latency over {config.api_p95_latency_ms} ms", "latency"),
                 threshold=config.api_p95_latency_ms,
                 evaluation_periods=3,
                 datapoints_to_alarm=2,
@@ -119,7 +121,7 @@ class Observability(Construct):
             "IngestionFailures": ingest.metric_failed(period=Duration.hours(1), statistic="Sum").create_alarm(
                 self,
                 "IngestionFailures",
-                alarm_description="Documents failed ingestion",
+                alarm_description=describe("Documents failed ingestion", "ingestion"),
                 threshold=config.ingestion_failures_per_hour,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -130,7 +132,7 @@ class Observability(Construct):
             ).create_alarm(
                 self,
                 "DeadLettersNotEmpty",
-                alarm_description="Failed ingestions wait in the dead-letter queue",
+                alarm_description=describe("Failed ingestions wait in the dead-letter queue", "dead-letters"),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -139,13 +141,41 @@ class Observability(Construct):
             "DailyCostOverBudget": daily_cost.create_alarm(
                 self,
                 "DailyCostOverBudget",
-                alarm_description=f"Estimated model cost over {config.daily_cost_budget_usd} USD per day",
+                alarm_description=describe(
+                    f"Estimated model cost over {config.daily_cost_budget_usd} USD per day", "cost-spike"
+                ),
                 threshold=config.daily_cost_budget_usd,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
         }
+        self.alarms["ModelUnavailable"] = app_metric("ModelUnavailable").create_alarm(
+            self,
+            "ModelUnavailable",
+            alarm_description=describe(
+                "Questions failed because no model answered (Bedrock throttling or an outage, and the fallback "
+                "model absent or down too)",
+                "model-throttling",
+            ),
+            threshold=config.model_unavailable_per_5min,
+            evaluation_periods=2,
+            datapoints_to_alarm=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms["DocumentsStuck"] = app_metric("StuckDocumentsFailed", period=Duration.hours(1)).create_alarm(
+            self,
+            "DocumentsStuck",
+            alarm_description=describe(
+                "The sweep failed documents stuck uploading or processing (an ingestion that never finished)",
+                "ingestion",
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
         if upload_dead_letters is not None:
             undelivered = upload_dead_letters.metric_approximate_number_of_messages_visible(
                 period=FIVE_MIN, statistic="Maximum"
@@ -153,8 +183,11 @@ class Observability(Construct):
             self.alarms["UploadEventsNotDelivered"] = undelivered.create_alarm(
                 self,
                 "UploadEventsNotDelivered",
-                alarm_description="Upload events EventBridge could not deliver to the ingestion workflow "
-                "wait in the upload dead-letter queue: redrive them (the sweep marks the documents FAILED)",
+                alarm_description=describe(
+                    "Upload events EventBridge could not deliver to the ingestion workflow "
+                    "wait in the upload dead-letter queue: redrive them (the sweep marks the documents FAILED)",
+                    "dead-letters",
+                ),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

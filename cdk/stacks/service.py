@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -23,6 +24,7 @@ from cdk.constructs.ingestion import INGEST_STEPS, REBUILD_STEPS, Ingestion
 from cdk.constructs.lint import ignore
 from cdk.constructs.models import Models
 from cdk.constructs.observability import Observability
+from cdk.constructs.release import Release, cost_anomaly_alarm
 from cdk.stacks.data import DataStack
 from cdk.stacks.search import SearchStack
 from lectern.adapters.aws.table import STATUS_INDEX
@@ -161,6 +163,8 @@ class ServiceStack(Stack):
                 ),
             )
         self.fns = fns
+        # the API serves through the alias `live`, moved by a CodeDeploy canary (cdk/constructs/release.py)
+        self.release = Release(self, "Release", function=fns["Api"], config=config.release)
         self._grant(fns, data, table, backend)
         self.ingestion = Ingestion(
             self,
@@ -178,7 +182,7 @@ class ServiceStack(Stack):
         self.api = Api(
             self,
             "Api",
-            handler=fns["Api"],
+            handler=self.release.alias,
             user_pool=data.users.pool,
             config=config.api,
             log_retention=self.functions.retention,
@@ -214,11 +218,33 @@ class ServiceStack(Stack):
             search_metrics=search_metrics,
             upload_dead_letters=self.ingestion.upload_dead_letters,
         )
+        self._release_alarms(config)
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "IngestStateMachineArn", value=self.ingestion.ingest.state_machine_arn)
         CfnOutput(self, "RebuildStateMachineArn", value=self.ingestion.rebuild.state_machine_arn)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.ingestion.dead_letters.queue_url)
         CfnOutput(self, "UploadDeadLetterQueueUrl", value=self.ingestion.upload_dead_letters.queue_url)
+
+    def _release_alarms(self, config: LecternConfig) -> None:
+        """The canary's rollback alarms (5xx rate, p95 latency, guardrail intervention and thumbs-down rates),
+        the cost-per-query anomaly alarm and the prompt A/B widgets, beside the other alarms."""
+        mon = self.observability
+        extra = self.release.release_alarms(config.alarms)
+        action = cw_actions.SnsAction(mon.topic)
+        for key, alarm in extra.items():
+            alarm.add_alarm_action(action)
+            mon.alarms[key] = alarm
+        self.release.watch(
+            [mon.alarms["Api5xxRate"], mon.alarms["ApiP95Latency"], *extra.values()]
+        )
+        self.cost_anomaly = cost_anomaly_alarm(self.release, config.alarms.cost_anomaly_band_stddevs)
+        self.cost_anomaly.alarm_actions = [mon.topic.topic_arn]
+        mon.dashboard.add_widgets(*Release.dashboard_widgets())
+        mon.dashboard.add_widgets(
+            cw.AlarmStatusWidget(
+                title="Release alarms (roll the canary back)", width=24, alarms=list(extra.values())
+            )
+        )
 
     def _sweep(self, fns: dict[str, lambda_.Function], table, config: LecternConfig) -> None:
         """Every sweep_every_minutes, documents UPLOADING/PROCESSING past stuck_after_minutes become FAILED

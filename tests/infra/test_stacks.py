@@ -721,7 +721,7 @@ def test_alarms_have_the_configured_thresholds_and_notify_the_topic(dev) -> None
     cost = alarm("DailyCostOverBudget")
     assert cost["Threshold"] == cfg.daily_cost_budget_usd
     assert "QueryCostUSD" in json.dumps(cost["Metrics"]) and "EmbeddingTokens" in json.dumps(cost["Metrics"])
-    assert len(alarms) == 6
+    assert len(alarms) == 11  # + ModelUnavailable, DocumentsStuck and the release alarms (test_release.py)
 
 
 def test_dashboard_shows_api_lambda_model_ingestion_and_search_health(dev) -> None:

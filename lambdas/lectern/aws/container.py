@@ -189,6 +189,13 @@ class AwsLectern(Services):
         return BedrockAnswerGuard(BedrockGuardrail(s.guardrail_id, s.guardrail_version))
 
     @cached_property
+    def feedback(self) -> Any:
+        from lectern.aws.observability import feedback_metrics
+        from lectern.domain.feedback import FeedbackService
+
+        return FeedbackService(self.queries, on_feedback=feedback_metrics())
+
+    @cached_property
     def reranker(self) -> Any:
         if not self.settings.rerank_model_arn:
             return None

@@ -80,6 +80,8 @@ class MetricsStage:
         m.add_metric(
             name="RoutedStrong", unit=MetricUnit.Count, value=1 if answer.route.startswith("strong") else 0
         )
+        # The prompt A/B split per version (dashboard): one count per answer, dimension `prompt_version`
+        prompt_metric("PromptAnswers", 1, answer.prompt_version)
         if tenant_id:
             # Per-tenant cost in its own metric set (dimension `tenant`), so the service-level set above keeps
             # its dimensions and each tenant's cost can be graphed or alarmed on.
@@ -108,6 +110,31 @@ class MetricsStage:
                 "tenant": tenant_id,
             },
         )
+
+
+def prompt_metric(name: str, value: float, prompt_version: str) -> None:
+    """One value in the metric set of a prompt version (dimensions service + prompt_version), flushed now."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": "lectern", "prompt_version": prompt_version or "unknown"},
+    ):
+        pass
+
+
+def feedback_metrics(m: Metrics = metrics) -> Any:
+    """FeedbackService's `on_feedback` callback: ThumbsDown 1 or 0 per rating in the service set (Average x 100
+    is the thumbs-down rate the canary's rollback alarm reads) and per prompt version (the A/B dashboard)."""
+
+    def on_feedback(trace: Any) -> None:
+        down = 1 if trace.rating == "down" else 0
+        m.add_metric(name="ThumbsDown", unit=MetricUnit.Count, value=down)
+        prompt_metric("PromptThumbsDown", down, trace.prompt_version)
+        prompt_metric("PromptFeedback", 1, trace.prompt_version)
+
+    return on_feedback
 
 
 def cache_lookup_metrics(m: Metrics = metrics) -> Any:

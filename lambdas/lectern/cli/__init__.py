@@ -1,4 +1,5 @@
-"""`lectern` command line: up, ingest, sync, ask, search, documents, delete, eval, bench, cost, keys.
+"""`lectern` command line: up, ingest, sync, ask, search, documents, delete, eval, bench, promote, cost,
+keys.
 
 One Typer app (`lectern.cli.common.app`); each module registers its commands on import.
 """
@@ -11,7 +12,7 @@ from lectern.cli.common import app
 
 # isort: off
 # the order of `lectern --help`: each module registers its commands on import
-from lectern.cli import serve, ingest, query, evaluate, cost, keys  # noqa: F401
+from lectern.cli import serve, ingest, query, evaluate, gate, cost, keys  # noqa: F401
 # isort: on
 
 

@@ -96,9 +96,15 @@ class TraceStage:
 
 
 class FeedbackService:
-    def __init__(self, log_: QueryLog, clock: Callable[[], str] = utc_now_iso) -> None:
+    def __init__(
+        self,
+        log_: QueryLog,
+        clock: Callable[[], str] = utc_now_iso,
+        on_feedback: Callable[[QueryTrace], None] | None = None,
+    ) -> None:
         self.log = log_
         self.clock = clock
+        self.on_feedback = on_feedback  # metrics (AWS: ThumbsDown per prompt version); a failure is only logged
 
     def give(self, tenant_id: str, query_id: str, rating: Rating, comment: str | None = None) -> QueryTrace:
         """Attach feedback to one of this tenant's queries (a later rating replaces an earlier one)."""
@@ -107,4 +113,10 @@ class FeedbackService:
         comment = (comment or "").strip()[:MAX_COMMENT_CHARS] or None
         if self.log.get(tenant_id, query_id) is None:
             raise NotFound(f"No query {query_id} to give feedback on.")
-        return self.log.add_feedback(tenant_id, query_id, rating, comment, self.clock())
+        trace = self.log.add_feedback(tenant_id, query_id, rating, comment, self.clock())
+        if self.on_feedback is not None:
+            try:
+                self.on_feedback(trace)
+            except Exception:  # the rating is stored; a lost metric must not fail the request
+                log.warning("could not emit the feedback metric of query %s", query_id, exc_info=True)
+        return trace
