@@ -105,7 +105,8 @@ class Rewrite:
 
 # words that make a question lean on what came before
 _DEPENDENT = frozenset(
-    ["it", "its", "it's", "they", "them", "their", "theirs", "those", "these", "that", "this", "he", "him", "his", "she", "her", "hers", "there", "same", "one", "ones", "other", "another", "second", "first", "third", "last", "former", "latter", "also", "too", "either", "neither", "else"]
+    "it its it's they them their theirs those these that this he him his she her hers there same one ones "  # noqa: SIM905
+    "other another second first third last former latter also too either neither else".split()
 )
 _DEPENDENT_OPENINGS = ("and ", "what about", "how about", "and?", "also ", "then ", "so ", "but ")
 
