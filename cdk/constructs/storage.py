@@ -1,4 +1,5 @@
-"""The documents bucket, the table and the conversations table: everything that must survive `scripts/pause` (RETAIN on destroy).
+"""The documents bucket, the table and the conversations table: everything that must survive `scripts/pause`
+(RETAIN on destroy).
 
 Bucket layout (the handler contract): `{tenant}/{doc}/original` (the upload; EventBridge starts ingestion on
 keys ending `/original`), `{tenant}/{doc}/extracted.json`, `{tenant}/{doc}/chunks.jsonl`,
