@@ -66,7 +66,7 @@ def test_model_rewrite_is_used_when_it_reads_as_one_question():
 @pytest.mark.parametrize("reply", ["", "   ", "The answer is 15 [1].", "x" * 1000, RuntimeError("model down")])
 def test_a_bad_or_failed_model_rewrite_falls_back_to_the_terms_rule(reply):
     r = FollowUpRewriter(Scripted(reply)).rewrite("And him?", [turn("When was Iwan Roberts born?")])
-    assert r.method == "terms" and r.question == "And him? (iwan roberts born)"
+    assert r.method == "terms" and r.question == "And him? (Iwan Roberts born)"
 
 
 def test_no_history_no_rewrite_and_a_standalone_follow_up_is_kept():

@@ -255,7 +255,7 @@ class ConversationOut(ConversationSummary):
     history: list[TurnOut]
 
     @classmethod
-    def of(cls, c: Conversation) -> ConversationOut:  # type: ignore[override]
+    def of(cls, c: Conversation) -> ConversationOut:
         base = ConversationSummary.of(c).model_dump()
         return cls(**base, history=[TurnOut.of(t) for t in c.turns])
 

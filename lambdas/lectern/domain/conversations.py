@@ -14,8 +14,10 @@ history (NotFound before any event when unknown), rewrites a follow-up into a st
 Rewriting: with a chat model, one short generation ("rewrite the follow-up as a standalone question"), accepted
 only when it reads as one question; otherwise — and with a model that cannot rewrite (the extractive test
 model) — a deterministic rule: a follow-up that depends on the context (a pronoun, "the second one", "what
-about", or at most two content words) gets the previous standalone question's key terms appended. That is not
-a paraphrase, and the response says which method was used (`rewrite`: "model" | "terms" | "none").
+about", or at most two content words) gets the previous standalone question's names appended (capitalised
+words: what "he" or "it" most often refers to), and its key terms too when the follow-up has at most two content
+words of its own. That is not a paraphrase, and the response says which method was used
+(`rewrite`: "model" | "terms" | "none").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from lectern.domain.errors import NotFound, ValidationFailed
 from lectern.domain.feedback import user_hash
 from lectern.domain.models import ChatMessage
 from lectern.domain.pipeline import AnswerEvent, AnswerRequest, Done, Next
-from lectern.domain.text import query_terms
+from lectern.domain.text import STOPWORDS, query_terms
 
 if TYPE_CHECKING:
     from lectern.domain.ports import ChatModel, ConversationStore
@@ -76,7 +78,7 @@ def turn_to_dict(turn: Turn) -> dict[str, object]:
     return {**dataclasses.asdict(turn), "cited": list(turn.cited)}
 
 
-def turn_of(data: dict) -> Turn:  # type: ignore[type-arg]
+def turn_of(data: dict) -> Turn:
     known = {f.name for f in dataclasses.fields(Turn)}
     return Turn(**{k: v for k, v in data.items() if k in known} | {"cited": tuple(data.get("cited") or ())})
 
@@ -126,10 +128,28 @@ def depends_on_context(question: str) -> bool:
     return len(query_terms(question)) <= 2
 
 
+_NAME = re.compile(r"\b[A-Z][\w'’.-]*")
+
+
+def names_in(question: str) -> list[str]:
+    """Capitalised words after the first (names: 'Iwan Roberts', 'Galaxy Gaming'); carried terms first."""
+    head, _, carried = question.partition(" (")
+    words = [w.rstrip(".") for w in _NAME.findall(carried)] + [w.rstrip(".") for w in _NAME.findall(head)[1:]]
+    return [w for w in words if w.lower() not in STOPWORDS]
+
+
 def carry_terms(question: str, previous: str, limit: int = 6) -> str:
-    """The follow-up with the previous standalone question's key terms it lacks appended, in their order."""
-    have = set(query_terms(question))
-    extra = [t for t in query_terms(previous) if t not in have][:limit]
+    """The follow-up with what it refers to appended: the previous standalone question's names, and — when the
+    follow-up has at most two content words of its own — the previous key terms too, each once, in order."""
+    have = {t.lower() for t in query_terms(question)}
+    extra: list[str] = []
+    candidates = names_in(previous)
+    if len(query_terms(question)) <= 2:
+        candidates += query_terms(previous.partition(" (")[0])
+    for term in candidates:
+        if term.lower() not in have and term.lower() not in {e.lower() for e in extra}:
+            extra.append(term)
+    extra = extra[:limit]
     return f"{question} ({' '.join(extra)})" if extra else question
 
 
