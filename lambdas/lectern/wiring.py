@@ -176,10 +176,12 @@ class Services:
 
     @cached_property
     def conversations(self) -> Any:
-        """List, read and delete conversations; the stage records turns through it."""
+        """List, read and delete conversations; the stage records turns through it. None without a store."""
         from lectern.domain.conversations import ConversationService
 
         p: Any = self
+        if p.conversation_store is None:
+            return None
         return ConversationService(p.conversation_store, max_turns=self.settings.conversation_max_turns)
 
     @cached_property

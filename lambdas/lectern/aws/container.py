@@ -145,8 +145,8 @@ class AwsLectern(Services):
     def conversation_store(self) -> Any:
         from lectern.adapters.aws.dynamo_conversations import DynamoConversationStore
 
-        if not self.settings.conversations_table:
-            raise RuntimeError("LECTERN_CONVERSATIONS_TABLE is not set (only the API function has the table)")
+        if not self.settings.conversations_table:  # only the API function has the table
+            return None
         return DynamoConversationStore(
             self.settings.conversations_table, retention_days=self.settings.conversation_retention_days
         )

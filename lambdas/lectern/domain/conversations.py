@@ -240,12 +240,14 @@ class ConversationService:
 class ConversationStage:
     """The answer pipeline's conversation stage (module docstring)."""
 
-    def __init__(self, service: ConversationService, rewriter: FollowUpRewriter) -> None:
-        self.service = service
+    def __init__(self, service: ConversationService | None, rewriter: FollowUpRewriter) -> None:
+        self.service = service  # None: this deployment keeps no conversations
         self.rewriter = rewriter
 
     def run(self, request: AnswerRequest, next: Next) -> Iterator[AnswerEvent]:
-        if request.conversation_id is None and not request.remember:
+        if self.service is None and request.conversation_id is not None:
+            raise NotFound("Conversations are not kept by this deployment.")
+        if self.service is None or (request.conversation_id is None and not request.remember):
             yield from next(request)
             return
         asked = request.question.strip()
@@ -265,6 +267,7 @@ class ConversationStage:
             yield event
 
     def _remember(self, request: AnswerRequest, asked: str, rewrite: Rewrite, done: Done):  # -> Answer
+        assert self.service is not None
         a = done.answer
         turn = Turn(
             question=asked,
