@@ -12,6 +12,7 @@ import { $, el, icon, ICON_CLOSE, ICON_TRASH } from "./dom.js";
 import { citationRegions, hasLayout, pageImagePath, rectStyle } from "./layout.js";
 import { createSignIn } from "./signin.js";
 import { readEventStream } from "./sse.js";
+import { createThread, queryBody, recordTurn, resetThread, searchedNote } from "./thread.js";
 import { answerParts, extensionOf, formatLatency, healthSummary, highlightTerms, plural, supportText, timeAgo } from "./text.js";
 
 // What code and tests import from /static/app.js.
@@ -727,8 +728,48 @@ function setState(state) {
   resultEl.classList.toggle("result--error", state === "error");
 }
 
+// ----- the conversation: earlier turns above the current answer, follow-ups sent with its id
+
+const thread = createThread();
+const threadEl = $("thread");
+const newConversationBtn = $("new-conversation");
+
+function renderThread() {
+  // every answered turn but the one shown below as the result
+  const earlier = q.state === "done" ? thread.turns.slice(0, -1) : thread.turns;
+  threadEl.replaceChildren(
+    ...earlier.map((t, i) =>
+      el("li", { class: "thread__turn", "data-testid": "thread-turn", "data-turn": String(i + 1) }, [
+        el("p", { class: "thread__question", text: t.question }),
+        el("p", {
+          class: `thread__answer${t.abstained ? " thread__answer--abstained" : ""}`,
+          text: t.answer || "(no answer)",
+        }),
+      ]),
+    ),
+  );
+  threadEl.hidden = earlier.length === 0;
+  newConversationBtn.hidden = !thread.conversationId;
+}
+
+newConversationBtn.addEventListener("click", () => {
+  if (q.state === "streaming") q.controller?.abort();
+  resetThread(thread);
+  resultEl.hidden = true;
+  placeholderEl.hidden = false;
+  $("searched").hidden = true;
+  q.state = "idle";
+  renderThread();
+  questionEl.value = "";
+  questionEl.focus();
+});
+
 function onDone(data) {
   q.final = data || {};
+  recordTurn(thread, q.question, q.final);
+  const searched = $("searched");
+  searched.textContent = searchedNote(q.final);
+  searched.hidden = !searched.textContent;
   const abstained = Boolean(q.final.abstained);
   const draft = q.provisional ? q.text.trim() : "";
   // the draft is withdrawn in the open: the notice says why, and the draft stays readable, labelled as withheld
@@ -749,6 +790,7 @@ function onDone(data) {
   answerEl.dataset.abstained = String(abstained);
   answerEl.dataset.withheld = q.final.withheld || "";
   setState("done");
+  renderThread();
   renderAnswer();
   renderMeta();
   renderFeedback();
@@ -780,6 +822,9 @@ async function ask(question) {
   renderFeedback();
   setCitations([]);
   $("result-question").textContent = question;
+  $("searched").hidden = true;
+  q.state = "asking";
+  renderThread(); // the previous answer moves up into the thread
   $("abstained-notice").hidden = true;
   $("withheld-reason").hidden = true;
   withheldDraft.hidden = true;
@@ -796,7 +841,7 @@ async function ask(question) {
   try {
     const res = await api("/v1/query", {
       method: "POST",
-      json: { question, top_k: TOP_K },
+      json: queryBody(thread, question, TOP_K),
       headers: { Accept: "text/event-stream" },
       signal: controller.signal,
       stream: true,

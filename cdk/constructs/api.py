@@ -31,6 +31,8 @@ ROUTES = {  # path -> methods (the contract of lectern.aws.handlers.api)
     "v1/query": ["POST"],
     "v1/search": ["POST"],
     "v1/feedback": ["POST"],
+    "v1/conversations": ["GET"],
+    "v1/conversations/{conversation_id}": ["GET", "DELETE"],
 }
 SCHEMAS = {  # (path, method) -> request body JSON schema (draft 4), mirroring lectern.api.schemas
     ("v1/documents", "POST"): {

@@ -1,4 +1,5 @@
-"""The documents bucket and the table: everything that must survive `scripts/pause` (RETAIN on destroy).
+"""The documents bucket, the table and the conversations table: everything that must survive `scripts/pause`
+(RETAIN on destroy).
 
 Bucket layout (the handler contract): `{tenant}/{doc}/original` (the upload; EventBridge starts ingestion on
 keys ending `/original`), `{tenant}/{doc}/extracted.json`, `{tenant}/{doc}/chunks.jsonl`,
@@ -104,4 +105,21 @@ class DocumentStore(Construct):
                     projection_type=dynamodb.ProjectionType.KEYS_ONLY,
                 )
             ],
+        )
+        # Conversation history (question and answer text): a table of its own, so only the API function is
+        # granted it (the main table is read by the ingestion functions too). One item per conversation
+        # (lectern.adapters.aws.dynamo_conversations); ttl moves past the last turn.
+        self.conversations = dynamodb.TableV2(
+            self,
+            "Conversations",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute="ttl",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryptionV2.dynamo_owned_key(),
+            deletion_protection=False,
+            removal_policy=RemovalPolicy.RETAIN,
         )

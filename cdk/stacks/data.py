@@ -22,4 +22,5 @@ class DataStack(Stack):
         self.users = Users(self, "Users")
         CfnOutput(self, "DocumentsBucket", value=self.store.bucket.bucket_name)
         CfnOutput(self, "TableName", value=self.store.table.table_name)
+        CfnOutput(self, "ConversationsTableName", value=self.store.conversations.table_name)
         CfnOutput(self, "UserPoolId", value=self.users.pool.user_pool_id)

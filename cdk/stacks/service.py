@@ -46,6 +46,7 @@ class Access:
     embed: bool = False
     generate: bool = False
     ocr: bool = False  # Amazon Textract text detection (lectern.adapters.aws.textract_ocr)
+    conversations: tuple[str, ...] = ()  # on the conversations table (lectern.adapters.aws.dynamo_conversations)
 
 
 # Textract's text detection has no resource types in IAM (Service Authorization Reference: "*" only); it reads
@@ -73,6 +74,14 @@ ACCESS = {
         search=True,
         embed=True,
         generate=True,
+        # create (conditional PutItem), read (GetItem), append a turn (UpdateItem), list (Query), delete
+        conversations=(
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:DeleteItem",
+        ),
     ),
     # Powertools idempotency: PutItem (in progress), UpdateItem (completed), DeleteItem (failed), GetItem
     "ValidateFunctionArn": Access(
@@ -148,6 +157,8 @@ class ServiceStack(Stack):
                 memory_mb=1769,
                 timeout=Duration.seconds(29),
                 reserved_concurrency=config.api.api_reserved_concurrency,
+                # only the API function has the conversations table (history is question and answer text)
+                environment={"LECTERN_CONVERSATIONS_TABLE": data.store.conversations.table_name},
             )
         }
         for key, (handler, memory, timeout) in {**INGEST_STEPS, **REBUILD_STEPS}.items():
@@ -327,6 +338,14 @@ class ServiceStack(Stack):
             if access.table:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(sid="Table", actions=access.table, resources=[table.table_arn])
+                )
+            if access.conversations:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        sid="Conversations",
+                        actions=list(access.conversations),
+                        resources=[data.store.conversations.table_arn],
+                    )
                 )
             if access.search:
                 backend.grant_http(role)

@@ -94,6 +94,10 @@ class CoreSettings(BaseSettings):
     max_context_tokens: MaxContextTokens = 600
     min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
     min_relative_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    # conversations (lectern.domain.conversations): follow-ups rewritten by the model, or by the terms rule only
+    conversation_rewrite: Literal["model", "terms"] = "model"
+    conversation_retention_days: int = Field(default=30, ge=1, description="after the last turn")
+    conversation_max_turns: int = Field(default=50, ge=1, le=200)
     # per-tenant limits
     rate_limit_per_minute: RateLimitPerMinute = 120
     daily_token_budget: DailyTokenBudget = 500_000

@@ -12,6 +12,7 @@ The answer pipeline (lectern.domain.pipeline) is composed here, once, outermost 
     ports.observe()     mode-specific measurement (AWS: CloudWatch metrics, fallback reasons)
     TraceStage          every answer, cached or not, is recorded for feedback and evaluation
     QuestionGuardStage  PII masked / attacks refused before the cache sees the question (when a guard is set)
+    ConversationStage   a follow-up rewritten into a standalone question from its history; the turn recorded
     SemanticCache       when the cache is on: a hit answers without retrieval or generation
     Answerer            the core: retrieval, passage guard, gate, routing, prompt, generation, grounding
 """
@@ -47,6 +48,7 @@ class Ports(Protocol):
     signer: Any  # UploadSigner
     trigger: Any  # IngestionTrigger
     queries: Any  # QueryLog
+    conversation_store: Any  # ConversationStore
     limit_counters: Any  # LimitCounters
     answer_cache: Any  # AnswerCacheStore, read only when the cache is on
     guard: Any  # AnswerGuard | None
@@ -160,6 +162,7 @@ class Services:
         stages: list[Any] = [BudgetStage(self.limits), *p.observe(), TraceStage(p.queries)]
         if p.guard is not None:
             stages.append(QuestionGuardStage(p.guard))
+        stages.append(self.conversation_stage)
         if self.settings.cache_enabled:
             from lectern.domain.cache import SemanticCache
 
@@ -174,6 +177,25 @@ class Services:
                 )
             )
         return AnswerPipeline(core, stages)
+
+    @cached_property
+    def conversations(self) -> Any:
+        """List, read and delete conversations; the stage records turns through it. None without a store."""
+        from lectern.domain.conversations import ConversationService
+
+        p: Any = self
+        if p.conversation_store is None:
+            return None
+        return ConversationService(p.conversation_store, max_turns=self.settings.conversation_max_turns)
+
+    @cached_property
+    def conversation_stage(self) -> Any:
+        from lectern.domain.conversations import ConversationStage, FollowUpRewriter
+
+        p: Any = self
+        # the cheap model rewrites; a model that only extracts sentences (the test model) cannot: the terms rule
+        can = self.settings.conversation_rewrite == "model" and getattr(p.model, "can_rewrite", True)
+        return ConversationStage(self.conversations, FollowUpRewriter(p.model if can else None))
 
     @cached_property
     def feedback(self) -> Any:

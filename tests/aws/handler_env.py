@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from lectern.adapters.aws import clients
+from lectern.adapters.aws.dynamo_conversations import create_conversations_table
 from lectern.adapters.aws.table import create_table
 from lectern.aws import container
 from lectern.aws.container import AwsLectern
@@ -55,7 +56,8 @@ def api_event(
     headers = {"content-type": "application/json", **(headers or {})}
     claims = {"sub": "user-1", "custom:tenant_id": tenant} if tenant else {}
     parts = path.strip("/").split("/")
-    params = {"document_id": parts[2]} if len(parts) == 3 and parts[1] == "documents" else None
+    names = {"documents": "document_id", "conversations": "conversation_id"}
+    params = {names[parts[1]]: parts[2]} if len(parts) == 3 and parts[1] in names else None
     return {
         "resource": path,
         "path": path,
@@ -264,6 +266,7 @@ def aws_harness(
         stacks.rename = {
             deployed["LECTERN_DOCUMENTS_BUCKET"]: f"lectern-docs-{suffix}",
             deployed["LECTERN_TABLE_NAME"]: f"lectern-{suffix}",
+            deployed["LECTERN_CONVERSATIONS_TABLE"]: f"lectern-conversations-{suffix}",
             deployed["LECTERN_OPENSEARCH_ENDPOINT"]: search.url,
         }
         functions = stacks.functions()
@@ -291,6 +294,8 @@ def aws_harness(
             Bucket=settings.documents_bucket, VersioningConfiguration={"Status": "Enabled"}
         )
         create_table(clients.client("dynamodb"), settings.table_name)
+        assert settings.conversations_table  # the API function's own table
+        create_conversations_table(clients.client("dynamodb"), settings.conversations_table)
         h.lectern.index.ensure_index()
         h.lectern.index.ensure_pipeline()
         container.install(h.lectern)

@@ -95,9 +95,17 @@ def _run_every_function(h) -> None:
     assert answer["route"].startswith("cheap"), answer
     status, fb = h.json("POST", "/v1/feedback", {"query_id": answer["query_id"], "rating": "up"})
     assert status == 200, fb  # the query trace was written (BatchWriteItem) and is found again
-    r = h.call(
-        "POST", "/v1/query", {"question": "Annual leave, how much?"}, headers={"accept": "text/event-stream"}
-    )
+    # conversations (their own table): the answer started one (PutItem); a follow-up reads it (GetItem) and
+    # appends a turn (UpdateItem); list (Query), get, delete (DeleteItem)
+    cid = answer["conversation_id"]
+    status, follow = h.json("POST", "/v1/query", {"question": "And how many days is that?", "conversation_id": cid})
+    assert status == 200 and follow["conversation_id"] == cid and follow["standalone_question"], follow
+    status, listed = h.json("GET", "/v1/conversations")
+    assert status == 200 and [c["turns"] for c in listed["conversations"] if c["conversation_id"] == cid] == [2]
+    assert h.json("GET", f"/v1/conversations/{cid}")[0] == 200
+    assert h.call("DELETE", f"/v1/conversations/{cid}")["statusCode"] == 204
+    assert h.json("GET", f"/v1/conversations/{cid}")[0] == 404
+    r = h.call("POST", "/v1/query", {"question": "Annual leave, how much?"}, headers={"accept": "text/event-stream"})
     assert r["statusCode"] == 200
     _routing(h, True)  # a comparison goes to the strong model (Nova Pro)
     status, strong = h.json(

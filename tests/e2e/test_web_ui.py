@@ -409,3 +409,61 @@ def test_a_withheld_answer_is_never_shown_as_an_answer(page: Page, lectern_serve
     views = page.evaluate("window.__answerViews")
     shown_as_answer = [v for v in views if DRAFT in (v["text"] or "") and v["provisional"] != "true"]
     assert views and not shown_as_answer, shown_as_answer[:3]
+
+
+LIGHTHOUSE_TEXT = """# Quillon lighthouse
+
+The Quillon lighthouse was first lit in 1893 on Varnholm island.
+
+Its keeper's cottage is now a museum of the harbour pilots.
+"""
+
+
+def test_a_two_turn_conversation_answers_the_follow_up_with_a_citation(
+    page: Page, lectern_server: Any, tmp_path: Path
+) -> None:
+    page.goto(f"{lectern_server.url}/")
+    sign_in(page, lectern_server)
+    run = uuid.uuid4().hex[:6]
+    md = tmp_path / f"lighthouse-{run}.md"
+    md.write_text(LIGHTHOUSE_TEXT, encoding="utf-8")
+    expect(upload(page, md)).to_have_attribute("data-status", "INDEXED", timeout=INDEX_TIMEOUT_MS)
+    bodies: list[dict] = []
+    page.on(
+        "request",
+        lambda r: bodies.append(json.loads(r.post_data or "{}")) if r.url.endswith("/v1/query") else None,
+    )
+    answer = page.get_by_test_id("answer")
+    page.get_by_test_id("question").fill("When was the Quillon lighthouse first lit?")
+    page.get_by_test_id("ask").click()
+    expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(answer).to_contain_text("1893")
+    expect(page.get_by_test_id("thread")).to_be_hidden()  # nothing earlier yet
+    expect(page.get_by_test_id("new-conversation")).to_be_visible()
+
+    # the follow-up leans on the first question; the page sends the conversation and shows what was searched
+    page.get_by_test_id("question").fill("And on which island does it stand?")
+    page.get_by_test_id("ask").click()
+    expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(answer).to_have_attribute("data-abstained", "false")
+    expect(answer).to_contain_text("Varnholm")
+    expect(answer.locator('[data-testid="citation"]').first).to_be_visible()
+    expect(page.get_by_test_id("source").first).to_contain_text(md.name)
+    expect(page.get_by_test_id("searched")).to_contain_text("Searched: And on which island does it stand?")
+    expect(page.get_by_test_id("searched")).to_contain_text("lighthouse")
+    turns = page.get_by_test_id("thread-turn")
+    expect(turns).to_have_count(1)  # the first turn moved up into the thread
+    expect(turns.first).to_contain_text("When was the Quillon lighthouse first lit?")
+    expect(turns.first).to_contain_text("1893")
+    assert "conversation_id" not in bodies[0] and bodies[1]["conversation_id"], bodies
+    shot(page, "conversation-two-turns")
+
+    # a new conversation: the thread is gone and the next question carries no conversation id
+    page.get_by_test_id("new-conversation").click()
+    expect(page.get_by_test_id("thread")).to_be_hidden()
+    expect(page.get_by_test_id("new-conversation")).to_be_hidden()
+    page.get_by_test_id("question").fill("And on which island does it stand?")
+    page.get_by_test_id("ask").click()
+    expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    assert "conversation_id" not in bodies[2], bodies
+    expect(page.get_by_test_id("searched")).to_be_hidden()

@@ -811,3 +811,32 @@ def test_bedrock_guardrail_pii_policy_is_the_local_default_policy(dev) -> None:
     )
     got = {c["Type"]: c["Action"] for c in configs.as_array()}
     assert got == expected and "INTERNATIONAL_BANK_ACCOUNT_NUMBER" in got
+
+
+def test_conversations_table_has_ttl_and_only_the_api_function_is_granted_it(dev) -> None:
+    data = dev.raw("Data")
+    tables = resources(data, "AWS::DynamoDB::GlobalTable")
+    (conv_id,) = [k for k in tables if k.startswith("StoreConversations")]
+    props = tables[conv_id]["Properties"]
+    assert tables[conv_id]["DeletionPolicy"] == "Retain"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
+    raw = dev.raw("Service")
+    granted = {
+        k: s
+        for k, p in resources(raw, "AWS::IAM::Policy").items()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if conv_id in json.dumps(s["Resource"])
+    }
+    assert list(granted) and all(k.startswith("FunctionsApiRole") for k in granted), list(granted)
+    (statement,) = granted.values()
+    assert sorted(statement["Action"]) == [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
+    for fid, fn in our_functions(raw).items():
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert ("LECTERN_CONVERSATIONS_TABLE" in env) == fid.startswith("FunctionsApi"), fid

@@ -22,21 +22,23 @@ def test_spec_has_the_contract():
         "/v1/search",
         "/v1/feedback",
         "/v1/formats",
+        "/v1/conversations",
+        "/v1/conversations/{conversation_id}",
     }
     assert set(paths["/v1/documents/{document_id}"]) == {"get", "delete"}
     image = paths["/v1/documents/{document_id}/pages/{page}/image"]["get"]
     assert set(image["responses"]["200"]["content"]) == {"image/png"}
     assert image["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
+    assert set(paths["/v1/conversations/{conversation_id}"]) == {"get", "delete"}
     create = paths["/v1/documents"]["post"]
     assert create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "CreateDocumentResponse"
     )
     for op in (create, paths["/v1/query"]["post"], paths["/v1/search"]["post"]):
-        assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
-            "ErrorResponse"
-        )
+        assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     schemas = doc["components"]["schemas"]
-    assert set(schemas["QueryRequest"]["properties"]) == {"question", "top_k", "filters"}
+    assert set(schemas["QueryRequest"]["properties"]) == {"question", "top_k", "filters", "conversation_id"}
+    assert {"conversation_id", "standalone_question", "rewrite"} <= set(schemas["QueryResponse"]["properties"])
     assert set(schemas["DocumentOut"]["properties"]["status"]["enum"]) == {
         "UPLOADING",
         "PROCESSING",

@@ -18,8 +18,9 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEvent
 
 from lectern.api.errors import register_error_handlers
-from lectern.api.routes import CALLER, Caller, documents, feedback, formats, health, query
+from lectern.api.routes import CALLER, Caller, conversations, documents, feedback, formats, health, query
 from lectern.api.routes.query import SSE, BufferSink, EventSink, emit, sse_frame
+from lectern.domain.conversations import ConversationService
 from lectern.domain.documents import DocumentService
 from lectern.domain.feedback import FeedbackService
 from lectern.domain.pipeline import AnswerPipeline
@@ -44,6 +45,7 @@ class ApiServices:
     tenant_of: TenantResolver
     health: Callable[[], dict[str, str]]
     feedback: FeedbackService | None = None
+    conversations: ConversationService | None = None
     # the caller's identity within the tenant (prompt A/B bucket); None = anonymous (always prompt A)
     user_of: UserResolver | None = None
     # per-tenant request rate (lectern.domain.limits.TenantLimits); None = unlimited
@@ -90,6 +92,6 @@ def build_app(services: ApiServices) -> APIGatewayRestResolver:
         return next_middleware(app)
 
     app.use(middlewares=[identify_and_limit])
-    for module in (health, documents, formats, query, feedback):
+    for module in (health, documents, formats, query, feedback, conversations):
         app.include_router(module.router(services))
     return app

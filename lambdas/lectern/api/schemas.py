@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lectern.domain.conversations import Conversation, Turn
 from lectern.domain.models import Answer, Citation, Document, ScoredChunk, SearchFilters
 
 
@@ -109,6 +110,12 @@ class QueryRequest(_In):
     question: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(default=None, ge=1, le=20)
     filters: Filters | None = None
+    conversation_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Ask a follow-up in this conversation (its history resolves 'it', 'the second one'...); "
+        "omitted: a new conversation starts and its id comes back. Unknown (or not yours): 404.",
+    )
 
 
 class CitationOut(BaseModel):
@@ -169,6 +176,17 @@ class QueryResponse(BaseModel):
         description="When withheld: the closest passages, the sentence nearest the question "
         "marked by support_start/support_end",
     )
+    conversation_id: str | None = Field(
+        default=None, description="The conversation this answer is a turn of: send it with the next follow-up"
+    )
+    standalone_question: str | None = Field(
+        default=None, description="What was searched: the question as rewritten from the conversation's history"
+    )
+    rewrite: Literal["none", "model", "terms"] = Field(
+        default="none",
+        description="How the follow-up was rewritten: not at all, by the model, or by appending the previous "
+        "question's key terms (a follow-up that leans on context, with a model that cannot rewrite)",
+    )
 
     @classmethod
     def of(cls, a: Answer) -> QueryResponse:
@@ -187,7 +205,65 @@ class QueryResponse(BaseModel):
             withheld=a.withheld,
             withheld_reason=a.withheld_reason or None,
             best_passages=[CitationOut.of(c) for c in a.best_passages],
+            conversation_id=a.conversation_id or None,
+            standalone_question=a.standalone_question or None,
+            rewrite=a.rewrite,
         )
+
+
+class ConversationSummary(BaseModel):
+    conversation_id: str
+    title: str = Field(description="The first question, shortened")
+    created_at: str
+    updated_at: str
+    turns: int
+
+    @classmethod
+    def of(cls, c: Conversation) -> ConversationSummary:
+        return cls(
+            conversation_id=c.conversation_id,
+            title=c.title,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            turns=c.turn_count,
+        )
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationSummary]
+
+
+class TurnOut(BaseModel):
+    question: str = Field(description="As asked (personal data masked)")
+    standalone_question: str = Field(description="What was searched")
+    rewrite: Literal["none", "model", "terms"]
+    answer: str
+    query_id: str
+    at: str
+    abstained: bool
+    cited: list[str] = Field(description="Files of the cited passages, in citation order")
+
+    @classmethod
+    def of(cls, t: Turn) -> TurnOut:
+        return cls(
+            question=t.question,
+            standalone_question=t.standalone_question,
+            rewrite=t.rewrite,
+            answer=t.answer,
+            query_id=t.query_id,
+            at=t.at,
+            abstained=t.abstained,
+            cited=list(t.cited),
+        )
+
+
+class ConversationOut(ConversationSummary):
+    history: list[TurnOut]
+
+    @classmethod
+    def of(cls, c: Conversation) -> ConversationOut:
+        base = ConversationSummary.of(c).model_dump()
+        return cls(**base, history=[TurnOut.of(t) for t in c.turns])
 
 
 class FeedbackRequest(_In):

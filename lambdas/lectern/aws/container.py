@@ -142,6 +142,16 @@ class AwsLectern(Services):
         return DynamoQueryLog(self.settings.table_name, retention_days=self.settings.query_log_retention_days)
 
     @cached_property
+    def conversation_store(self) -> Any:
+        from lectern.adapters.aws.dynamo_conversations import DynamoConversationStore
+
+        if not self.settings.conversations_table:  # only the API function has the table
+            return None
+        return DynamoConversationStore(
+            self.settings.conversations_table, retention_days=self.settings.conversation_retention_days
+        )
+
+    @cached_property
     def limit_counters(self) -> Any:
         from lectern.adapters.aws.dynamo_limits import DynamoLimitCounters
 
@@ -251,6 +261,7 @@ class AwsLectern(Services):
             tenant_of=self.tenant_of,
             health=self.health,
             feedback=self.feedback,
+            conversations=self.conversations,
             user_of=self.user_of,
             limits=self.limits,
             cors_origins=tuple(self.settings.cors_origins),

@@ -65,6 +65,9 @@ class SearchSettings(CoreSettings):
 class AwsSettings(SearchSettings):
     documents_bucket: str = Field(min_length=3, max_length=63)
     table_name: str = Field(min_length=3, max_length=255)
+    # conversation history (question and answer text): a table only the API function is granted; unset in the
+    # other functions, which never build the conversation store
+    conversations_table: str | None = None
     engine_fusion: bool = Field(
         default=True, description="fuse in OpenSearch's search pipeline (True) or in the domain (False)"
     )

@@ -172,6 +172,34 @@ def eval_answers(
     common.console.print(f"[dim]wrote {out}[/dim]")
 
 
+@eval_app.command("followups")
+def eval_followups(
+    dataset: Annotated[Path, typer.Option(help="Multi-turn set (tests/fixtures/answers/docs-followups.json)")] = Path(
+        "tests/fixtures/answers/docs-followups.json"
+    ),
+    docs: Annotated[Path, typer.Option(help="Folder holding the set's documents")] = Path("../shared/data/docs"),
+    llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
+    top_k: Annotated[int | None, typer.Option(help="passages per answer")] = None,
+    max_conversations: Annotated[int | None, typer.Option(help="only the first N conversations")] = None,
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("eval-followups.json"),
+    data_dir: DataDir = None,
+) -> None:
+    """Follow-ups in their conversation vs asked alone vs the gold standalone question: hit@k, answers, abstention."""
+    import tempfile
+
+    from lectern.evaluation.followups import run_followups_eval
+
+    with tempfile.TemporaryDirectory(prefix="lectern-followups-") as tmp:
+        settings = common._settings(data_dir or Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(data_dir))
+        report = run_followups_eval(
+            settings, dataset, docs, top_k=top_k, max_conversations=max_conversations, console=common.console
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.to_json())
+    common.console.print(report.table())
+    common.console.print(f"[dim]wrote {out}[/dim]")
+
+
 @eval_app.command("cache")
 def eval_cache(
     pairs: Annotated[Path, typer.Option(help="JSONL of {a, b, label: paraphrase|near_miss, kind}")] = Path(

@@ -10,22 +10,36 @@ from rich.markup import escape
 from lectern.cli import common
 from lectern.cli.common import DataDir, app
 from lectern.domain.errors import LecternError
+from lectern.domain.models import Answer
 
 
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument()],
     top_k: Annotated[int | None, typer.Option(help="Passages to use.")] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", help="A follow-up in this conversation (its id).")
+    ] = None,
+    continue_: Annotated[
+        bool, typer.Option("--continue", help="A follow-up in the most recent conversation of `lectern ask`.")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Ask a question: the stage while it is worked on, then the checked answer and the sentences it rests on."""
+    """Ask a question: the stage while it is worked on, then the checked answer and the sentences it rests on.
+
+    Every answer is a turn of a conversation (a new one unless --conversation or --continue); a follow-up is
+    rewritten from the history and the rewritten question is printed ("Searched: ...")."""
     lectern = common._build(common._settings(data_dir, must_exist=True))
+    conversation = _most_recent_conversation(lectern) if continue_ and conversation is None else conversation
     stages = {"retrieving": "Searching your documents", "generating": "Writing", "verifying": "Checking the answer"}
     try:
         with common.console.status(f"{stages['retrieving']}…") as waiting:
             stage, words, answer = "retrieving", 0, None
             # the model's tokens are a draft the done event may withhold: counted here, never printed as the answer
-            for ev in lectern.answerer.stream(lectern.settings.tenant_id, question, top_k=top_k):
+            events = lectern.answerer.stream(
+                lectern.settings.tenant_id, question, top_k=top_k, conversation_id=conversation, remember=True
+            )
+            for ev in events:
                 if ev.kind == "status":
                     stage = ev.stage
                 elif ev.kind == "token" and ev.provisional:
@@ -37,6 +51,8 @@ def ask(
         if answer is None:
             return
         a = answer
+        if a.rewrite != "none":
+            common.err.print(f"[dim]Searched: {escape(a.standalone_question)}[/dim]", highlight=False)
         if a.abstained:
             common.err.print(
                 f"[yellow]{escape(a.answer)}[/yellow] [dim]{escape(a.withheld_reason)}[/dim]", highlight=False
@@ -49,15 +65,29 @@ def ask(
             common.console.print(
                 f"  [bold]{escape(label)}[/bold] {escape(c.filename)}, p. {c.page}: [dim]{escape(support[:200])}[/dim]"
             )
-        common.console.print(
-            f"[dim]{a.model} · {a.usage.input_tokens}+{a.usage.output_tokens} tokens · {a.latency_ms} ms · "
-            f"prompt {a.prompt_version}{' · cached' if a.cache_hit else ''}[/dim]"
-        )
+        common.console.print(_footer(a))
     except LecternError as exc:
         common.err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
     finally:
         lectern.close()
+
+
+def _footer(a: Answer) -> str:
+    conversation = f" · conversation {a.conversation_id}" if a.conversation_id else ""
+    return (
+        f"[dim]{a.model} · {a.usage.input_tokens}+{a.usage.output_tokens} tokens · {a.latency_ms} ms · "
+        f"prompt {a.prompt_version}{' · cached' if a.cache_hit else ''}{conversation}[/dim]"
+    )
+
+
+def _most_recent_conversation(lectern: object) -> str:
+    recent = lectern.conversations.list(lectern.settings.tenant_id, None)  # type: ignore[attr-defined]
+    if not recent:
+        lectern.close()  # type: ignore[attr-defined]
+        common.err.print("[red]No conversation to continue: ask without --continue first.[/red]")
+        raise typer.Exit(1)
+    return str(recent[0].conversation_id)
 
 
 @app.command()

@@ -177,3 +177,6 @@ class Answer:
     withheld: Withheld | None = None  # why there is no answer (set whenever abstained)
     withheld_reason: str = ""  # the same, in a sentence for people
     best_passages: list[Citation] = field(default_factory=list)  # when withheld: the closest passages
+    conversation_id: str = ""  # the conversation this answer is a turn of (lectern.domain.conversations)
+    standalone_question: str = ""  # what was searched: the follow-up rewritten from the history
+    rewrite: Literal["none", "model", "terms"] = "none"  # how it was rewritten

@@ -38,6 +38,8 @@ class AnswerRequest:
     user_id: str | None = None
     live: bool = True  # stream tokens as the model writes them (False: one request/response model call)
     question_checked: bool = False  # the guard has already checked (and masked) the question
+    conversation_id: str | None = None  # a follow-up in this conversation (lectern.domain.conversations)
+    remember: bool = False  # record the turn (a new conversation when conversation_id is None)
 
     def replace(self, **changes: object) -> AnswerRequest:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -114,8 +116,21 @@ class Answers:
         top_k: int | None = None,
         filters: SearchFilters | None = None,
         user_id: str | None = None,
+        conversation_id: str | None = None,
+        remember: bool = False,
     ) -> Iterator[AnswerEvent]:
-        return self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=True))
+        return self.events(
+            AnswerRequest(
+                tenant_id,
+                question,
+                top_k,
+                filters,
+                user_id,
+                live=True,
+                conversation_id=conversation_id,
+                remember=remember,
+            )
+        )
 
     def answer(
         self,
@@ -125,8 +140,20 @@ class Answers:
         top_k: int | None = None,
         filters: SearchFilters | None = None,
         user_id: str | None = None,
+        conversation_id: str | None = None,
+        remember: bool = False,
     ) -> Answer:
-        return final_answer(self.events(AnswerRequest(tenant_id, question, top_k, filters, user_id, live=False)))
+        request = AnswerRequest(
+            tenant_id,
+            question,
+            top_k,
+            filters,
+            user_id,
+            live=False,
+            conversation_id=conversation_id,
+            remember=remember,
+        )
+        return final_answer(self.events(request))
 
 
 class AnswerPipeline(Answers):

@@ -9,6 +9,7 @@ import builtins
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from lectern.domain.conversations import Conversation, Turn
 from lectern.domain.feedback import QueryTrace, Rating
 from lectern.domain.models import (
     ChatMessage,
@@ -158,4 +159,24 @@ class QueryLog(Protocol):
 
     def traces(self, tenant_id: str, since: str, until: str) -> builtins.list[QueryTrace]:
         """This tenant's traces with since <= created_at < until, oldest first."""
+        ...
+
+
+class ConversationStore(Protocol):
+    """Conversations and their turns, per tenant and owner (a user's hash). Every call names both: another
+    tenant's or owner's conversation reads as absent. Conversations expire `retention_days` after their last
+    turn (an expired one reads as absent before the store deletes it)."""
+
+    def create(self, conversation: Conversation, first_turn: Turn) -> None: ...
+    def get(self, tenant_id: str, owner: str, conversation_id: str) -> Conversation | None: ...
+    def list(self, tenant_id: str, owner: str) -> builtins.list[Conversation]:
+        """The owner's conversations, most recently updated first, without their turns (turn_count set)."""
+        ...
+
+    def append(self, tenant_id: str, owner: str, conversation_id: str, turn: Turn, *, max_turns: int) -> None:
+        """Add a turn; NotFound when the conversation does not exist (or expired), Conflict at max_turns."""
+        ...
+
+    def delete(self, tenant_id: str, owner: str, conversation_id: str) -> bool:
+        """Remove it and its turns; False when there was none."""
         ...

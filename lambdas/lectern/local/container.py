@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from lectern.adapters.local.file_blobs import FileBlobStore
 from lectern.adapters.local.llama_supervisor import ConfigurationError, SupervisedModel
+from lectern.adapters.local.sqlite_conversations import SqliteConversationStore
 from lectern.adapters.local.sqlite_db import SqliteDatabase
 from lectern.adapters.local.sqlite_documents import SqliteDocumentRepository
 from lectern.adapters.local.sqlite_index import SqliteSearchIndex
@@ -177,6 +178,7 @@ class LocalLectern(Services):
             load_or_create_secret(settings.data_dir / "secret.key"), settings.base_url
         )
         self.queries = SqliteQueryLog(db)
+        self.conversation_store = SqliteConversationStore(db, retention_days=settings.conversation_retention_days)
         self.keys = SqliteApiKeyStore(db)
         self.limit_counters = SqliteLimitCounters(db)
         self.model = model or make_chat_model(settings)
@@ -288,6 +290,7 @@ class LocalLectern(Services):
             health=self.health,
             health_details=self.health_details,
             feedback=self.feedback,
+            conversations=self.conversations,
             user_of=lambda event, tenant: local_user(tenant, event),
             limits=self.limits,
         )

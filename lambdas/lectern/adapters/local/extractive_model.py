@@ -20,6 +20,7 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 
 class ExtractiveChatModel:
     model_id = "extractive-test-model"
+    can_rewrite = False  # it only picks sentences out of passages: follow-ups get the terms rule instead
 
     def _answer(self, messages: Sequence[ChatMessage]) -> str:
         user = messages[-1].content

@@ -88,18 +88,31 @@ def router(services: ApiServices) -> Router:
         who = caller(r)
         filters = body.filters.to_domain() if body.filters else None
         headers = r.current_event.headers
+        remember = services.conversations is not None  # every answer is a turn: a new conversation or this one
         if SSE in (headers.get("accept") or headers.get("Accept") or ""):
             live: EventSink | None = r.context.get("sse_sink")
             sink = live or BufferSink()
             events = services.answerer.stream(
-                who.tenant_id, body.question, top_k=body.top_k, filters=filters, user_id=who.user_id
+                who.tenant_id,
+                body.question,
+                top_k=body.top_k,
+                filters=filters,
+                user_id=who.user_id,
+                conversation_id=body.conversation_id,
+                remember=remember,
             )
             first = next(events)  # validation, guard and budget errors surface here, before any 200 goes out
             emit(_chain(first, events), sink)
             body_text = "".join(sink.parts) if isinstance(sink, BufferSink) else ""
             return Response(200, SSE, body_text, headers={"Cache-Control": "no-cache"})
         answer = services.answerer.answer(
-            who.tenant_id, body.question, top_k=body.top_k, filters=filters, user_id=who.user_id
+            who.tenant_id,
+            body.question,
+            top_k=body.top_k,
+            filters=filters,
+            user_id=who.user_id,
+            conversation_id=body.conversation_id,
+            remember=remember,
         )
         return Response(200, content_types.APPLICATION_JSON, QueryResponse.of(answer))
 
