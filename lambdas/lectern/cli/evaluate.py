@@ -122,6 +122,9 @@ def eval_answers(
         typer.Option(help="prompt version(s), comma-separated to compare (e.g. answer-v2,answer-v3)"),
     ] = None,
     data_dir: DataDir = None,
+    draft_cache: Annotated[
+        Path | None, typer.Option(help="JSONL of model drafts per prompt: reused, new ones appended")
+    ] = None,
 ) -> None:
     """Retrieval hit@k, exact match / F1, citation precision and abstention on a question set."""
     import os
@@ -153,6 +156,7 @@ def eval_answers(
                 judge=judge,
                 max_questions=max_questions,
                 console=common.console,
+                draft_cache=draft_cache,
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     if len(reports) == 1:
