@@ -300,3 +300,41 @@ def bench(
         common.console.print(f"[dim]wrote {p}[/dim]")
     common.console.print(report.table())
     common.console.print(f"[dim]wrote {out}[/dim]")
+
+
+@eval_app.command("grounding")
+def eval_grounding(
+    dataset: Annotated[Path, typer.Option(help="Dev set JSON with a `split` per question (dev / report)")] = Path(
+        "tests/fixtures/answers/docs-dev.json"
+    ),
+    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path("../shared/data/docs"),
+    draft_cache: Annotated[Path, typer.Option(help="drafts stored by `eval answers --draft-cache`")] = Path(
+        "docs/results/drafts/answers-llama.jsonl"
+    ),
+    llm: Annotated[str, typer.Option(help="the model the drafts came from (its id is part of each key)")] = "llama",
+    target: Annotated[float, typer.Option(help="abstention on unanswerable questions to reach on dev")] = 0.95,
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("docs/results/grounding-calibration.json"),
+) -> None:
+    """Replay the grounding check on stored drafts: choose its setting on the dev split, report on the other."""
+    import json
+    import tempfile
+
+    from lectern.evaluation.grounding import default_grid, run_calibration
+
+    with tempfile.TemporaryDirectory(prefix="lectern-grounding-") as tmp:
+        settings = common._settings(Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(None))
+        report = run_calibration(settings, dataset, docs, draft_cache, grid=default_grid(), target_abstention=target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    table = Table("split", "answerable", "unanswerable", "abstention (unanswerable)", "false abstention")
+    for name in ("dev", "report"):
+        r = report[name]
+        table.add_row(
+            name,
+            str(r["answerable"]),
+            str(r["unanswerable"]),
+            *("n/a" if v is None else f"{v:.3f}" for v in (r["abstention_on_unanswerable"], r["false_abstention_on_answerable"])),
+        )
+    common.console.print(table)
+    common.console.print(f"chosen: {report['chosen']}; not drafted: {report['not_drafted']}")
+    common.console.print(f"[dim]wrote {out}[/dim]")

@@ -104,6 +104,7 @@ class DevQuestion:
     file: str = ""
     support: str = ""
     answerable: bool = True
+    split: str = ""  # calibration: "dev" tunes the grounding check, "report" reports it (by source document)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def load_devset(path: Path) -> DevSet:
                 file=q.get("file", ""),
                 support=q.get("support", ""),
                 answerable=answerable,
+                split=q.get("split", ""),
             )
         )
     return DevSet(raw.get("name", path.stem), tuple(raw["documents"]), tuple(questions))
