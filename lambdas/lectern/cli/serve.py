@@ -59,8 +59,14 @@ def up(
         )
     if resumed:
         print(f"Resuming ingestion of {resumed} document(s) left unfinished.", flush=True)
+    from lectern.local.running import Announcement
+
+    # `lectern ask` on this data dir finds this server (and a key for it) and asks it instead of loading a model
+    keys = lectern.keys if settings.auth == "api_key" else None
+    announced = Announcement(settings.data_dir, server.url, keys, settings.tenant_id)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        announced.withdraw()
         server.server_close()
         lectern.close()
