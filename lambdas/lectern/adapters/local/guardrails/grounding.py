@@ -128,7 +128,7 @@ def _claim_stem(word: str) -> str:
             break
     if len(word) > 4 and word.endswith("i"):
         word = word[:-1]
-    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "aeiou":
+    if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "aeiou":
         word = word[:-1]
     return word
 
