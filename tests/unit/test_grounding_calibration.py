@@ -26,6 +26,12 @@ def test_question_words_are_the_premise_not_claims():
     assert checker.support(answer, [CAPS], question="How many caps did Iwan Roberts win for Wales?") == 1.0
 
 
+def test_an_answer_restating_an_off_topic_question_is_not_supported():
+    checker = OverlapGroundingChecker()
+    q = "What programming language is the Linux kernel written in?"
+    assert checker.support("The Linux kernel is written in C. [1]", [CAPS, OTHER], question=q) == 0.0
+
+
 def test_a_number_the_passages_do_not_state_sinks_the_sentence():
     checker = OverlapGroundingChecker()
     q = "How many caps did Iwan Roberts win for Wales?"

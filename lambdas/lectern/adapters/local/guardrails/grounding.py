@@ -154,9 +154,9 @@ _CLAIM_REFERENCE_WORDS = {_claim_stem(w) for w in _REFERENCE_WORDS} | _REFERENCE
 class OverlapGroundingChecker:
     """A sentence is supported when most of its content words appear in the passages, or (with an embedder)
     when it is close to one of the passages' sentences; in both cases every number it states must appear in the
-    passages. Words of the question are the premise, not a claim: they neither support nor sink a sentence (a
-    sentence that only restates the question is supported), so "Roberts' fee was £850,000" is judged on "fee"
-    and "850000", not on the "Iwan" the passage leaves out. Sentences with fewer than `min_tokens` content words
+    passages. Words of the question are the premise, not a claim: they neither support nor sink a sentence, so "Roberts' fee was £850,000" is judged on "fee"
+    and "850000", not on the "Iwan" the passage leaves out (a sentence with nothing beyond the question is judged on
+    all its words). Sentences with fewer than `min_tokens` content words
     ("Yes.", "See below.") are not judged. Returns the supported fraction of the judged sentences.
 
     Calibrated on the dev split of tests/fixtures/answers/docs-dev.json with the local model's stored drafts
@@ -188,10 +188,12 @@ class OverlapGroundingChecker:
             if len(words) < self.min_tokens:
                 continue
             judged += 1
-            claims = words - premise
+            # a sentence that only restates the question ("The Linux kernel is written in C": "c" is too short
+            # to count) is judged on all its words: the passages must at least be about the question
+            claims = (words - premise) or words
             if any(_is_number(w) and w not in vocabulary for w in claims):
                 continue  # a number the passages do not state: unsupported, however close the wording
-            if not claims or len(claims & vocabulary) / len(claims) >= self.min_overlap:
+            if len(claims & vocabulary) / len(claims) >= self.min_overlap:
                 supported += 1
             else:
                 doubtful.append(sentence)
