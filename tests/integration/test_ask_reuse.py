@@ -49,7 +49,10 @@ def test_ask_uses_the_running_server_then_its_own_model(tmp_path: Path):
         assert (data / RUN_FILE).stat().st_mode & 0o077 == 0  # the key is readable by its owner only
         # a model this process could not start: only the server can have answered
         asked = _lectern(
-            "ask", "What is the phone extension of the travel desk?", "--data-dir", str(data),
+            "ask",
+            "What is the phone extension of the travel desk?",
+            "--data-dir",
+            str(data),
             env=_env(LECTERN_LLM="openai", LECTERN_LLM_BASE_URL=""),
         )
         assert asked.returncode == 0, asked.stderr
@@ -57,8 +60,9 @@ def test_ask_uses_the_running_server_then_its_own_model(tmp_path: Path):
         assert "4410" in asked.stdout and "travel.txt" in asked.stdout
         assert "extractive" in asked.stdout  # the server's (fake) model answered
         # --no-reuse takes the other path even while the server runs
-        own = _lectern("ask", "What is the meal allowance?", "--no-reuse", "--data-dir", str(data),
-                       env=_env(LECTERN_LLM="fake"))
+        own = _lectern(
+            "ask", "What is the meal allowance?", "--no-reuse", "--data-dir", str(data), env=_env(LECTERN_LLM="fake")
+        )
         assert own.returncode == 0, own.stderr
         assert "--no-reuse: starting the model in this process" in own.stderr and "55 EUR" in own.stdout
     finally:
@@ -68,8 +72,9 @@ def test_ask_uses_the_running_server_then_its_own_model(tmp_path: Path):
     db = sqlite3.connect(data / "lectern.db")
     revoked = db.execute("SELECT revoked FROM api_keys WHERE name = ?", (RUN_KEY_NAME,)).fetchall()
     assert revoked == [(1,)]  # the run's key no longer opens anything
-    after = _lectern("ask", "What is the phone extension of the travel desk?", "--data-dir", str(data),
-                     env=_env(LECTERN_LLM="fake"))
+    after = _lectern(
+        "ask", "What is the phone extension of the travel desk?", "--data-dir", str(data), env=_env(LECTERN_LLM="fake")
+    )
     assert after.returncode == 0, after.stderr
     assert "no `lectern up` is serving this data dir: starting the model in this process" in after.stderr
     assert "4410" in after.stdout

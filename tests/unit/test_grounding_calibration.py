@@ -86,7 +86,9 @@ def test_draft_cache_replays_a_prompt_whatever_its_spotlight_marker(tmp_path):
     assert prompt_key("m", prompt("0123456789abcdef")) == prompt_key("m", prompt("fedcba9876543210"))
     path = tmp_path / "drafts.jsonl"
     first = RecordingChatModel(Model(), path)
-    assert "".join(x for x in first.stream(prompt("0123456789abcdef"), max_tokens=9, temperature=0) if isinstance(x, str))
+    assert "".join(
+        x for x in first.stream(prompt("0123456789abcdef"), max_tokens=9, temperature=0) if isinstance(x, str)
+    )
     again = RecordingChatModel(Model(), path)  # a new run reads the file
     g = again.generate(prompt("fedcba9876543210"), max_tokens=9, temperature=0)
     assert g.text == "It is 4410. [1]" and g.usage == Usage(10, 5) and len(calls) == 1

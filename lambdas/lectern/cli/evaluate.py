@@ -13,9 +13,7 @@ from lectern.cli.common import DataDir, app, eval_app
 
 EmbeddingCache = Annotated[
     Path | None,
-    typer.Option(
-        help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"
-    ),
+    typer.Option(help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"),
 ]
 
 
@@ -106,9 +104,7 @@ def _shared_model_cache(data_dir: Path | None) -> Path | None:
 @eval_app.command("answers")
 def eval_answers(
     dataset: Annotated[Path, typer.Option(help="Dev set JSON (tests/fixtures/answers/docs-dev.json)")],
-    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path(
-        "../shared/data/docs"
-    ),
+    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path("../shared/data/docs"),
     llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
     top_k: Annotated[int | None, typer.Option(help="passages per answer")] = None,
     max_questions: Annotated[int | None, typer.Option(help="only the first N questions")] = None,
@@ -231,9 +227,9 @@ def eval_guardrails(
 @eval_app.command("report")
 def eval_report(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),
-    readme: Annotated[
-        Path | None, typer.Option(help="README whose results markers receive the section")
-    ] = Path("README.md"),
+    readme: Annotated[Path | None, typer.Option(help="README whose results markers receive the section")] = Path(
+        "README.md"
+    ),
 ) -> None:
     """Write README-results.md and the plots from the JSON results in a folder (and into the README)."""
     from lectern.evaluation.report import update_readme, write_results
@@ -268,9 +264,7 @@ def bench(
         int | None,
         typer.Option(help="corpus documents whose real chunks seed the latency test (default: all)"),
     ] = None,
-    skip: Annotated[
-        str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")
-    ] = "",
+    skip: Annotated[str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")] = "",
     llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -333,7 +327,10 @@ def eval_grounding(
             name,
             str(r["answerable"]),
             str(r["unanswerable"]),
-            *("n/a" if v is None else f"{v:.3f}" for v in (r["abstention_on_unanswerable"], r["false_abstention_on_answerable"])),
+            *(
+                "n/a" if v is None else f"{v:.3f}"
+                for v in (r["abstention_on_unanswerable"], r["false_abstention_on_answerable"])
+            ),
         )
     common.console.print(table)
     common.console.print(f"chosen: {report['chosen']}; not drafted: {report['not_drafted']}")

@@ -12,7 +12,6 @@ from lectern.cli import common
 from lectern.cli.common import DataDir, app
 from lectern.domain.errors import LecternError
 
-
 _STAGES = {"retrieving": "Searching your documents", "generating": "Writing", "verifying": "Checking the answer"}
 
 
@@ -119,7 +118,8 @@ def _print_answer(a: dict[str, Any]) -> None:
         support = c.get("text", "")[start:end] if end > start else c.get("snippet", "")
         label = "closest" if a["abstained"] else f"[{c['n']}]"
         common.console.print(
-            f"  [bold]{escape(label)}[/bold] {escape(c['filename'])}, p. {c['page']}: [dim]{escape(support[:200])}[/dim]"
+            f"  [bold]{escape(label)}[/bold] {escape(c['filename'])}, p. {c['page']}: "
+            f"[dim]{escape(support[:200])}[/dim]"
         )
     usage = a.get("usage") or {}
     common.console.print(
@@ -148,9 +148,7 @@ def search(
     finally:
         lectern.close()
     for i, h in enumerate(hits, 1):
-        common.console.print(
-            f"[bold]{i}. {h.chunk.filename}[/bold] p. {h.chunk.page}  [dim]score {h.score:.4f}[/dim]"
-        )
+        common.console.print(f"[bold]{i}. {h.chunk.filename}[/bold] p. {h.chunk.page}  [dim]score {h.score:.4f}[/dim]")
         common.console.print(f"   {' '.join(h.chunk.text.split())[:300]}", highlight=False, markup=False)
 
 
@@ -186,9 +184,7 @@ def delete(document_id: Annotated[str, typer.Argument()], data_dir: DataDir = No
             if d.document_id.startswith(document_id)
         ]
         if len(matches) != 1:
-            common.err.print(
-                f"[red]{'No' if not matches else 'More than one'} document matches {document_id!r}.[/red]"
-            )
+            common.err.print(f"[red]{'No' if not matches else 'More than one'} document matches {document_id!r}.[/red]")
             raise typer.Exit(1)
         lectern.document_service.delete(lectern.settings.tenant_id, matches[0].document_id)
         common.console.print(f"deleted {matches[0].filename}")

@@ -28,9 +28,7 @@ def up(
         print(f"Creating a new data directory at {settings.data_dir.resolve()}", flush=True)
     lectern = common._build(settings)
     try:
-        server = LocalServer(
-            host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024
-        )
+        server = LocalServer(host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024)
     except OSError as exc:
         common.err.print(f"[red]Cannot listen on {host}:{port}: {exc.strerror}[/red]")
         raise typer.Exit(1) from None

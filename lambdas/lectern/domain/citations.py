@@ -25,9 +25,7 @@ from lectern.domain.text import STOPWORDS, snippet
 MARKER_RE = re.compile(r"\[(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\]")
 # a sentence ends at . ! ? (with any markers right after it) followed by space and a capital, digit or quote
 # (not "11 U.S.C. § 1302"), or at a line break
-_ANSWER_BOUNDARY = re.compile(
-    r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\])*)\s+(?=[\"'(\[]?[A-Z0-9])|\n+"
-)
+_ANSWER_BOUNDARY = re.compile(r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\])*)\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _PASSAGE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 _OPEN_MARKER = re.compile(r"\[[\d\s,;]{0,12}$")
@@ -265,8 +263,28 @@ def best_passages(passages: Sequence[ScoredChunk], question: str, limit: int = M
 # Words an answer uses to point at its sources ("This is found in passage [3] on page 1"): not part of a claim.
 _REFERENCE = {
     _stem(w)
-    for w in "passage passages document documents information provided found page according based mentioned "
-    "states stated text section source first second third specifically".split()
+    for w in [
+        "passage",
+        "passages",
+        "document",
+        "documents",
+        "information",
+        "provided",
+        "found",
+        "page",
+        "according",
+        "based",
+        "mentioned",
+        "states",
+        "stated",
+        "text",
+        "section",
+        "source",
+        "first",
+        "second",
+        "third",
+        "specifically",
+    ]
 }
 _REATTRIBUTE_MARGIN = 0.25  # another passage must cover this much more of the claim than the cited ones
 _MIN_COVER = 0.5  # ... and at least half of it
@@ -285,7 +303,8 @@ def reattribute(text: str, passages: Sequence[ScoredChunk], question: str = "") 
     another passage covers clearly more of the claim (by `_REATTRIBUTE_MARGIN`, and at least half) than every
     passage the sentence cites, the sentence cites that passage instead; of several cited passages, those
     covering under half as much as the best cited one are dropped; an uncited passage covering at least
-    `_CO_SUPPORT` of the claim and no less than the cited ones is cited beside them. Markers naming no passage are left for
+    `_CO_SUPPORT` of the claim and no less than the cited ones is cited beside them. Markers naming no passage
+    are left for
     `cite` to drop; an answer without markers is left for `attribute`."""
     if not passages or not MARKER_RE.search(text):
         return text
@@ -329,17 +348,18 @@ def reattribute(text: str, passages: Sequence[ScoredChunk], question: str = "") 
         if keep == cited:
             out.append(piece)
             continue
-        first = True
-
-        def replace(m: re.Match[str]) -> str:
-            nonlocal first
-            if not first:
-                return ""
-            first = False
-            return "".join(f"[{n}]" for n in keep)
-
-        out.append(_tidy_inline(MARKER_RE.sub(replace, piece)))
+        out.append(_tidy_inline(_with_markers(piece, keep)))
     return "".join(out)
+
+
+def _with_markers(piece: str, numbers: list[int]) -> str:
+    """`piece` with its first marker group replaced by `numbers` and its other groups removed."""
+    first = MARKER_RE.search(piece)
+    if first is None:
+        return piece
+    group = "".join(f"[{n}]" for n in numbers)
+    rest = MARKER_RE.sub("", piece[first.end() :])
+    return piece[: first.start()] + group + rest
 
 
 def _tidy_inline(text: str) -> str:

@@ -103,7 +103,9 @@ def choose(scores: dict[GroundingSetting, dict[str, Any]], target_abstention: fl
 
     meeting = [s for s, r in scores.items() if (r["abstention_on_unanswerable"] or 0) >= target_abstention]
     if meeting:
-        return min(meeting, key=lambda s: (scores[s]["false_abstention_on_answerable"] or 0, tuple(-x for x in strict(s))))
+        return min(
+            meeting, key=lambda s: (scores[s]["false_abstention_on_answerable"] or 0, tuple(-x for x in strict(s)))
+        )
     return max(scores, key=lambda s: (scores[s]["abstention_on_unanswerable"] or 0, strict(s)))
 
 

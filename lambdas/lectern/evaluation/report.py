@@ -81,9 +81,7 @@ def retrieval_section(rep: dict[str, Any], tunes: list[dict[str, Any]]) -> list[
                 f"| {p['system']} {p['mode']} | {ours['ndcg_at_10'] / p['ndcg_at_10']:.3f} | "
                 f"{ours['recall_at_100'] / p['recall_at_100']:.3f} | {lat:.2f} |"
             )
-    agree = [
-        f"{r['mode']} {r['product_agreement']:.0%}" for r in rep["results"] if r.get("product_agreement")
-    ]
+    agree = [f"{r['mode']} {r['product_agreement']:.0%}" for r in rep["results"] if r.get("product_agreement")]
     if agree:
         lines += [
             "",
@@ -148,6 +146,7 @@ def answers_section(reports: list[dict[str, Any]]) -> list[str]:
         "| metric | " + " | ".join(r["model"] for r in reports) + " |",
         "|---|" + "---|" * len(reports),
     ]
+
     def cell(r: dict[str, Any], key: str) -> str:
         text = _f(r["summary"].get(key), 1 if key.endswith("_ms_p50") else 3)
         # runs before citation recall existed scored precision leniently (support span OR a gold answer)
@@ -237,9 +236,7 @@ def bench_section(b: dict[str, Any]) -> list[str]:
         ]
         for m in cs["modules"]:
             heavy = ", ".join(f"{h['package']} {h['ms']}" for h in m["heaviest_imports"][:4])
-            lines.append(
-                f"| `{m['module']}` | {m['import_ms_median']} | {m['process_ms_median']} | {heavy} |"
-            )
+            lines.append(f"| `{m['module']}` | {m['import_ms_median']} | {m['process_ms_median']} | {heavy} |")
     lines += ["", f"- Peak resident memory of the bench process: {b['peak_rss_mib']} MiB."]
     lines += [f"- Note: {n}" for n in b.get("notes", [])]
     lines += [

@@ -102,17 +102,17 @@ def stream_query(
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if running.key:
         headers["Authorization"] = f"Bearer {running.key}"
-    req = urllib.request.Request(
+    req = urllib.request.Request(  # noqa: S310 - loopback http only (find_running checked the URL)
         f"{running.url}/v1/query", data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - loopback only (checked)
-        event, lines = "message", []
+        event, lines = "message", list[str]()
         for raw in resp:
             line = raw.decode("utf-8").rstrip("\r\n")
             if not line:
                 if lines:
                     yield event, json.loads("\n".join(lines))
-                event, lines = "message", []
+                event, lines = "message", list[str]()
             elif line.startswith("event:"):
                 event = line[6:].strip()
             elif line.startswith("data:"):

@@ -75,13 +75,10 @@ class SqliteQueryLog:
         )
         return _row_to_trace(row) if row else None
 
-    def add_feedback(
-        self, tenant_id: str, query_id: str, rating: Rating, comment: str | None, at: str
-    ) -> QueryTrace:
+    def add_feedback(self, tenant_id: str, query_id: str, rating: Rating, comment: str | None, at: str) -> QueryTrace:
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "UPDATE queries SET rating = ?, comment = ?, feedback_at = ? "
-                "WHERE tenant_id = ? AND query_id = ?",
+                "UPDATE queries SET rating = ?, comment = ?, feedback_at = ? WHERE tenant_id = ? AND query_id = ?",
                 (rating, comment, at, tenant_id, query_id),
             )
             if cur.rowcount == 0:

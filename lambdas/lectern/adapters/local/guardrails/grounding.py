@@ -108,8 +108,29 @@ _REFERENCE_WORDS = {
 _NUMBER_WORDS = {
     w: str(i)
     for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
 } | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"}
 _HYPHEN = re.compile(r"(?<=[A-Za-z])-\s?(?=[A-Za-z])")  # "day-to-day", a line-wrapped "Lucene- BM25"
@@ -154,7 +175,8 @@ _CLAIM_REFERENCE_WORDS = {_claim_stem(w) for w in _REFERENCE_WORDS} | _REFERENCE
 class OverlapGroundingChecker:
     """A sentence is supported when most of its content words appear in the passages, or (with an embedder)
     when it is close to one of the passages' sentences; in both cases every number it states must appear in the
-    passages. Words of the question are the premise, not a claim: they neither support nor sink a sentence, so "Roberts' fee was £850,000" is judged on "fee"
+    passages. Words of the question are the premise, not a claim: they neither support nor sink a sentence, so
+    "Roberts' fee was £850,000" is judged on "fee"
     and "850000", not on the "Iwan" the passage leaves out (a sentence with nothing beyond the question is judged on
     all its words). Sentences with fewer than `min_tokens` content words
     ("Yes.", "See below.") are not judged. Returns the supported fraction of the judged sentences.
