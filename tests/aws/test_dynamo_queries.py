@@ -124,10 +124,20 @@ def test_metered_answerer_emits_a_per_tenant_cost_metric(capsys):
     tenant = [b for b in blobs if "TenantQueryCostUSD" in b]
     assert len(tenant) == 1 and tenant[0]["tenant"] == "acme"
     assert tenant[0]["TenantQueryCostUSD"] == [pytest.approx(0.0008 + 0.1 * 0.0032)]
-    assert ["service", "tenant"] in [
-        sorted(d) for d in tenant[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
-    ]
+    assert ["service", "tenant"] in [sorted(d) for d in tenant[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]]
     metrics.flush_metrics()
     service_level = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert service_level[0]["RoutedStrong"] == [1.0] and "tenant" not in service_level[0]
     metrics.clear_metrics()
+
+
+def test_trace_records_withheld_and_its_reason(ddb):
+    log = DynamoQueryLog(TABLE, client_or_resource=ddb)
+    withheld = trace(qid="w", abstained=True, withheld="not_supported", withheld_reason="Not supported.")
+    given = trace(qid="g")
+    log.record(withheld)
+    log.record(given)
+    assert log.get("acme", "w") == withheld
+    got = log.get("acme", "g")
+    assert got is not None and got.withheld is None and got.withheld_reason is None
+    assert {t.query_id: t.withheld for t in log.traces("acme", "2026", "2027")} == {"w": "not_supported", "g": None}

@@ -13,9 +13,7 @@ from lectern.cli.common import DataDir, app, eval_app
 
 EmbeddingCache = Annotated[
     Path | None,
-    typer.Option(
-        help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"
-    ),
+    typer.Option(help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"),
 ]
 
 
@@ -106,9 +104,7 @@ def _shared_model_cache(data_dir: Path | None) -> Path | None:
 @eval_app.command("answers")
 def eval_answers(
     dataset: Annotated[Path, typer.Option(help="Dev set JSON (tests/fixtures/answers/docs-dev.json)")],
-    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path(
-        "../shared/data/docs"
-    ),
+    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path("../shared/data/docs"),
     llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
     top_k: Annotated[int | None, typer.Option(help="passages per answer")] = None,
     max_questions: Annotated[int | None, typer.Option(help="only the first N questions")] = None,
@@ -122,6 +118,9 @@ def eval_answers(
         typer.Option(help="prompt version(s), comma-separated to compare (e.g. answer-v2,answer-v3)"),
     ] = None,
     data_dir: DataDir = None,
+    draft_cache: Annotated[
+        Path | None, typer.Option(help="JSONL of model drafts per prompt: reused, new ones appended")
+    ] = None,
 ) -> None:
     """Retrieval hit@k, exact match / F1, citation precision and abstention on a question set."""
     import os
@@ -153,6 +152,7 @@ def eval_answers(
                 judge=judge,
                 max_questions=max_questions,
                 console=common.console,
+                draft_cache=draft_cache,
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     if len(reports) == 1:
@@ -255,9 +255,9 @@ def eval_guardrails(
 @eval_app.command("report")
 def eval_report(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),
-    readme: Annotated[
-        Path | None, typer.Option(help="README whose results markers receive the section")
-    ] = Path("README.md"),
+    readme: Annotated[Path | None, typer.Option(help="README whose results markers receive the section")] = Path(
+        "README.md"
+    ),
 ) -> None:
     """Write README-results.md and the plots from the JSON results in a folder (and into the README)."""
     from lectern.evaluation.report import update_readme, write_results
@@ -292,9 +292,7 @@ def bench(
         int | None,
         typer.Option(help="corpus documents whose real chunks seed the latency test (default: all)"),
     ] = None,
-    skip: Annotated[
-        str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")
-    ] = "",
+    skip: Annotated[str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")] = "",
     llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -323,4 +321,45 @@ def bench(
     for p in report.plot(out.parent):
         common.console.print(f"[dim]wrote {p}[/dim]")
     common.console.print(report.table())
+    common.console.print(f"[dim]wrote {out}[/dim]")
+
+
+@eval_app.command("grounding")
+def eval_grounding(
+    dataset: Annotated[Path, typer.Option(help="Dev set JSON with a `split` per question (dev / report)")] = Path(
+        "tests/fixtures/answers/docs-dev.json"
+    ),
+    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path("../shared/data/docs"),
+    draft_cache: Annotated[Path, typer.Option(help="drafts stored by `eval answers --draft-cache`")] = Path(
+        "docs/results/drafts/answers-llama.jsonl"
+    ),
+    llm: Annotated[str, typer.Option(help="the model the drafts came from (its id is part of each key)")] = "llama",
+    target: Annotated[float, typer.Option(help="abstention on unanswerable questions to reach on dev")] = 0.95,
+    out: Annotated[Path, typer.Option(help="JSON report path")] = Path("docs/results/grounding-calibration.json"),
+) -> None:
+    """Replay the grounding check on stored drafts: choose its setting on the dev split, report on the other."""
+    import json
+    import tempfile
+
+    from lectern.evaluation.grounding import default_grid, run_calibration
+
+    with tempfile.TemporaryDirectory(prefix="lectern-grounding-") as tmp:
+        settings = common._settings(Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(None))
+        report = run_calibration(settings, dataset, docs, draft_cache, grid=default_grid(), target_abstention=target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    table = Table("split", "answerable", "unanswerable", "abstention (unanswerable)", "false abstention")
+    for name in ("dev", "report"):
+        r = report[name]
+        table.add_row(
+            name,
+            str(r["answerable"]),
+            str(r["unanswerable"]),
+            *(
+                "n/a" if v is None else f"{v:.3f}"
+                for v in (r["abstention_on_unanswerable"], r["false_abstention_on_answerable"])
+            ),
+        )
+    common.console.print(table)
+    common.console.print(f"chosen: {report['chosen']}; not drafted: {report['not_drafted']}")
     common.console.print(f"[dim]wrote {out}[/dim]")

@@ -28,9 +28,7 @@ def up(
         print(f"Creating a new data directory at {settings.data_dir.resolve()}", flush=True)
     lectern = common._build(settings)
     try:
-        server = LocalServer(
-            host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024
-        )
+        server = LocalServer(host, port, lectern.make_app, _frontend(), settings.max_upload_bytes + 1024 * 1024)
     except OSError as exc:
         common.err.print(f"[red]Cannot listen on {host}:{port}: {exc.strerror}[/red]")
         raise typer.Exit(1) from None
@@ -59,8 +57,14 @@ def up(
         )
     if resumed:
         print(f"Resuming ingestion of {resumed} document(s) left unfinished.", flush=True)
+    from lectern.local.running import Announcement
+
+    # `lectern ask` on this data dir finds this server (and a key for it) and asks it instead of loading a model
+    keys = lectern.keys if settings.auth == "api_key" else None
+    announced = Announcement(settings.data_dir, server.url, keys, settings.tenant_id)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        announced.withdraw()
         server.server_close()
         lectern.close()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from lectern.domain.citations import StreamRenumberer, best_passages, cite
+from lectern.domain.citations import StreamRenumberer, best_passages, cite, reattribute
 from lectern.domain.costing import PriceTable, default_prices
 from lectern.domain.errors import LecternError, ValidationFailed
 from lectern.domain.models import (
@@ -112,6 +112,27 @@ def cited_numbers(text: str, available: int) -> list[int]:
 def is_abstention(text: str) -> bool:
     head = text.strip()[:160]
     return not head or bool(_ABSTAIN_RE.search(head))
+
+
+def checked_answer(
+    guard: AnswerGuard | None, tenant_id: str, draft: str, passages: list[ScoredChunk], question: str
+) -> str:
+    """The final answer (what is returned, stored or cached): the draft with its markers moved to the passages
+    that hold each claim (a small model often cites the wrong number, and grounding checks the cited passages),
+    then through the guard (grounding, PII). Replayed on stored drafts by lectern.evaluation.grounding."""
+    text = reattribute(draft, passages, question)
+    if guard is not None:
+        text = guard.check_answer(tenant_id, text, passages, question=question)
+    return text
+
+
+def withheld_because(draft: str, checked: str, passages: int) -> Withheld | None:
+    """Why an answer is withheld (None: it is not), from the model's draft and the guard's checked text. The
+    guard answers I_DONT_KNOW for a draft it found unsupported; otherwise the model said so itself. Also replayed
+    on stored drafts by the grounding calibration (lectern.evaluation.grounding)."""
+    if not (is_abstention(checked) and not cited_numbers(checked, passages)):
+        return None
+    return "no_answer_in_passages" if is_abstention(draft) else "not_supported"
 
 
 class AnswerGuard(Protocol):
@@ -262,17 +283,14 @@ class Answerer(Answers):
         yield status("generating")
         final, parts = yield from self._generate(plan, live=request.live)
         draft = clean_answer(final.text if final and final.text else "".join(parts))
-        text = draft
         if self.guard is not None:
-            # the final answer (what is returned, stored or cached) is the checked one: grounding, PII
             yield status("verifying")
-            text = self.guard.check_answer(request.tenant_id, text, plan.passages, question=plan.question)
+        text = checked_answer(self.guard, request.tenant_id, draft, plan.passages, plan.question)
         usage = final.usage if final else Usage()
         model_id = final.model if final else plan.model.model_id  # type: ignore[union-attr]
         passages = plan.passages
-        if is_abstention(text) and not cited_numbers(text, len(passages)):
-            # the guard answers I_DONT_KNOW for a draft it found unsupported; otherwise the model said so itself
-            reason: Withheld = "no_answer_in_passages" if is_abstention(draft) else "not_supported"
+        reason = withheld_because(draft, text, len(passages))
+        if reason is not None:
             yield Citations()
             yield Done(self._withheld(meta, reason, model_id, usage, passages, passages, plan.question))
             return

@@ -25,9 +25,7 @@ from lectern.domain.text import STOPWORDS, snippet
 MARKER_RE = re.compile(r"\[(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\]")
 # a sentence ends at . ! ? (with any markers right after it) followed by space and a capital, digit or quote
 # (not "11 U.S.C. § 1302"), or at a line break
-_ANSWER_BOUNDARY = re.compile(
-    r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\])*)\s+(?=[\"'(\[]?[A-Z0-9])|\n+"
-)
+_ANSWER_BOUNDARY = re.compile(r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*[,;]\s*\d{1,2})*\])*)\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _PASSAGE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 _OPEN_MARKER = re.compile(r"\[[\d\s,;]{0,12}$")
@@ -261,3 +259,109 @@ def best_passages(passages: Sequence[ScoredChunk], question: str, limit: int = M
     """For an answer that was withheld: the closest passages (as ranked), each with the sentence closest to the
     question marked."""
     return [citation(k, p, best_support(p.chunk.text, question)) for k, p in enumerate(list(passages)[:limit], start=1)]
+
+
+# Words an answer uses to point at its sources ("This is found in passage [3] on page 1"): not part of a claim.
+_REFERENCE = {
+    _stem(w)
+    for w in [
+        "passage",
+        "passages",
+        "document",
+        "documents",
+        "information",
+        "provided",
+        "found",
+        "page",
+        "according",
+        "based",
+        "mentioned",
+        "states",
+        "stated",
+        "text",
+        "section",
+        "source",
+        "first",
+        "second",
+        "third",
+        "specifically",
+    ]
+}
+_REATTRIBUTE_MARGIN = 0.25  # another passage must cover this much more of the claim than the cited ones
+_MIN_COVER = 0.5  # ... and at least half of it
+_CO_SUPPORT = 0.8  # an uncited passage covering this much of the claim, and no less than the cited one, is cited
+
+
+def _cover(claim: set[str], passage: set[str]) -> float:
+    total = _weight(claim)
+    return _weight(claim & passage) / total if total else 0.0
+
+
+def reattribute(text: str, passages: Sequence[ScoredChunk], question: str = "") -> str:
+    """Markers moved to the passages that hold the claim. A small model often cites the wrong passage number
+    ("paid £850,000 [2]" when passage 1 says it): a claim is the text of a marked sentence together with the
+    unmarked sentences before it, less the question's words (the premise every retrieved passage shares). When
+    another passage covers clearly more of the claim (by `_REATTRIBUTE_MARGIN`, and at least half) than every
+    passage the sentence cites, the sentence cites that passage instead; of several cited passages, those
+    covering under half as much as the best cited one are dropped; an uncited passage covering at least
+    `_CO_SUPPORT` of the claim and no less than the cited ones is cited beside them. Markers naming no passage
+    are left for
+    `cite` to drop; an answer without markers is left for `attribute`."""
+    if not passages or not MARKER_RE.search(text):
+        return text
+    passage_terms = [terms(p.chunk.text) for p in passages]
+    premise = terms(question)
+    pieces, pos = [], 0
+    for m in _ANSWER_BOUNDARY.finditer(text):
+        end = m.end(1) if m.group(1) else m.start()
+        pieces.append(text[pos:end])
+        pos = end
+    pieces.append(text[pos:])
+    out, pending = [], ""
+    for piece in pieces:
+        cited = [n for m in MARKER_RE.finditer(piece) for n in marker_numbers(m.group(1)) if 1 <= n <= len(passages)]
+        if not cited:
+            out.append(piece)
+            pending += " " + piece
+            continue
+        claim = terms(pending + " " + MARKER_RE.sub("", piece)) - _REFERENCE
+        claim = (claim - premise) or claim
+        pending = ""
+        if not claim:
+            out.append(piece)
+            continue
+        covers = [_cover(claim, t) for t in passage_terms]
+        cited = list(dict.fromkeys(cited))
+        best_cited = max(covers[n - 1] for n in cited)
+        best = max(range(len(covers)), key=lambda i: (covers[i], -i)) + 1
+        if covers[best - 1] >= _MIN_COVER and covers[best - 1] >= best_cited + _REATTRIBUTE_MARGIN:
+            keep = [best]
+        else:
+            keep = [n for n in cited if covers[n - 1] >= 0.5 * best_cited] or cited
+        # a passage holding the claim as fully as the cited one (chunks overlap; a fact stated twice) supports it
+        # too: it is cited beside it
+        top = max(covers[n - 1] for n in keep)
+        keep += [
+            n
+            for n in range(1, len(passages) + 1)
+            if n not in keep and covers[n - 1] >= _CO_SUPPORT and covers[n - 1] >= top
+        ]
+        if keep == cited:
+            out.append(piece)
+            continue
+        out.append(_tidy_inline(_with_markers(piece, keep)))
+    return "".join(out)
+
+
+def _with_markers(piece: str, numbers: list[int]) -> str:
+    """`piece` with its first marker group replaced by `numbers` and its other groups removed."""
+    first = MARKER_RE.search(piece)
+    if first is None:
+        return piece
+    group = "".join(f"[{n}]" for n in numbers)
+    rest = MARKER_RE.sub("", piece[first.end() :])
+    return piece[: first.start()] + group + rest
+
+
+def _tidy_inline(text: str) -> str:
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", text)

@@ -48,6 +48,8 @@ class QueryTrace:
     rating: Rating | None = None
     comment: str | None = None
     feedback_at: str | None = None
+    withheld: str | None = None  # why the answer was withheld (Answer.withheld), None when it was given
+    withheld_reason: str | None = None
 
     @classmethod
     def of(cls, tenant_id: str, answer: Answer, *, user_id: str | None, at: str) -> QueryTrace:
@@ -65,6 +67,8 @@ class QueryTrace:
             cache_hit=answer.cache_hit,
             abstained=answer.abstained,
             user_hash=user_hash(user_id),
+            withheld=answer.withheld,
+            withheld_reason=answer.withheld_reason or None,
         )
 
 

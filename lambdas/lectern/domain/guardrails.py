@@ -200,8 +200,9 @@ class TopicDetector(Protocol):
 
 
 class GroundingChecker(Protocol):
-    def support(self, answer: str, passages: Sequence[str]) -> float:
-        """Fraction (0..1) of the answer's checkable sentences that the passages support."""
+    def support(self, answer: str, passages: Sequence[str], question: str | None = None) -> float:
+        """Fraction (0..1) of the answer's checkable sentences that the passages support (the question, when
+        given, is the premise: its words are not claims)."""
         ...
 
 
@@ -385,7 +386,10 @@ class PolicyGuard:
             self.stats.answers_masked += 1
         if self.grounding is not None and self.policy.grounding_threshold > 0 and not _is_abstention(text):
             sources = cited_passages(text, [p.chunk.text for p in passages])
-            if not sources or self.grounding.support(text, sources) < self.policy.grounding_threshold:
+            if (
+                not sources
+                or self.grounding.support(text, sources, question=question) < self.policy.grounding_threshold
+            ):
                 self.stats.answers_ungrounded += 1
                 self._on_event("ungrounded", ("contextualGroundingPolicy",))
                 return I_DONT_KNOW

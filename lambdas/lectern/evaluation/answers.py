@@ -104,6 +104,7 @@ class DevQuestion:
     file: str = ""
     support: str = ""
     answerable: bool = True
+    split: str = ""  # calibration: "dev" tunes the grounding check, "report" reports it (by source document)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def load_devset(path: Path) -> DevSet:
                 file=q.get("file", ""),
                 support=q.get("support", ""),
                 answerable=answerable,
+                split=q.get("split", ""),
             )
         )
     return DevSet(raw.get("name", path.stem), tuple(raw["documents"]), tuple(questions))
@@ -323,6 +325,7 @@ def run_answers_eval(
     judge: Any = None,
     max_questions: int | None = None,
     console: Console | None = None,
+    draft_cache: Path | None = None,
 ) -> AnswersReport:
     from lectern.local.container import build_local
 
@@ -335,10 +338,16 @@ def run_answers_eval(
     settings = settings.model_copy(update={"cache_enabled": False})
     lectern = build_local(settings)
     k = top_k or settings.top_k
+    recorder = None
+    if draft_cache is not None:  # drafts per prompt: a rerun (or a threshold sweep) does not regenerate
+        from lectern.evaluation.draft_cache import RecordingChatModel
+
+        recorder = RecordingChatModel(lectern.model, draft_cache)
+        lectern.model = recorder  # an attribute set at construction, read when the answerer is built
     try:
         ingestion = ingest_documents(lectern, docs_dir, dev.documents)
         warm = getattr(lectern.model, "warm", None)
-        if warm:
+        if warm and (recorder is None or len(recorder) < len(dev.questions)):
             warm()
         results = []
         for i, q in enumerate(dev.questions[: max_questions or None], 1):
@@ -347,6 +356,9 @@ def run_answers_eval(
             if console:
                 console.print(f"[dim]{i:>3} {q.id:<8} {r.total_ms:>8.0f} ms  {r.answer[:90]!r}[/dim]")
         model_id = getattr(lectern.model, "model_id", settings.llm)
+        if recorder is not None:
+            ingestion["drafts_from_cache"] = recorder.hits
+            ingestion["drafts_generated"] = recorder.misses
     finally:
         lectern.close()
     machine["loadavg_at_end"] = loadavg()

@@ -81,9 +81,7 @@ def retrieval_section(rep: dict[str, Any], tunes: list[dict[str, Any]]) -> list[
                 f"| {p['system']} {p['mode']} | {ours['ndcg_at_10'] / p['ndcg_at_10']:.3f} | "
                 f"{ours['recall_at_100'] / p['recall_at_100']:.3f} | {lat:.2f} |"
             )
-    agree = [
-        f"{r['mode']} {r['product_agreement']:.0%}" for r in rep["results"] if r.get("product_agreement")
-    ]
+    agree = [f"{r['mode']} {r['product_agreement']:.0%}" for r in rep["results"] if r.get("product_agreement")]
     if agree:
         lines += [
             "",
@@ -148,6 +146,7 @@ def answers_section(reports: list[dict[str, Any]]) -> list[str]:
         "| metric | " + " | ".join(r["model"] for r in reports) + " |",
         "|---|" + "---|" * len(reports),
     ]
+
     def cell(r: dict[str, Any], key: str) -> str:
         text = _f(r["summary"].get(key), 1 if key.endswith("_ms_p50") else 3)
         # runs before citation recall existed scored precision leniently (support span OR a gold answer)
@@ -345,6 +344,7 @@ def write_results(folder: Path) -> list[Path]:
     for name, section in (
         ("cache-eval.json", cache_section),
         ("routing-eval.json", routing_section),
+        ("grounding-calibration.json", grounding_section),
         ("guardrails-eval.json", guardrails_section),
         ("load-local.json", load_section),
         ("llama-builds.json", llama_builds_section),
@@ -359,6 +359,38 @@ def write_results(folder: Path) -> list[Path]:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def grounding_section(g: dict[str, Any]) -> list[str]:
+    """The grounding check calibrated on stored drafts of the local model (lectern eval grounding)."""
+    chosen, prev = g["chosen"], g["previous_setting"]
+
+    def row(name: str, r: dict[str, Any]) -> str:
+        return (
+            f"| {name} | {r['answerable']} | {r['unanswerable']} | {_pct(r['abstention_on_unanswerable'])} "
+            f"| {_pct(r['false_abstention_on_answerable'])} |"
+        )
+
+    m = g.get("machine", {})
+    return [
+        "### Grounding check — abstention both ways, local model (calibrated on dev, reported on report)",
+        "",
+        f"Stored drafts of the local model (`{g['draft_cache']}`), replayed through the service's withhold decision; "
+        f"the dev and report splits share no document. Chosen on dev: threshold {chosen['threshold']}, "
+        f"min overlap {chosen['min_overlap']}, min similarity {chosen['min_similarity']} (target: abstention ≥ "
+        f"{_pct(g['target_abstention'])}). Questions without a stored draft yet: {len(g['not_drafted'])} "
+        f"({', '.join(g['not_drafted']) or 'none'}).",
+        "",
+        "| split | answerable | unanswerable | abstains on unanswerable | abstains on answerable |",
+        "|---|---|---|---|---|",
+        row("dev (chosen setting)", g["dev"]),
+        row("report (chosen setting)", g["report"]),
+        row("dev, thresholds before calibration", prev["dev"]),
+        row("report, thresholds before calibration", prev["report"]),
+        "",
+        f"- {g['created_at']}, `{g['command']}`; load average {m.get('loadavg_at_start', 'n/a')} at start, "
+        f"{m.get('loadavg_at_end', 'n/a')} at end.",
+    ]
 
 
 def cache_section(c: dict[str, Any]) -> list[str]:

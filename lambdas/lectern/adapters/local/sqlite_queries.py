@@ -26,11 +26,15 @@ CREATE TABLE IF NOT EXISTS queries (
     rating TEXT CHECK (rating IN ('up', 'down')),
     comment TEXT,
     feedback_at TEXT,
+    withheld TEXT,
+    withheld_reason TEXT,
     PRIMARY KEY (tenant_id, query_id)
 );
 CREATE INDEX IF NOT EXISTS queries_by_time ON queries (tenant_id, created_at);
 """
 
+# columns added after the table was first shipped: added to an existing lectern.db when it is opened
+_ADDED_COLUMNS = {"withheld": "TEXT", "withheld_reason": "TEXT"}
 _FIELDS = [f.name for f in dc_fields(QueryTrace)]
 _BOOLS = {"cache_hit", "abstained"}
 
@@ -45,7 +49,14 @@ def _row_to_trace(row: object) -> QueryTrace:
 class SqliteQueryLog:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        self.db.connection().executescript(_SCHEMA)
+        conn = self.db.connection()
+        conn.executescript(_SCHEMA)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(queries)").fetchall()}
+        missing = [c for c in _ADDED_COLUMNS if c not in have]
+        if missing:
+            with self.db.transaction() as tx:
+                for column in missing:
+                    tx.execute(f"ALTER TABLE queries ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
 
     def record(self, trace: QueryTrace) -> None:
         values = [int(v) if isinstance(v, bool) else v for v in (getattr(trace, f) for f in _FIELDS)]
@@ -64,13 +75,10 @@ class SqliteQueryLog:
         )
         return _row_to_trace(row) if row else None
 
-    def add_feedback(
-        self, tenant_id: str, query_id: str, rating: Rating, comment: str | None, at: str
-    ) -> QueryTrace:
+    def add_feedback(self, tenant_id: str, query_id: str, rating: Rating, comment: str | None, at: str) -> QueryTrace:
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "UPDATE queries SET rating = ?, comment = ?, feedback_at = ? "
-                "WHERE tenant_id = ? AND query_id = ?",
+                "UPDATE queries SET rating = ?, comment = ?, feedback_at = ? WHERE tenant_id = ? AND query_id = ?",
                 (rating, comment, at, tenant_id, query_id),
             )
             if cur.rowcount == 0:
