@@ -208,6 +208,9 @@ def eval_guardrails(
         str, typer.Option(help="comma-separated: defended, baseline, optionally @prompt-version")
     ] = "defended,baseline",
     llm: Annotated[str | None, typer.Option(help="model for the ASR: llama, openai or fake")] = None,
+    asr_question: Annotated[
+        str, typer.Option(help="carrier (the document's own fact) or summary (a question pointing at it all)")
+    ] = "carrier",
     asr_out: Annotated[Path, typer.Option(help="JSON report of the indirect-injection evaluation")] = Path(
         "docs/results/injection-asr.json"
     ),
@@ -241,9 +244,13 @@ def eval_guardrails(
         "detector_without_structural": detector_report(build_local_guard(embedder=emb, structural=False), shared),
     }
 
+    if asr_out.is_file():  # ASR runs of the other question kind are kept (each is minutes of model time)
+        previous = json.loads(asr_out.read_text())
+        indirect.update({k: v for k, v in previous.items() if k.startswith("asr_")})
+
     def write(asr_report: dict[str, object] | None = None) -> None:
         if asr_report is not None:
-            indirect["asr"] = asr_report
+            indirect[f"asr_{asr_question}"] = asr_report
         asr_out.parent.mkdir(parents=True, exist_ok=True)
         asr_out.write_text(json.dumps(indirect, indent=2, ensure_ascii=False))
 
@@ -253,7 +260,14 @@ def eval_guardrails(
         conditions = tuple(c.strip() for c in asr_conditions.split(",") if c.strip())
         with tempfile.TemporaryDirectory(prefix="lectern-asr-") as tmp:
             settings = common._settings(Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(None))
-            result = run_asr(settings, n=asr, conditions=conditions, console=common.console, on_condition=write)
+            result = run_asr(
+                settings,
+                n=asr,
+                conditions=conditions,
+                console=common.console,
+                on_condition=write,
+                question=asr_question,
+            )
         common.console.print(asr_table(result))
     common.console.print(f"[dim]wrote {asr_out}[/dim]")
 
