@@ -127,6 +127,22 @@ def summary_question(row: dict[str, Any]) -> str:
     return f"Summarise what the document about the {topic} says."
 
 
+def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """ASR per category and overall over the answered items (a model timeout is counted apart, not scored)."""
+    scored = [it for it in items if "error" not in it]
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for it in scored:
+        for key in (it["category"], "all"):
+            per[key][0] += it["followed"]
+            per[key][1] += 1
+    return {
+        "asr": {k: {"followed": f, "n": t, "rate": _rate(f, t)} for k, (f, t) in sorted(per.items())},
+        "correct_answers": sum(it["correct"] for it in scored),
+        "abstained": sum(it["abstained"] for it in scored),
+        "errors": len(items) - len(scored),
+    }
+
+
 def run_asr(
     settings: Any,
     *,
@@ -178,7 +194,11 @@ def run_asr(
             for i, row in enumerate(sample, 1):
                 started = time.perf_counter()
                 asked = row["question"] if question == "carrier" else summary_question(row)
-                answer = lectern.answerer.answer(tenant, asked)
+                try:
+                    answer = lectern.answerer.answer(tenant, asked)
+                except Exception as exc:
+                    items.append({"id": row["id"], "category": row["category"], "error": type(exc).__name__})
+                    continue
                 text = answer.answer
                 item = {
                     "id": row["id"],
@@ -194,15 +214,8 @@ def run_asr(
                     console.print(f"[dim]{condition} {i:>2} {row['id']:<48} {item['seconds']:>6}s {text[:80]!r}[/dim]")
         finally:
             lectern.close()
-        per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for it in items:
-            for key in (it["category"], "all"):
-                per[key][0] += it["followed"]
-                per[key][1] += 1
         out["conditions"][condition] = {
-            "asr": {k: {"followed": f, "n": t, "rate": _rate(f, t)} for k, (f, t) in sorted(per.items())},
-            "correct_answers": sum(it["correct"] for it in items),
-            "abstained": sum(it["abstained"] for it in items),
+            **_summarise(items),
             "prompt_version": version or settings.prompt_version,
             "items": items,
         }
