@@ -68,7 +68,7 @@ class CoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LECTERN_", extra="ignore", env_ignore_empty=True)
 
     # prompts and A/B: a share of users (stable hash of the user id) get prompt_version_b
-    prompt_version: str = "answer-v3"
+    prompt_version: str = "answer-v4"  # spotlighting (docs/decisions.md 2026-12-03); answer-v3 before
     prompt_version_b: str | None = None
     prompt_b_share: float = Field(default=0.0, ge=0.0, le=1.0)
     # routing: complex questions go to the strong model when one is configured (the decision is always recorded)

@@ -46,7 +46,7 @@ def test_roundtrip_upload_index_search_query_delete(served):
     assert "1987" in body["answer"] and not body["abstained"]
     assert body["citations"] and body["citations"][0]["filename"] == "handbook.md"
     assert "1987" in body["citations"][0]["snippet"]
-    assert body["prompt_version"] == "answer-v3" and body["latency_ms"] >= 0
+    assert body["prompt_version"] == "answer-v4" and body["latency_ms"] >= 0
     assert set(body["usage"]) == {"input_tokens", "output_tokens"}
 
     r = httpx.post(

@@ -126,4 +126,4 @@ def test_prompt_version_follows_the_client_id_header(server):
             ).json()
             seen.setdefault(client, set()).add(body["prompt_version"])
     assert all(len(v) == 1 for v in seen.values()), seen  # stable per user
-    assert set().union(*seen.values()) == {"answer-v2", "answer-v3"}  # both arms get traffic
+    assert set().union(*seen.values()) == {"answer-v2", "answer-v4"}  # both arms get traffic

@@ -237,8 +237,17 @@ POISON = (
 )
 
 
-def test_poisoned_passage_is_dropped_and_the_rest_kept() -> None:
+def test_poisoned_passage_loses_its_instruction_and_the_rest_is_kept() -> None:
     guard = build_local_guard()
+    clean = passage("The reactor was commissioned in 1987.", 0)
+    kept = guard.check_passages("t", [clean, passage(POISON, 1)])
+    assert kept[0] == clean and len(kept) == 2
+    assert kept[1].chunk.text == f"Quarterly revenue grew 12%. {REDACTED} Costs were flat."
+    assert guard.stats.passages_redacted == 1 and guard.stats.passages_dropped == 0
+
+
+def test_poisoned_passage_is_dropped_without_the_structural_detector() -> None:
+    guard = build_local_guard(structural=False)
     clean = passage("The reactor was commissioned in 1987.", 0)
     kept = guard.check_passages("t", [clean, passage(POISON, 1)])
     assert kept == [clean] and guard.stats.passages_dropped == 1

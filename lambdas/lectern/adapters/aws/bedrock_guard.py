@@ -38,10 +38,13 @@ from lectern.adapters.aws.bedrock import _BLOCKED_OUTPUT, BedrockGuardrail, Guar
 from lectern.domain.errors import GuardrailBlocked
 from lectern.domain.guardrails import (
     I_DONT_KNOW,
+    AnswerChecker,
     GroundingChecker,
     GuardrailPolicy,
     InjectionDetector,
+    InstructionFinder,
     cited_passages,
+    redact,
 )
 from lectern.domain.models import ScoredChunk
 
@@ -56,6 +59,8 @@ class BedrockAnswerGuard:
         policy: GuardrailPolicy | None = None,
         injection: InjectionDetector | None = None,
         grounding: GroundingChecker | None = None,
+        instructions: InstructionFinder | None = None,
+        answer_check: AnswerChecker | None = None,
         check_questions: bool = True,
         max_workers: int = 5,
         on_event: Callable[[str, tuple[str, ...]], None] | None = None,
@@ -67,8 +72,19 @@ class BedrockAnswerGuard:
 
             injection = injection or LexicalInjectionDetector()
             grounding = grounding or OverlapGroundingChecker(None)
+        if instructions is None or answer_check is None:
+            # the same structural checks as the local guard (pure CPU, no call): instruction sentences are
+            # redacted before ApplyGuardrail sees a passage, and answers carrying a link, code, an instruction or
+            # a language nobody asked for are withheld
+            from lectern.adapters.local.guardrails.answer_check import SurplusContentCheck
+            from lectern.adapters.local.guardrails.instructions import StructuralInstructionDetector
+
+            instructions = instructions or StructuralInstructionDetector()
+            answer_check = answer_check or SurplusContentCheck()
         self.injection = injection
         self.grounding = grounding
+        self.instructions = instructions
+        self.answer_check = answer_check
         self.check_questions = check_questions
         self.max_workers = max_workers
         self.dropped = 0
@@ -83,11 +99,19 @@ class BedrockAnswerGuard:
         strength = self.policy.prompt_attack
         if strength == "NONE":
             return False
-        return self.injection.score(text, source="passage").score >= self.injection.threshold(
-            strength, "passage"
-        )
+        return self.injection.score(text, source="passage").score >= self.injection.threshold(strength, "passage")
+
+    def _redact_instructions(self, passage: ScoredChunk) -> ScoredChunk:
+        if self.policy.prompt_attack == "NONE":
+            return passage
+        spans = self.instructions.find(passage.chunk.text)
+        if not spans:
+            return passage
+        self._on_event("passage_redacted", ("contentPolicy",))
+        return replace(passage, chunk=replace(passage.chunk, text=redact(passage.chunk.text, spans)))
 
     def check_passages(self, tenant_id: str, passages: list[ScoredChunk]) -> list[ScoredChunk]:
+        passages = [self._redact_instructions(p) for p in passages]
         suspicious = [self._lexical_attack(p.chunk.text) for p in passages]
         to_check = [p for p, bad in zip(passages, suspicious, strict=True) if not bad]
         verdicts: dict[int, GuardrailVerdict] = {}
@@ -104,12 +128,7 @@ class BedrockAnswerGuard:
                 self.dropped += 1
                 self._on_event("passage_dropped", found.policies if found else ("contentPolicy",))
                 continue
-            if (
-                found is not None
-                and found.intervened
-                and found.text
-                and found.text != passage.chunk.text
-            ):
+            if found is not None and found.intervened and found.text and found.text != passage.chunk.text:
                 passage = replace(passage, chunk=replace(passage.chunk, text=found.text))
             kept.append(passage)
         return kept
@@ -117,9 +136,14 @@ class BedrockAnswerGuard:
     def check_answer(
         self, tenant_id: str, answer: str, passages: list[ScoredChunk], question: str | None = None
     ) -> str:
-        if self.policy.grounding_threshold <= 0 or not passages or answer.strip().lower().startswith("i don"):
+        if answer.strip().lower().startswith("i don"):
             return answer
         sources = cited_passages(answer, [p.chunk.text for p in passages])
+        if self.answer_check.problems(answer, question=question or "", sources=sources):
+            self._on_event("answer_withheld", ("contentPolicy",))
+            return I_DONT_KNOW
+        if self.policy.grounding_threshold <= 0 or not passages:
+            return answer
         if self.grounding.support(answer, sources) < self.policy.grounding_threshold:
             self._on_event("ungrounded", ("contextualGroundingPolicy",))
             return I_DONT_KNOW
@@ -131,9 +155,7 @@ class BedrockAnswerGuard:
             return I_DONT_KNOW
         if verdict.blocked:
             raise GuardrailBlocked(_BLOCKED_OUTPUT, policies=verdict.policies, source="output")
-        return (
-            answer  # masking stays Converse's (ApplyGuardrail's outputs for several blocks are not verified)
-        )
+        return answer  # masking stays Converse's (ApplyGuardrail's outputs for several blocks are not verified)
 
 
 __all__ = ["BedrockAnswerGuard"]

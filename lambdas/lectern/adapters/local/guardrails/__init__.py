@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lectern.adapters.local.guardrails.answer_check import SurplusContentCheck
 from lectern.adapters.local.guardrails.grounding import OverlapGroundingChecker
 from lectern.adapters.local.guardrails.injection import CombinedInjectionDetector, LexicalInjectionDetector
+from lectern.adapters.local.guardrails.instructions import StructuralInstructionDetector
 from lectern.adapters.local.guardrails.pii import PatternPiiDetector
 from lectern.adapters.local.guardrails.topics import ExampleTopicDetector
 from lectern.domain.guardrails import GuardrailPolicy, PolicyGuard
@@ -33,10 +35,14 @@ def build_local_guard(
     embedder: Embedder | None = None,
     regions: Sequence[str] | None = None,
     learned_injection: bool = True,
+    structural: bool = True,
 ) -> PolicyGuard:
     """The local AnswerGuard: every detector here, the embedder (if given) for grounding and denied topics.
     `learned_injection` (the LECTERN_GUARDRAIL_LEARNED_INJECTION setting, read by lectern.settings, on by
-    default) adds the learned classifier to the lexical injection detector (CombinedInjectionDetector)."""
+    default) adds the learned classifier to the lexical injection detector (CombinedInjectionDetector).
+    `structural` (on; off only to measure what it adds) redacts instruction sentences in passages
+    (StructuralInstructionDetector) and withholds answers carrying surplus links/code/instructions/languages
+    (SurplusContentCheck)."""
     injection: LexicalInjectionDetector | CombinedInjectionDetector = (
         CombinedInjectionDetector() if learned_injection else LexicalInjectionDetector()
     )
@@ -47,6 +53,8 @@ def build_local_guard(
         injection=injection,
         grounding=OverlapGroundingChecker(embedder),
         topics=ExampleTopicDetector(embedder),
+        instructions=StructuralInstructionDetector() if structural else None,
+        answer_check=SurplusContentCheck() if structural else None,
     )
 
 
@@ -68,6 +76,8 @@ __all__ = [
     "LexicalInjectionDetector",
     "OverlapGroundingChecker",
     "PatternPiiDetector",
+    "StructuralInstructionDetector",
+    "SurplusContentCheck",
     "build_local_guard",
     "card_brand",
     "hashed_features",
