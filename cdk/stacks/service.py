@@ -33,6 +33,7 @@ from lectern.adapters.aws.table import STATUS_INDEX
 OBJ_R = ["s3:GetObject"]
 OBJ_RW = ["s3:GetObject", "s3:PutObject"]
 ITEM_UPDATE = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+SUPERSEDE_ITEMS = ["dynamodb:Query", "dynamodb:DeleteItem"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,24 @@ ACCESS = {
     # looks for the batch's stored vectors first: a missing key must read as missing (ListBucket)
     "EmbedBatchFunctionArn": Access(OBJ_RW, True, [], embed=True),
     "IndexFunctionArn": Access(OBJ_RW, False, [], search=True),
-    "MarkIndexedFunctionArn": Access(OBJ_RW, False, ITEM_UPDATE, search=True),
-    "MarkFailedFunctionArn": Access([], False, ITEM_UPDATE, search=True),
+    # a version INDEXED (or FAILED) removes the older ones of its source path (IngestionPipeline.supersede): the
+    # tenant's documents are queried, an older one's record deleted, its chunks withdrawn and its objects deleted
+    # (prefix listing + DeleteObjects)
+    "MarkIndexedFunctionArn": Access([*OBJ_RW, "s3:DeleteObject"], True, [*ITEM_UPDATE, *SUPERSEDE_ITEMS], search=True),
+    "MarkFailedFunctionArn": Access(["s3:DeleteObject"], True, [*ITEM_UPDATE, *SUPERSEDE_ITEMS], search=True),
+    # an original deleted in S3 (EventBridge "Object Deleted"): is it really gone (HeadObject), the record,
+    # the chunks, the derived objects (lectern.aws.handlers.removed)
+    "Removed": Access(
+        ["s3:GetObject", "s3:DeleteObject"], True, ["dynamodb:GetItem", "dynamodb:DeleteItem"], search=True
+    ),
     "ListDocumentsFunctionArn": Access([], True, []),
+    # a document that never finished runs the whole pipeline here, whose mark_indexed supersedes older versions
     "ReindexDocumentFunctionArn": Access(
-        OBJ_RW, True, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], search=True, embed=True
+        [*OBJ_RW, "s3:DeleteObject"],
+        True,
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", *SUPERSEDE_ITEMS],
+        search=True,
+        embed=True,
     ),
 }
 
@@ -119,9 +133,7 @@ class ServiceStack(Stack):
             "POWERTOOLS_SERVICE_NAME": "lectern",
             "POWERTOOLS_METRICS_NAMESPACE": "Lectern",
         }
-        self.functions = Functions(
-            self, "Functions", environment=env, log_retention_days=config.log_retention_days
-        )
+        self.functions = Functions(self, "Functions", environment=env, log_retention_days=config.log_retention_days)
         fns: dict[str, lambda_.Function] = {
             "Api": self.functions.make(
                 "Api",
@@ -144,6 +156,13 @@ class ServiceStack(Stack):
                     config.ingestion.embed_reserved_concurrency if key == "EmbedBatchFunctionArn" else None
                 ),
             )
+        fns["Removed"] = self.functions.make(
+            "Removed",
+            "lectern.aws.handlers.removed.on_removed",
+            description="Lectern on_removed: a document original deleted in S3 takes its document out",
+            memory_mb=256,
+            timeout=Duration.seconds(60),
+        )
         self.fns = fns
         self._grant(fns, data, table, backend)
         self.ingestion = Ingestion(
@@ -156,6 +175,7 @@ class ServiceStack(Stack):
             log_retention=self.functions.retention,
             bucket_name=data.store.bucket_name,
             state_machine_prefix=f"{config.prefix.lower()}-{config.env_name}",
+            on_removed=fns["Removed"],
         )
         self._sweep(fns, table, config)
         name = f"{config.prefix.lower()}-{config.env_name}"
