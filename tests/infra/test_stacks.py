@@ -758,9 +758,16 @@ def test_dashboard_shows_api_lambda_model_ingestion_and_search_health(dev) -> No
         "ApproximateAgeOfOldestMessage",
         "ClusterStatus.red",
         "FreeStorageSpace",
+        # one metric per ingestion stage (lectern.aws.handlers.ingest, EMF), graphed at p95
+        "IngestValidateMs",
+        "IngestExtractMs",
+        "IngestChunkMs",
+        "IngestEmbedMs",
+        "IngestIndexMs",
     ):
         assert metric in text, metric
     assert "Lectern" in body
+    assert "Ingestion stage time p95" in text
 
 
 # -- tags and config -----------------------------------------------------------------------------------------
