@@ -227,6 +227,14 @@ class Ingestion(Construct):
                 )
             ],
         )
+        for child in self.removed_rule.node.find_all():
+            if isinstance(child, lambda_.CfnPermission):
+                ignore(
+                    child,
+                    "ES1007",
+                    "The function has its EventInvokeConfig (2 retries, then the upload dead-letter queue as its "
+                    "OnFailure destination, configured above); the rule does not relate it to this permission.",
+                )
 
     def _state_machine(
         self,
