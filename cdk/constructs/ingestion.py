@@ -13,6 +13,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
@@ -53,9 +54,7 @@ INGEST_STEPS = {  # ASL substitution -> (handler, memory MB, timeout s), in the 
     },
     "MarkFailedFunctionArn": ("lectern.aws.handlers.ingest.mark_failed", 256, 30),
 }
-REBUILD_PREFIX = (
-    "lectern.rebuild"  # lectern.aws.jobs.REBUILD_PREFIX: the list, and the results (ResultWriter)
-)
+REBUILD_PREFIX = "lectern.rebuild"  # lectern.aws.jobs.REBUILD_PREFIX: the list, and the results (ResultWriter)
 REBUILD_STEPS = {
     "ListDocumentsFunctionArn": ("lectern.aws.handlers.rebuild.list_documents", 512, 300),
     "ReindexDocumentFunctionArn": ("lectern.aws.handlers.rebuild.reindex_document", 1024, 900),
@@ -75,6 +74,7 @@ class Ingestion(Construct):
         log_retention: logs.RetentionDays,
         bucket_name: str | None = None,
         state_machine_prefix: str = "lectern",
+        on_removed: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         bucket_name = bucket_name or bucket.bucket_name
@@ -147,9 +147,7 @@ class Ingestion(Construct):
             iam.PolicyStatement(sid="WriteRebuildList", actions=["s3:PutObject"], resources=[f"{objects}/*"])
         )
         machine_arn = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:stateMachine:{rebuild_name}"
-        execution_arns = (
-            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{rebuild_name}/*"
-        )
+        execution_arns = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{rebuild_name}/*"
         for statement in (
             iam.PolicyStatement(sid="ReadRebuildList", actions=["s3:GetObject"], resources=[f"{objects}/*"]),
             iam.PolicyStatement(
@@ -162,9 +160,7 @@ class Ingestion(Construct):
                 ],
                 resources=[f"{objects}/results/*"],
             ),
-            iam.PolicyStatement(
-                sid="StartChildExecutions", actions=["states:StartExecution"], resources=[machine_arn]
-            ),
+            iam.PolicyStatement(sid="StartChildExecutions", actions=["states:StartExecution"], resources=[machine_arn]),
             iam.PolicyStatement(
                 sid="ManageChildExecutions",
                 actions=["states:DescribeExecution", "states:StopExecution"],
@@ -196,6 +192,49 @@ class Ingestion(Construct):
                 )
             ],
         )
+
+        if on_removed is not None:
+            self._on_removed(bucket, on_removed)
+
+    def _on_removed(self, bucket: s3.IBucket, fn: lambda_.IFunction) -> None:
+        """S3 "Object Deleted" of a document's original -> lectern.aws.handlers.removed: the document, its chunks
+        and its vectors go. A delivery EventBridge cannot make, and an invocation that keeps failing after
+        Lambda's own retries, both end in the upload dead-letter queue (nothing is dropped)."""
+        assert isinstance(fn, lambda_.Function)
+        fn.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.upload_dead_letters),
+        )
+        self.removed_rule = events.Rule(
+            self,
+            "OnRemoved",
+            description="A document's original was deleted: remove the document, its chunks and vectors",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Deleted"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"suffix": "/original"}]},
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    fn,
+                    dead_letter_queue=self.upload_dead_letters,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
+        )
+        for child in self.removed_rule.node.find_all():
+            if isinstance(child, lambda_.CfnPermission):
+                ignore(
+                    child,
+                    "ES1007",
+                    "The function has its EventInvokeConfig (2 retries, then the upload dead-letter queue as its "
+                    "OnFailure destination, configured above); the rule does not relate it to this permission.",
+                )
 
     def _state_machine(
         self,

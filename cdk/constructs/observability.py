@@ -22,6 +22,8 @@ from cdk.config import AlarmsConfig, load_pricing
 from cdk.constructs.api import STAGE_NAME
 from cdk.constructs.lint import ignore
 from cdk.constructs.release import describe
+from lectern.aws.jobs import stage_metric
+from lectern.domain.ingest import TIMED_STEPS
 
 NAMESPACE = "Lectern"
 DIMENSIONS = {"service": "lectern"}
@@ -272,5 +274,10 @@ class Observability(Construct):
                 right=[dead_letters.metric_approximate_age_of_oldest_message(period=FIVE_MIN)],
             ),
             cw.GraphWidget(title="OpenSearch health", width=8, left=search_metrics),
+            cw.GraphWidget(
+                title="Ingestion stage time p95 (ms, per document)",
+                width=8,
+                left=[app_metric(stage_metric(step), "p95") for step in TIMED_STEPS],
+            ),
             cw.AlarmStatusWidget(title="Alarms", width=24, alarms=list(self.alarms.values())),
         )

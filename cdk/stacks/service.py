@@ -35,6 +35,7 @@ from lectern.adapters.aws.table import STATUS_INDEX
 OBJ_R = ["s3:GetObject"]
 OBJ_RW = ["s3:GetObject", "s3:PutObject"]
 ITEM_UPDATE = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+SUPERSEDE_ITEMS = ["dynamodb:Query", "dynamodb:DeleteItem"]
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,22 @@ ACCESS = {
     # looks for the batch's stored vectors first: a missing key must read as missing (ListBucket)
     "EmbedBatchFunctionArn": Access(OBJ_RW, True, [], embed=True),
     "IndexFunctionArn": Access(OBJ_RW, False, [], search=True),
-    "MarkIndexedFunctionArn": Access(OBJ_RW, False, ITEM_UPDATE, search=True),
-    "MarkFailedFunctionArn": Access([], False, ITEM_UPDATE, search=True),
+    # a version INDEXED (or FAILED) removes the older ones of its source path (IngestionPipeline.supersede): the
+    # tenant's documents are queried, an older one's record deleted, its chunks withdrawn and its objects deleted
+    # (prefix listing + DeleteObjects)
+    "MarkIndexedFunctionArn": Access([*OBJ_RW, "s3:DeleteObject"], True, [*ITEM_UPDATE, *SUPERSEDE_ITEMS], search=True),
+    "MarkFailedFunctionArn": Access(["s3:DeleteObject"], True, [*ITEM_UPDATE, *SUPERSEDE_ITEMS], search=True),
+    # an original deleted in S3 (EventBridge "Object Deleted"): is it really gone (HeadObject), the record,
+    # the chunks, the derived objects (lectern.aws.handlers.removed)
+    "Removed": Access(
+        ["s3:GetObject", "s3:DeleteObject"], True, ["dynamodb:GetItem", "dynamodb:DeleteItem"], search=True
+    ),
     "ListDocumentsFunctionArn": Access([], True, []),
+    # a document that never finished runs the whole pipeline here, whose mark_indexed supersedes older versions
     "ReindexDocumentFunctionArn": Access(
-        OBJ_RW,
+        [*OBJ_RW, "s3:DeleteObject"],
         True,
-        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", *SUPERSEDE_ITEMS],
         search=True,
         embed=True,
         ocr=True,  # a rebuild reads the stored Textract results; one never OCRed before is OCRed here
@@ -146,9 +156,7 @@ class ServiceStack(Stack):
             "POWERTOOLS_SERVICE_NAME": "lectern",
             "POWERTOOLS_METRICS_NAMESPACE": "Lectern",
         }
-        self.functions = Functions(
-            self, "Functions", environment=env, log_retention_days=config.log_retention_days
-        )
+        self.functions = Functions(self, "Functions", environment=env, log_retention_days=config.log_retention_days)
         fns: dict[str, lambda_.Function] = {
             "Api": self.functions.make(
                 "Api",
@@ -173,6 +181,13 @@ class ServiceStack(Stack):
                     config.ingestion.embed_reserved_concurrency if key == "EmbedBatchFunctionArn" else None
                 ),
             )
+        fns["Removed"] = self.functions.make(
+            "Removed",
+            "lectern.aws.handlers.removed.on_removed",
+            description="Lectern on_removed: a document original deleted in S3 takes its document out",
+            memory_mb=256,
+            timeout=Duration.seconds(60),
+        )
         self.fns = fns
         # the API serves through the alias `live`, moved by a CodeDeploy canary (cdk/constructs/release.py)
         self.release = Release(self, "Release", function=fns["Api"], config=config.release)
@@ -187,6 +202,7 @@ class ServiceStack(Stack):
             log_retention=self.functions.retention,
             bucket_name=data.store.bucket_name,
             state_machine_prefix=f"{config.prefix.lower()}-{config.env_name}",
+            on_removed=fns["Removed"],
         )
         self._sweep(fns, table, config)
         name = f"{config.prefix.lower()}-{config.env_name}"
@@ -315,45 +331,16 @@ class ServiceStack(Stack):
         fns["SweepStuck"] = fn
 
     def _grant(self, fns, data, table, backend) -> None:
-        bucket = data.store.bucket
         roles: list[iam.IRole] = []
         for key, access in ACCESS.items():
             fn = fns[key]
             role = fn.role
             assert role is not None
-            if access.objects:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(
-                        sid="DocumentObjects",
-                        actions=access.objects,
-                        resources=[f"arn:{Aws.PARTITION}:s3:::{data.store.bucket_name}/*"],
-                    )
-                )
-            if access.list_bucket:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(
-                        sid="ListDocumentPrefixes", actions=["s3:ListBucket"], resources=[bucket.bucket_arn]
-                    )
-                )
-            if access.table:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(sid="Table", actions=access.table, resources=[table.table_arn])
-                )
-            if access.conversations:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(
-                        sid="Conversations",
-                        actions=list(access.conversations),
-                        resources=[data.store.conversations.table_arn],
-                    )
-                )
+            for statement in _statements(access, data, table):
+                role.add_to_principal_policy(statement)
             if access.search:
                 backend.grant_http(role)
                 roles.append(role)
-            if access.ocr:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(sid="TextractOcr", actions=TEXTRACT_ACTIONS, resources=["*"])
-                )
             if access.embed:
                 self.models.grant_embed(role)
             if access.generate:
@@ -361,3 +348,35 @@ class ServiceStack(Stack):
                 if self.fallback:
                     self.fallback.grant_invoke(fn)
         backend.data_access_policy(self, "FunctionsDataAccess", f"{backend.name}-fns", roles)
+
+
+def _statements(access: Access, data, table) -> list[iam.PolicyStatement]:
+    """The policy statements of one function's Access on the bucket, the tables and Textract."""
+    out: list[iam.PolicyStatement] = []
+    if access.objects:
+        out.append(
+            iam.PolicyStatement(
+                sid="DocumentObjects",
+                actions=access.objects,
+                resources=[f"arn:{Aws.PARTITION}:s3:::{data.store.bucket_name}/*"],
+            )
+        )
+    if access.list_bucket:
+        out.append(
+            iam.PolicyStatement(
+                sid="ListDocumentPrefixes", actions=["s3:ListBucket"], resources=[data.store.bucket.bucket_arn]
+            )
+        )
+    if access.table:
+        out.append(iam.PolicyStatement(sid="Table", actions=access.table, resources=[table.table_arn]))
+    if access.conversations:
+        out.append(
+            iam.PolicyStatement(
+                sid="Conversations",
+                actions=list(access.conversations),
+                resources=[data.store.conversations.table_arn],
+            )
+        )
+    if access.ocr:
+        out.append(iam.PolicyStatement(sid="TextractOcr", actions=TEXTRACT_ACTIONS, resources=["*"]))
+    return out

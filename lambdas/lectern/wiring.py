@@ -206,8 +206,8 @@ class Services:
 
     # defaults of the optional ports
     # whether a document INDEXED removes the older documents of its source path (and a FAILED one the older FAILED
-    # ones). Local: yes. AWS: not yet — the mark_indexed/mark_failed functions have no grant to query and delete
-    # documents (docs/decisions.md, 2026-12-03), so on_duplicate=replace keeps the old version there for now.
+    # ones). Both containers say yes (local, and AWS, where mark_indexed/mark_failed hold the Query/DeleteItem and
+    # prefix-delete grants for it: docs/decisions.md, 2026-12-03); the default is for bare test containers.
     supersede_versions = False
 
     def observe(self) -> list[Any]:

@@ -50,9 +50,7 @@ class FakeContext:
         return 60_000
 
 
-def api_event(
-    method: str, path: str, tenant: str | None, body: Any = None, headers: dict | None = None
-) -> dict:
+def api_event(method: str, path: str, tenant: str | None, body: Any = None, headers: dict | None = None) -> dict:
     headers = {"content-type": "application/json", **(headers or {})}
     claims = {"sub": "user-1", "custom:tenant_id": tenant} if tenant else {}
     parts = path.strip("/").split("/")
@@ -100,6 +98,29 @@ def s3_created_event(bucket: str, key: str, size: int, sequencer: str | None = N
             "request-id": "r",
             "requester": "123456789012",
             "reason": "PostObject",
+        },
+    }
+
+
+def s3_deleted_event(bucket: str, key: str, deletion_type: str = "Delete Marker Created") -> dict:
+    """EventBridge's "Object Deleted" event from S3 (same page): a DeleteObject on the versioned bucket."""
+    return {
+        "version": "0",
+        "id": uuid.uuid4().hex,
+        "detail-type": "Object Deleted",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-29T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "sequencer": uuid.uuid4().hex},
+            "request-id": "r",
+            "requester": "123456789012",
+            "reason": "DeleteObject",
+            "deletion-type": deletion_type,
         },
     }
 
@@ -174,9 +195,7 @@ class AwsHarness:
         api.reset()
 
     # -- API Gateway ---------------------------------------------------------------------------------------
-    def call(
-        self, method: str, path: str, body: Any = None, *, tenant: str | None = "", headers=None
-    ) -> dict:
+    def call(self, method: str, path: str, body: Any = None, *, tenant: str | None = "", headers=None) -> dict:
         event = api_event(method, path, self.tenant if tenant == "" else tenant, body, headers)
         response = api.handler(event, FakeContext())
         if response.get("isBase64Encoded"):
@@ -200,21 +219,15 @@ class AwsHarness:
         # S3 authorizes a presigned POST as a PutObject by whoever signed it: the API function
         key_arn = f"arn:aws:s3:::{self.settings.documents_bucket}/{up['fields']['key']}"
         self.enforcer.authorize(self.function(API), "s3", "PostObject", "s3:PutObject", key_arn)
-        r = httpx.post(
-            up["url"], data=up["fields"], files={"file": (filename, data, content_type)}, timeout=10
-        )
+        r = httpx.post(up["url"], data=up["fields"], files={"file": (filename, data, content_type)}, timeout=10)
         assert r.status_code in (200, 201, 204), r.text
         return body["document_id"]
 
     # -- the ingestion state machine, step by step ---------------------------------------------------------
-    def ingest(
-        self, document_id: str, *, sequencer: str | None = None, stop_after: str | None = None
-    ) -> dict:
+    def ingest(self, document_id: str, *, sequencer: str | None = None, stop_after: str | None = None) -> dict:
         """Run the states of state_machines/ingest.asl.json in order, with its Catch -> mark_failed."""
         key = f"{self.tenant}/{document_id}/original"
-        size = self.lectern.blobs.client.head_object(Bucket=self.settings.documents_bucket, Key=key)[
-            "ContentLength"
-        ]
+        size = self.lectern.blobs.client.head_object(Bucket=self.settings.documents_bucket, Key=key)["ContentLength"]
         job: dict[str, Any] = s3_created_event(self.settings.documents_bucket, key, size, sequencer)
         try:
             job = ingest.validate(job, FakeContext())
@@ -290,9 +303,7 @@ def aws_harness(
         clients.reset()
         s3 = clients.client("s3")
         s3.create_bucket(Bucket=settings.documents_bucket)
-        s3.put_bucket_versioning(
-            Bucket=settings.documents_bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+        s3.put_bucket_versioning(Bucket=settings.documents_bucket, VersioningConfiguration={"Status": "Enabled"})
         create_table(clients.client("dynamodb"), settings.table_name)
         assert settings.conversations_table  # the API function's own table
         create_conversations_table(clients.client("dynamodb"), settings.conversations_table)
@@ -320,15 +331,11 @@ def sagemaker_canned(moto_url: str, *texts: str) -> None:
     results = []
     for text in texts:
         completion = {
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 50, "completion_tokens": 7},
         }
         results.append({"Body": json.dumps(completion), "ContentType": "application/json"})
-    r = httpx.post(
-        f"{moto_url}/moto-api/static/sagemaker/endpoint-results", json={"results": results}, timeout=10
-    )
+    r = httpx.post(f"{moto_url}/moto-api/static/sagemaker/endpoint-results", json={"results": results}, timeout=10)
     r.raise_for_status()
 
 

@@ -40,10 +40,20 @@ def test_upload_ingest_query_search_delete(aws_harness, capsys):
     status, body = h.json("GET", f"/v1/documents/{doc_id}")
     assert (status, body["status"]) == (200, "UPLOADING")
 
+    capsys.readouterr()
     result = h.ingest(doc_id)
     assert result["status"] == "INDEXED", result
+    # each stage's time: one EMF metric per stage (service dimension only), and stored with the document
+    emitted = capsys.readouterr().out
+    for stage in ("Validate", "Extract", "Chunk", "Embed", "Index"):
+        (value,) = _metric_values(emitted, f"Ingest{stage}Ms")
+        assert value >= 0, stage
+    for doc in emf_metrics(emitted):
+        for metric_set in doc["_aws"]["CloudWatchMetrics"]:
+            assert metric_set["Dimensions"] == [["service"]], metric_set
     status, body = h.json("GET", f"/v1/documents/{doc_id}")
     assert body["status"] == "INDEXED" and body["chunks"] >= 1
+    assert set(body["timings"]) == {"validate", "extract", "chunk", "embed", "index"}, body
     assert h.lectern.index.count("acme", doc_id) == body["chunks"]
     # vectors are kept beside the document for a rebuild after a pause
     emb = h.lectern.embedder

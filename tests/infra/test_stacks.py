@@ -57,9 +57,7 @@ def our_functions(raw: dict) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("env_name", ["dev", "prod"])
-def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgment_has_a_reason(
-    env_name, request
-) -> None:
+def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgment_has_a_reason(env_name, request) -> None:
     synth = request.getfixturevalue(env_name)
     for plugin in synth.report()["pluginReports"]:
         assert plugin["violations"] == [], plugin
@@ -71,9 +69,7 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_every_acknowledgment_has_a_rea
                 assert len(rule["reason"]) >= 40, (logical_id, rule)
                 if rule["id"].startswith("AwsSolutions-IAM5[Action::"):
                     path = res["Metadata"].get("aws:cdk:path", logical_id)
-                    helper = re.search(CDK_HELPERS, path) or re.search(
-                        CDK_HELPERS.replace("::", ""), logical_id
-                    )
+                    helper = re.search(CDK_HELPERS, path) or re.search(CDK_HELPERS.replace("::", ""), logical_id)
                     assert helper, f"action wildcard acknowledged outside CDK helpers: {path}"
     assert acknowledged > 10  # the reviewed list is in force (and written to the templates)
 
@@ -147,8 +143,7 @@ def test_documents_bucket_is_encrypted_versioned_private_tls_only_with_lifecycle
     deny = Capture()
     t.has_resource_properties("AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": deny}})
     assert any(
-        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        for s in deny.as_array()
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in deny.as_array()
     )
     t.has_resource_properties(
         "Custom::S3BucketNotifications", {"NotificationConfiguration": {"EventBridgeConfiguration": {}}}
@@ -170,9 +165,7 @@ def test_table_has_string_keys_pitr_ttl_and_is_retained(dev) -> None:
                     "BillingMode": "PAY_PER_REQUEST",
                     "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
                     "Replicas": [
-                        Match.object_like(
-                            {"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}
-                        )
+                        Match.object_like({"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}})
                     ],
                 }
             ),
@@ -183,9 +176,7 @@ def test_table_has_string_keys_pitr_ttl_and_is_retained(dev) -> None:
 def test_storage_is_only_in_the_data_stack_which_pause_keeps(dev) -> None:
     for part in ("Search", "Service", "Web"):
         raw = dev.raw(part)
-        assert not resources(raw, "AWS::DynamoDB::GlobalTable") and not resources(
-            raw, "AWS::Cognito::UserPool"
-        )
+        assert not resources(raw, "AWS::DynamoDB::GlobalTable") and not resources(raw, "AWS::Cognito::UserPool")
         for bucket in resources(raw, "AWS::S3::Bucket").values():
             assert bucket.get("DeletionPolicy") != "Retain"  # nothing left behind by pause but the Data stack
 
@@ -205,6 +196,7 @@ def test_every_function_is_python312_arm64_traced_with_the_contract_environment(
         "lectern.aws.handlers.rebuild.list_documents",
         "lectern.aws.handlers.rebuild.reindex_document",
         "lectern.aws.handlers.sweep.mark_stuck",
+        "lectern.aws.handlers.removed.on_removed",
     }
     for fn in fns.values():
         p = fn["Properties"]
@@ -229,9 +221,7 @@ def test_reserved_concurrency_caps_the_embedder_and_in_prod_the_api(dev, prod) -
         {"Handler": "lectern.aws.handlers.api.handler", "ReservedConcurrentExecutions": 50},
     )
     api = next(
-        f
-        for f in our_functions(dev.raw("Service")).values()
-        if f["Properties"]["Handler"].endswith("api.handler")
+        f for f in our_functions(dev.raw("Service")).values() if f["Properties"]["Handler"].endswith("api.handler")
     )
     assert "ReservedConcurrentExecutions" not in api["Properties"]
 
@@ -328,9 +318,54 @@ def test_uploads_of_originals_start_ingestion_through_eventbridge(dev) -> None:
     )
 
 
+def test_a_deleted_original_removes_its_document_through_eventbridge_with_the_grants_it_needs(dev) -> None:
+    """S3 "Object Deleted" of `*/original` -> on_removed (retried, then dead-lettered at both hops); the function
+    may read the key (is it really gone), list and delete the document's objects, get and delete its record."""
+    raw = dev.raw("Service")
+    (rule,) = [
+        r["Properties"]
+        for r in resources(raw, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["Object Deleted"]
+    ]
+    assert rule["EventPattern"]["source"] == ["aws.s3"]
+    assert rule["EventPattern"]["detail"]["object"] == {"key": [{"suffix": "/original"}]}
+    (target,) = rule["Targets"]
+    fn_ref = target["Arn"]["Fn::GetAtt"][0]
+    assert raw["Resources"][fn_ref]["Properties"]["Handler"] == "lectern.aws.handlers.removed.on_removed"
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    assert "UploadEventDeadLetters" in target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    (invoke,) = [
+        c["Properties"]
+        for c in resources(raw, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": fn_ref}
+    ]
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert "UploadEventDeadLetters" in json.dumps(invoke["DestinationConfig"]["OnFailure"])
+    actions = {a for st in _policy_statements(raw, "FunctionsRemovedRole") for a in _as_list(st["Action"])}
+    assert {"s3:GetObject", "s3:DeleteObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:DeleteItem"} <= actions
+    assert not {"s3:PutObject", "dynamodb:PutItem", "dynamodb:UpdateItem"} & actions
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_versions_are_superseded_by_the_functions_that_mark_documents(dev) -> None:
+    """A new version INDEXED (or FAILED) removes the older ones of its source path: the marking functions query
+    the tenant's documents and delete a record and its objects (lectern.domain.ingest.IngestionPipeline)."""
+    raw = dev.raw("Service")
+    for role in ("FunctionsMarkIndexedRole", "FunctionsMarkFailedRole", "FunctionsReindexDocumentRole"):
+        actions = {a for st in _policy_statements(raw, role) for a in _as_list(st["Action"])}
+        assert {"dynamodb:Query", "dynamodb:DeleteItem", "s3:ListBucket", "s3:DeleteObject"} <= actions, role
+
+
 def test_a_failed_upload_event_is_retried_then_dead_lettered_with_an_alarm(dev) -> None:
     raw = dev.raw("Service")
-    (rule,) = [r for r in resources(raw, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    (rule,) = [
+        r
+        for r in resources(raw, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["Object Created"]
+    ]
     (target,) = rule["Properties"]["Targets"]
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
     dlq_ref = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
@@ -346,9 +381,7 @@ def test_a_failed_upload_event_is_retried_then_dead_lettered_with_an_alarm(dev) 
     assert any(s.get("Principal") == {"Service": "events.amazonaws.com"} for s in policy)
     assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in policy)
     (alarm,) = [
-        a["Properties"]
-        for k, a in resources(raw, "AWS::CloudWatch::Alarm").items()
-        if "UploadEventsNotDelivered" in k
+        a["Properties"] for k, a in resources(raw, "AWS::CloudWatch::Alarm").items() if "UploadEventsNotDelivered" in k
     ]
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_ref, "QueueName"]}}]
@@ -359,17 +392,13 @@ def test_a_periodic_sweep_fails_stuck_documents_through_the_status_index(dev) ->
     cfg = load_config("dev").ingestion
     raw = dev.raw("Service")
     (sweep_id, sweep) = next(
-        (k, f)
-        for k, f in our_functions(raw).items()
-        if f["Properties"]["Handler"].endswith("sweep.mark_stuck")
+        (k, f) for k, f in our_functions(raw).items() if f["Properties"]["Handler"].endswith("sweep.mark_stuck")
     )
     env = sweep["Properties"]["Environment"]["Variables"]
     assert env["LECTERN_STUCK_UPLOADING_AFTER_MINUTES"] == str(cfg.stuck_after_minutes) == "180"
     assert env["LECTERN_STUCK_PROCESSING_AFTER_MINUTES"] == "180"
     (schedule,) = [
-        r["Properties"]
-        for r in resources(raw, "AWS::Events::Rule").values()
-        if "ScheduleExpression" in r["Properties"]
+        r["Properties"] for r in resources(raw, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
     ]
     assert schedule["ScheduleExpression"] == f"rate({cfg.sweep_every_minutes} minutes)"
     assert schedule["Targets"][0]["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]}
@@ -454,11 +483,7 @@ def test_stage_has_access_logs_tracing_throttling_and_usage_plans(dev) -> None:
                 "Format": Match.string_like_regexp("requestId"),
             },
             "MethodSettings": Match.array_with(
-                [
-                    Match.object_like(
-                        {"LoggingLevel": "ERROR", "ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20}
-                    )
-                ]
+                [Match.object_like({"LoggingLevel": "ERROR", "ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20})]
             ),
         },
     )
@@ -548,9 +573,7 @@ def _guardrail_version(raw: dict) -> tuple[str, set[str]]:
     return version_id, referenced
 
 
-def test_a_guardrail_edit_publishes_a_new_version_and_the_functions_follow_it(
-    dev, tmp_path, monkeypatch
-) -> None:
+def test_a_guardrail_edit_publishes_a_new_version_and_the_functions_follow_it(dev, tmp_path, monkeypatch) -> None:
     base = load_config("dev")
     first_id, first_refs = _guardrail_version(dev.raw("Service"))
     assert first_refs == {json.dumps({"Fn::GetAtt": [first_id, "Version"]})}
@@ -573,9 +596,7 @@ def test_a_guardrail_edit_publishes_a_new_version_and_the_functions_follow_it(
 
 
 def test_fallback_model_is_off_by_default_and_wired_in_when_enabled(dev, tmp_path) -> None:
-    assert not any(
-        r["Type"].startswith("AWS::SageMaker::") for p in PARTS for r in dev.raw(p)["Resources"].values()
-    )
+    assert not any(r["Type"].startswith("AWS::SageMaker::") for p in PARTS for r in dev.raw(p)["Resources"].values())
     from aws_cdk import App
     from aws_cdk.assertions import Template
     from cdk.app import build
@@ -587,9 +608,7 @@ def test_fallback_model_is_off_by_default_and_wired_in_when_enabled(dev, tmp_pat
     raw = app.synth().get_stack_by_name(stacks["Service"].stack_name).template
     Template.from_json(raw).resource_count_is("AWS::SageMaker::Endpoint", 1)
     api = next(f for f in our_functions(raw).values() if f["Properties"]["Handler"].endswith("api.handler"))
-    assert (
-        api["Properties"]["Environment"]["Variables"]["LECTERN_FALLBACK_ENDPOINT_NAME"] == "lectern-fallback"
-    )
+    assert api["Properties"]["Environment"]["Variables"]["LECTERN_FALLBACK_ENDPOINT_NAME"] == "lectern-fallback"
     invoke = [
         s
         for p in resources(raw, "AWS::IAM::Policy").values()
@@ -713,9 +732,7 @@ def test_alarms_have_the_configured_thresholds_and_notify_the_topic(dev) -> None
 
     assert alarm("Api5xxRate")["Threshold"] == cfg.api_5xx_rate_percent == 5
     assert "5XXError" in json.dumps(alarm("Api5xxRate")["Metrics"])
-    assert (
-        alarm("ApiP95Latency")["Threshold"] == 10000 and alarm("ApiP95Latency")["ExtendedStatistic"] == "p95"
-    )
+    assert alarm("ApiP95Latency")["Threshold"] == 10000 and alarm("ApiP95Latency")["ExtendedStatistic"] == "p95"
     assert alarm("IngestionFailures")["MetricName"] == "ExecutionsFailed"
     assert alarm("DeadLettersNotEmpty")["Threshold"] == 1
     cost = alarm("DailyCostOverBudget")
@@ -741,9 +758,16 @@ def test_dashboard_shows_api_lambda_model_ingestion_and_search_health(dev) -> No
         "ApproximateAgeOfOldestMessage",
         "ClusterStatus.red",
         "FreeStorageSpace",
+        # one metric per ingestion stage (lectern.aws.handlers.ingest, EMF), graphed at p95
+        "IngestValidateMs",
+        "IngestExtractMs",
+        "IngestChunkMs",
+        "IngestEmbedMs",
+        "IngestIndexMs",
     ):
         assert metric in text, metric
     assert "Lectern" in body
+    assert "Ingestion stage time p95" in text
 
 
 # -- tags and config -----------------------------------------------------------------------------------------
@@ -791,10 +815,8 @@ def test_config_is_validated_at_synth() -> None:
 def test_every_handler_the_templates_name_exists_in_the_package(dev) -> None:
     import importlib
 
-    handlers = {
-        f["Properties"]["Handler"] for p in ("Search", "Service") for f in our_functions(dev.raw(p)).values()
-    }
-    assert len(handlers) == 12
+    handlers = {f["Properties"]["Handler"] for p in ("Search", "Service") for f in our_functions(dev.raw(p)).values()}
+    assert len(handlers) == 13
     for handler in handlers:
         module, name = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name, None)), handler

@@ -46,6 +46,9 @@ class EventDrivenTrigger:
 
 class AwsLectern(Services):
     settings: AwsSettings
+    # a new version (same source path) INDEXED removes the older ones; mark_indexed/mark_failed are granted the
+    # Query, DeleteItem and prefix delete this needs (cdk/stacks/service.py ACCESS)
+    supersede_versions = True
 
     def __init__(self, settings: AwsSettings, **overrides: Any) -> None:
         self.settings = settings

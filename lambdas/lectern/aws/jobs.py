@@ -78,6 +78,12 @@ def rebuild_summary(s3: Any, output: dict[str, Any]) -> dict[str, Any]:
     return {"documents": output["documents"], "counts": counts, "failed": failed}
 
 
+def stage_metric(stage: str) -> str:
+    """The CloudWatch metric (EMF, namespace Lectern, dimension service) of one ingestion stage's time in ms; the
+    dashboard (cdk/constructs/observability.py) graphs one per `lectern.domain.ingest.TIMED_STEPS`."""
+    return f"Ingest{stage.capitalize()}Ms"
+
+
 def parse_original_key(key: str) -> tuple[str, str]:
     """`{tenant}/{doc}/original` -> (tenant, doc); anything else is not an upload of ours."""
     m = _ORIGINAL.match(key)

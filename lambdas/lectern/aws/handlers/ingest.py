@@ -18,6 +18,7 @@ IndexWriteFailed and DocumentBusy are retried, ExtractionError is not.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -53,14 +54,20 @@ def _lectern() -> container.AwsLectern:
 def _document(tenant_id: str, document_id: str) -> Document:
     doc = _lectern().documents.get(tenant_id, document_id)
     if doc is None:
-        raise NotFound(
-            f"Document {document_id} has no record (deleted, or uploaded without POST /v1/documents)."
-        )
+        raise NotFound(f"Document {document_id} has no record (deleted, or uploaded without POST /v1/documents).")
     return doc
 
 
 def _job(job: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {**job, **extra}
+
+
+def _timed(job: dict[str, Any], stage: str, started: float) -> dict[str, int]:
+    """The job's stage timings (ms) with `stage` added, and the stage's CloudWatch metric (EMF): one metric per
+    stage (`IngestExtractMs`, ...), the service dimension only, so its cost stays one metric each."""
+    ms = round((time.perf_counter() - started) * 1000)
+    metrics.add_metric(name=jobs.stage_metric(stage), unit=MetricUnit.Milliseconds, value=ms)
+    return {**(job.get("timings") or {}), stage: ms}
 
 
 # -- validate -----------------------------------------------------------------------------------------------
@@ -131,20 +138,27 @@ def _state(job: dict[str, Any]) -> IngestionState:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def extract(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lectern = _lectern()
+    started = time.perf_counter()
     state = lectern.pipeline.validate(_state(job))  # reads the original and checks its real size
+    job = _job(job, timings=_timed(job, "validate", started))
+    started = time.perf_counter()
     state = lectern.pipeline.extract(state)
     assert state.extracted is not None
     key = jobs.extracted_key(job["tenant_id"], job["document_id"])
     lectern.blobs.put(key, jobs.dump_extracted(state.extracted))
-    return _job(job, extracted_key=key, pages=state.extracted.page_count, size_bytes=len(state.data))
+    timings = _timed(job, "extract", started)
+    return _job(job, extracted_key=key, pages=state.extracted.page_count, size_bytes=len(state.data), timings=timings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def chunk(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lectern = _lectern()
+    started = time.perf_counter()
     state = _state(job)
     state.extracted = jobs.load_extracted(lectern.blobs.get(job["extracted_key"]))
     state = lectern.pipeline.chunk(state)
@@ -153,7 +167,11 @@ def chunk(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lectern.blobs.put(key, jobs.dump_chunks(state.chunks))
     size = lectern.settings.embed_batch
     return _job(
-        job, chunks_key=key, chunk_count=len(state.chunks), batches=jobs.batches(len(state.chunks), size)
+        job,
+        chunks_key=key,
+        chunk_count=len(state.chunks),
+        batches=jobs.batches(len(state.chunks), size),
+        timings=_timed(job, "chunk", started),
     )
 
 
@@ -163,6 +181,7 @@ def chunk(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics
 def embed_batch(item: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lectern = _lectern()
+    started = time.perf_counter()
     tenant_id, document_id = item["tenant_id"], item["document_id"]
     start, end = int(item["batch"]["start"]), int(item["batch"]["end"])
     chunks = jobs.load_chunks(lectern.blobs.get(item["chunks_key"]))[start:end]
@@ -172,22 +191,32 @@ def embed_batch(item: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if found is not None and list(found[0]) == ids:
         logger.info("batch already embedded", extra={"start": start, "end": end})
         key = store.batch_key(tenant_id, document_id, embedder.model_id, embedder.dimension, start)
-        return {"start": start, "end": end, "vectors_key": key, "reused": True}
+        return {"start": start, "end": end, "vectors_key": key, "reused": True, "ms": _ms(started)}
     before = getattr(embedder, "input_tokens", 0)
     vectors = embedder.embed_documents([c.search_text for c in chunks])
     key = store.put_batch(tenant_id, document_id, embedder.model_id, embedder.dimension, start, ids, vectors)
     metrics.add_metric(
         name="EmbeddingTokens", unit=MetricUnit.Count, value=getattr(embedder, "input_tokens", 0) - before
     )
-    return {"start": start, "end": end, "vectors_key": key, "reused": False}
+    return {"start": start, "end": end, "vectors_key": key, "reused": False, "ms": _ms(started)}
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 # -- index, mark --------------------------------------------------------------------------------------------
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def index(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lectern = _lectern()
+    started = time.perf_counter()
     tenant_id, document_id = job["tenant_id"], job["document_id"]
+    # the embed stage's time: the sum of its batches' (the Map runs them in parallel, so not the wall time)
+    embed_ms = sum(int(b.get("ms") or 0) for b in job.get("embedded") or [])
+    metrics.add_metric(name=jobs.stage_metric("embed"), unit=MetricUnit.Milliseconds, value=embed_ms)
+    job = _job(job, timings={**(job.get("timings") or {}), "embed": embed_ms})
     chunks = jobs.load_chunks(lectern.blobs.get(job["chunks_key"]))
     embedder, store = lectern.embedder, lectern.vectors
     parts = []
@@ -195,9 +224,7 @@ def index(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         job.get("embedded") or jobs.batches(len(chunks), lectern.settings.embed_batch),
         key=lambda b: int(b["start"]),
     ):
-        found = store.get_batch(
-            tenant_id, document_id, embedder.model_id, embedder.dimension, int(batch["start"])
-        )
+        found = store.get_batch(tenant_id, document_id, embedder.model_id, embedder.dimension, int(batch["start"]))
         if found is None:
             raise ExtractionError("The document's embeddings are missing; upload it again.")
         parts.append((list(found[0]), np.asarray(found[1], dtype=np.float32)))
@@ -205,12 +232,10 @@ def index(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if ids != [c.chunk_id for c in chunks]:
         raise ExtractionError("The document changed while it was being indexed; upload it again.")
     vectors = np.vstack([p[1] for p in parts])
-    lectern.index.replace_document(
-        tenant_id, document_id, chunks, vectors
-    )  # IndexWriteFailed on partial bulk
+    lectern.index.replace_document(tenant_id, document_id, chunks, vectors)  # IndexWriteFailed on partial bulk
     store.put(tenant_id, document_id, embedder.model_id, embedder.dimension, ids, vectors)
     out = {k: v for k, v in job.items() if k != "embedded"}
-    return _job(out, indexed=len(chunks))
+    return _job(out, indexed=len(chunks), timings=_timed(job, "index", started))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -227,6 +252,7 @@ def mark_indexed(job: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"tenant_id": tenant_id, "document_id": document_id, "status": "WITHDRAWN"}
     state.extracted = jobs.load_extracted(lectern.blobs.get(job["extracted_key"]))
     state.chunks = jobs.load_chunks(lectern.blobs.get(job["chunks_key"]))
+    state.timings = {k: int(v) for k, v in (job.get("timings") or {}).items()}  # stored with the document
     try:
         state = lectern.pipeline.mark_indexed(state)
     except NotFound:
