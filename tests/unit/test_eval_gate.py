@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lectern import cli
+from lectern.settings import CoreSettings
 from lectern.evaluation.gate import (
     GateError,
     Rule,
@@ -56,7 +57,8 @@ def test_the_digest_follows_settings_and_prompt_text_not_comments(tmp_path) -> N
     same = load_config(write(tmp_path / "b.toml", '# a comment\nname = "x"\n[settings]\ntop_k = 5\nllm = "fake"\n'))
     other = load_config(write(tmp_path / "c.toml", '[settings]\nllm = "fake"\ntop_k = 6\n'))
     assert a.digest == same.digest != other.digest
-    shutil.copy(ROOT / "lambdas/lectern/prompts/answer-v3.txt", tmp_path / "p.txt")
+    default = CoreSettings.model_fields["prompt_version"].default  # the packaged prompt a config without one uses
+    shutil.copy(ROOT / f"lambdas/lectern/prompts/{default}.txt", tmp_path / "p.txt")
     with_file = load_config(write(tmp_path / "d.toml", 'prompt_file = "p.txt"\n[settings]\nllm = "fake"\ntop_k = 5\n'))
     assert with_file.digest == a.digest  # the same prompt text, whether packaged or a file
     (tmp_path / "p.txt").write_text((tmp_path / "p.txt").read_text() + "\nAnswer in French.\n")
