@@ -143,3 +143,26 @@ def test_a_long_table_is_split_by_rows_with_the_header_repeated():
         assert c.text.startswith(header + "\n") and c.token_count <= 120
         rows += [line for line in c.text.split("\n")[2:] if line not in rows]
     assert rows == table.split("\n")[2:]  # every row once, whole, in order
+
+
+def test_only_pages_that_may_hold_a_ruled_table_or_a_second_column_are_parsed_twice(monkeypatch):
+    """pdfplumber parses a page a second time; pages whose operators draw no path and start no line right of the
+    middle band are left to the text layer (page_blocks would return None for them), the others still go."""
+    from lectern.domain.extraction import pdf_reader
+    from tests.unit.conftest import build_pdf
+
+    seen: list[int] = []
+    real = pdf_reader._Layout.page
+
+    def page(self, index, always=False):
+        seen.append(index)
+        return real(self, index, always)
+
+    monkeypatch.setattr(pdf_reader._Layout, "page", page)
+    plain = build_pdf(["A plain page of prose.\nIts second line.\nAnd a third one.", "Another plain page."])
+    doc = extract(plain, "plain.pdf")
+    assert seen == [] and "Its second line." in " ".join(b.text for p in doc.pages for b in p.blocks)
+    for name in ("two-column.pdf", "tables-merged.pdf"):
+        seen.clear()
+        extract((FIXTURES / name).read_bytes(), name)
+        assert seen, name  # a second column / ruling lines: read by pdfplumber

@@ -116,6 +116,65 @@ class _Layout:
                 log.info("pdf layout close failed: %s", type(exc).__name__)
 
 
+_PATH_OPERATORS = frozenset({b"re", b"l", b"c", b"v", b"y"})  # what pdfplumber's table edges are made of
+_SHOW_OPERATORS = frozenset({b"Tj", b"TJ", b"'", b'"'})
+_RIGHT_START = 0.28  # a second column starts right of 0.3 of the width (pdf_layout._gutter), with a margin
+_MIN_RIGHT_STARTS = 3  # pdf_layout._MIN_COLUMN_LINES
+
+
+class _LayoutHints:
+    """What the text layer's operators tell about a page, seen while pypdf reads it: does it draw paths (a ruled
+    table is drawn lines or rectangles) and do several lines start right of the middle band (a second column)?
+    Pages with neither gain nothing from pdfplumber: `page_blocks` would return None for them."""
+
+    def __init__(self) -> None:
+        self.draws = False
+        self.uncertain = False
+        self.right_starts = 0
+        self._last_y: float | None = None
+        self._left = 0.0
+        self._width = 0.0
+
+    def page(self, page: Any) -> None:
+        box = page.mediabox
+        self._left, self._width = float(box.left), float(box.width)
+        if int(page.get("/Rotate", 0) or 0) % 360 or self._width <= 0:
+            self.uncertain = True  # rotated pages: the operators' coordinates are not the reading frame
+
+    def operator(self, op: bytes, args: Any, cm: Any, tm: Any) -> None:
+        if op in _PATH_OPERATORS:
+            self.draws = True
+        elif op in _SHOW_OPERATORS and not self.uncertain:
+            if abs(cm[1]) > 1e-6 or abs(cm[2]) > 1e-6 or abs(tm[1]) > 1e-6 or abs(tm[2]) > 1e-6:
+                self.uncertain = True  # rotated or skewed text: leave the decision to pdfplumber
+                return
+            x = tm[4] * cm[0] + cm[4]
+            y = tm[5] * cm[3] + cm[5]
+            new_line = self._last_y is None or abs(y - self._last_y) > 1.0  # the first run of a new line
+            if new_line and (x - self._left) >= _RIGHT_START * self._width:
+                self.right_starts += 1
+            self._last_y = y
+
+    def worth_a_layout(self) -> bool:
+        return self.draws or self.uncertain or self.right_starts >= _MIN_RIGHT_STARTS
+
+
+def _page_text(page: Any, hints: _LayoutHints) -> str:
+    """The page's text layer (pypdf), noting the layout hints on the way (no second parse)."""
+    try:
+        hints.page(page)
+    except Exception:  # a page without a usable media box: let pdfplumber judge it
+        hints.uncertain = True
+
+    def visit(op: bytes, args: Any, cm: Any, tm: Any) -> None:
+        try:
+            hints.operator(op, args, cm, tm)
+        except Exception:  # odd operands: never the reason a page's text is lost
+            hints.uncertain = True
+
+    return page.extract_text(visitor_operand_before=visit) or ""
+
+
 def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
     """The text layer page by page; the pages where it is missing or unusable are then read by OCR."""
     reader = _open_pdf(data)
@@ -124,15 +183,16 @@ def _extract_pdf(data: bytes, limits: ExtractionLimits) -> ExtractedDocument:
     failed = chars = 0
     layout = _Layout(data)
     for index in range(count):
-        broken = False
+        broken, hints = False, _LayoutHints()
         try:
-            text = reader.pages[index].extract_text() or ""
+            text = _page_text(reader.pages[index], hints)
         except Exception as exc:  # one broken page must not sink the document
             log.info("pdf page %d unreadable: %s: %s", index + 1, type(exc).__name__, exc)
             broken, text = True, ""
         blocks = _lines_to_blocks(text, dehyphenate=True)
-        # reading order and tables; None where it fails or has nothing to add (the text layer stays)
-        laid_out = layout.page(index, always=broken)
+        # reading order and tables; None where it fails or has nothing to add (the text layer stays). pdfplumber
+        # parses the page a second time, so only pages that may hold a ruled table or a second column go to it
+        laid_out = layout.page(index, always=broken) if broken or hints.worth_a_layout() else None
         if laid_out is not None and _letters(laid_out) >= 0.9 * _letters(blocks):
             blocks = laid_out
         elif broken:
