@@ -216,3 +216,14 @@ def test_context_budget_and_relative_cutoff():
 def test_retrieval_gate_rule(index, similarity, bm25, off_topic):
     answerer, _ = _answerer(index, "x", min_similarity=0.25)
     assert answerer._off_topic(similarity, bm25) is off_topic
+
+
+def test_a_model_saying_the_documents_do_not_specify_it_is_an_abstention():
+    from lectern.domain.answering import is_abstention
+
+    assert is_abstention("The budget for 2027 is not specified in the provided documents.")
+    assert is_abstention("That is not stated in the passages.")
+    assert is_abstention("I don't know.")
+    # an answer that merely contains the words is not an abstention
+    assert not is_abstention("The error code is not found in the log file; restart the service. [1]")
+    assert not is_abstention("Leave is 27 days; part-time staff get it pro rata. [1]")

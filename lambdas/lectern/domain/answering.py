@@ -48,7 +48,14 @@ MAX_QUESTION_CHARS = 2000
 _CITE_RE = re.compile(r"\[(\d{1,2})\]")
 # Small models sometimes echo a passage header ("[1] (memo.pdf, page 1)"): keep the marker, drop the header.
 _ECHO_RE = re.compile(r"\[(\d{1,2})\] \([^()\n]{1,300}, page \d+\)\s*")
-_ABSTAIN_RE = re.compile(r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the)", re.I)
+_ABSTAIN_RE = re.compile(
+    r"\b(i do not know|i don'?t know|i dont know|not (?:contained|mentioned) in the"
+    # "... is not specified in the provided documents" (a small model's own way of saying it; seen in the
+    # grounding calibration's drafts, un-14): only when it names the documents/passages/context
+    r"|not (?:specified|stated|given|provided|found|included) in (?:the |these |any of the )?(?:provided |given )?"
+    r"(?:documents?|passages?|context|sources?|texts?))",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
