@@ -13,6 +13,7 @@ import { citationRegions, hasLayout, pageImagePath, rectStyle } from "./layout.j
 import { createSignIn } from "./signin.js";
 import { readEventStream } from "./sse.js";
 import { createThread, queryBody, recordTurn, resetThread, searchedNote } from "./thread.js";
+import { createBody, loadDuplicateChoice, replacesNotice, saveDuplicateChoice } from "./uploads.js";
 import { answerParts, extensionOf, formatLatency, healthSummary, highlightTerms, plural, supportText, timeAgo } from "./text.js";
 
 // What code and tests import from /static/app.js.
@@ -324,6 +325,13 @@ document.addEventListener("visibilitychange", () => {
 // Uploads
 // ---------------------------------------------------------------------------------------------------------
 
+// what to do with a file named like one the user has (sent as on_duplicate; remembered in this browser)
+const duplicateSelect = document.getElementById("on-duplicate");
+if (duplicateSelect) {
+  duplicateSelect.value = loadDuplicateChoice(() => localStorage);
+  duplicateSelect.addEventListener("change", () => saveDuplicateChoice(() => localStorage, duplicateSelect.value));
+}
+
 let tempSeq = 0;
 const queue = [];
 let active = 0;
@@ -368,13 +376,10 @@ async function uploadOne(tempKey) {
   const { file } = u;
   let created;
   try {
+    const contentType = SUPPORTED[extensionOf(file.name)] || file.type || "application/octet-stream";
     created = await api("/v1/documents", {
       method: "POST",
-      json: {
-        filename: file.name,
-        content_type: SUPPORTED[extensionOf(file.name)] || file.type || "application/octet-stream",
-        size_bytes: file.size,
-      },
+      json: createBody(file, contentType, duplicateSelect?.value || loadDuplicateChoice(() => localStorage)),
     });
   } catch (err) {
     uploads.delete(tempKey);
@@ -382,6 +387,8 @@ async function uploadOne(tempKey) {
     alertFor(err, `Could not add “${file.name}”`);
     return;
   }
+  const notice = replacesNotice(file.name, created.replaces, docs);
+  if (notice) showAlert(notice, { title: "New version", kind: "warning" });
   // From now on the upload is keyed by the server's id, so it merges with the server's row.
   const id = created.document_id;
   uploads.delete(tempKey);

@@ -468,3 +468,35 @@ def test_a_two_turn_conversation_answers_the_follow_up_with_a_citation(
     expect(answer).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
     assert "conversation_id" not in bodies[2], bodies
     expect(page.get_by_test_id("searched")).to_be_hidden()
+
+
+def test_a_second_upload_of_a_file_says_it_replaces_the_first_or_keeps_both(
+    page: Page, lectern_server: Any, tmp_path: Path
+) -> None:
+    """The upload choice is sent as on_duplicate: "replaces it" (the default) announces the new version (the API's
+    `replaces`) and the older document goes once the new one is indexed; "is kept beside it" keeps two rows."""
+    page.goto(f"{lectern_server.url}/")
+    sign_in(page, lectern_server)
+    run = uuid.uuid4().hex[:6]
+    md = tmp_path / f"rota-{run}.md"
+    md.write_text("# Rota\nThe night shift starts at 22:00.\n", encoding="utf-8")
+    expect(upload(page, md)).to_have_attribute("data-status", "INDEXED", timeout=INDEX_TIMEOUT_MS)
+    expect(page.get_by_test_id("on-duplicate")).to_have_value("replace")
+
+    md.write_text("# Rota\nThe night shift starts at 21:30.\n", encoding="utf-8")
+    page.get_by_test_id("file-input").set_input_files(str(md))
+    notice = page.get_by_test_id("alert").filter(has_text=f"“{md.name}” replaces the earlier version")
+    expect(notice).to_be_visible()
+    rows = page.locator(f'[data-testid="doc-row"][data-filename="{md.name}"]')
+    expect(rows).to_have_count(1, timeout=INDEX_TIMEOUT_MS)  # the old version is gone once the new one is indexed
+    expect(rows.first).to_have_attribute("data-status", "INDEXED", timeout=INDEX_TIMEOUT_MS)
+
+    page.get_by_test_id("on-duplicate").select_option("keep_both")
+    md.write_text("# Rota\nThe night shift starts at 21:00.\n", encoding="utf-8")
+    page.get_by_test_id("file-input").set_input_files(str(md))
+    expect(rows).to_have_count(2, timeout=INDEX_TIMEOUT_MS)
+    page.reload()  # the choice is remembered in this browser
+    page.wait_for_load_state("networkidle")
+    if page.get_by_test_id("signin").is_visible():
+        sign_in(page, lectern_server)
+    expect(page.get_by_test_id("on-duplicate")).to_have_value("keep_both")
