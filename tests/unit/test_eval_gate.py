@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from lectern import cli
-from lectern.settings import CoreSettings
 from lectern.evaluation.gate import (
     GateError,
     Rule,
@@ -23,6 +22,7 @@ from lectern.evaluation.gate import (
     load_thresholds,
 )
 from lectern.evaluation.tracking import EvalStore, StoreCorrupted, export_mlflow
+from lectern.settings import CoreSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
