@@ -65,7 +65,10 @@ def default_prompts(
             ScoredChunk(Chunk(f"c{j}", "t", "d", "document.pdf", 1, j, p.text), 1.0)
             for j, p in enumerate(group)
         ]
-        prompts.append(template.render(context=format_context(hits), question=group[0].question))
+        marker = template.new_marker()  # a spotlighting prompt (answer-v4) marks its passages
+        prompts.append(
+            template.render(context=format_context(hits, marker), question=group[0].question, marker=marker)
+        )
     return prompts
 
 

@@ -15,6 +15,7 @@ own index is better.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import sqlite3
@@ -132,7 +133,11 @@ def _chat_messages(group: Sequence[Passage], prompt_version: str) -> list[dict[s
         for i, p in enumerate(group)
     ]
     question = next((p.question for p in group if p.question), DEFAULT_QUESTION)
-    messages = load_template(prompt_version).render(context=format_context(hits), question=question)
+    template = load_template(prompt_version)
+    # a spotlighting prompt (answer-v4) marks its passages; a marker from the question keeps calibration text
+    # reproducible (served requests get a random one per request)
+    marker = hashlib.sha256(question.encode()).hexdigest()[:16] if template.spotlight else None
+    messages = template.render(context=format_context(hits, marker), question=question, marker=marker)
     return [{"role": m.role, "content": m.content} for m in messages]
 
 

@@ -16,6 +16,7 @@ from lectern.domain.text import query_terms
 
 _PASSAGE_RE = re.compile(r"^\[(\d+)\] \(.*?\)\n(.*?)(?=^\[\d+\] \(|\Z)", re.S | re.M)
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+_DATA_TAG_RE = re.compile(r"</?data-[A-Za-z0-9_-]+>")  # a spotlighting prompt's passage tags (answer-v4)
 
 
 class ExtractiveChatModel:
@@ -28,7 +29,7 @@ class ExtractiveChatModel:
         q = set(query_terms(question))
         best: tuple[int, str, int] = (0, "", 0)
         for m in _PASSAGE_RE.finditer(context):
-            n, body = int(m.group(1)), m.group(2)
+            n, body = int(m.group(1)), _DATA_TAG_RE.sub(" ", m.group(2))
             for sentence in _SENTENCE_RE.split(" ".join(body.split())):
                 overlap = len(q & set(query_terms(sentence)))
                 if overlap > best[0]:
