@@ -25,7 +25,10 @@ RESOURCE_COUNTS = {
     "waf_web_acls": 1,
     "waf_rules": 3,  # rate-based + two AWS managed rule groups
     "dashboards": 1,
-    "alarm_metrics": 8,  # 5xx rate (2), p95 (1), ingestion failures (1), DLQ (1), upload DLQ (1), daily cost (2)
+    # 5xx rate (2), p95 (1), ingestion failures (1), DLQ (1), upload DLQ (1), daily cost (2), model unavailable
+    # (1), documents stuck (1), and the release alarms: guardrail intervention rate (2), thumbs-down rate (2), cost
+    # per query anomaly (1 metric; AWS bills an anomaly-detection alarm as 3 metrics, so this undercounts by 2)
+    "alarm_metrics": 15,
 }
 
 

@@ -168,6 +168,7 @@ def test_aws_container_puts_the_cache_behind_the_metered_answerer(ddb, enabled: 
     from lectern.aws.container import AwsLectern
     from lectern.aws.observability import MetricsStage
     from lectern.aws.settings import AwsSettings
+    from lectern.domain.conversations import ConversationStage
     from lectern.domain.feedback import TraceStage
     from lectern.domain.limits import BudgetStage
 
@@ -177,10 +178,11 @@ def test_aws_container_puts_the_cache_behind_the_metered_answerer(ddb, enabled: 
     )  # fmt: skip
     lectern = AwsLectern(settings, retriever=FakeAnswerer().retriever)
     pipeline = lectern.answerer
-    # outermost the token budget, then the metrics (so cache hits are metered), the trace, then the cache
+    # outermost the token budget, then the metrics (so cache hits are metered), the trace, the conversation
+    # (a follow-up is rewritten before the cache is asked, so the cache is keyed by the standalone question)
     kinds = [type(s) for s in pipeline.stages]
-    assert kinds[:3] == [BudgetStage, MetricsStage, TraceStage]
-    assert kinds[3:] == ([SemanticCache] if enabled else [])
+    assert kinds[:4] == [BudgetStage, MetricsStage, TraceStage, ConversationStage]
+    assert kinds[4:] == ([SemanticCache] if enabled else [])
     cache = pipeline.stage(SemanticCache)
     if not enabled:
         assert cache is None

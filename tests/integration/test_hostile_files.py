@@ -40,7 +40,8 @@ QUESTION = "When was the Zorblax reactor commissioned?"
 # Everything Lectern may write under its data directory: names made from ids only.
 _ALLOWED_PATHS = re.compile(
     r"^(lectern\.db(-wal|-shm|-journal)?|secret\.key|files|files/default|files/default/[0-9a-f]{32}"
-    r"|files/default/[0-9a-f]{32}/original|logs|logs/extract\.log)$"  # the extractor child's fixed log file
+    r"|files/default/[0-9a-f]{32}/original|logs|logs/extract\.log"  # the extractor child's fixed log file
+    r"|files/default/[0-9a-f]{32}/pages|files/default/[0-9a-f]{32}/pages/[0-9]+\.png)$"  # page images by number
 )
 
 
